@@ -1,0 +1,3 @@
+from nst_tui.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,146 @@
+"""`nst-tui`: no subcommand opens the dashboard; `run` and `presets` work headless.
+
+Errors a user can fix print one line and exit 2; a run that fails (diverges)
+exits 1, a cancelled one 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from rich.console import Console
+
+from nst_tui.config import Config, parse_assignment
+from nst_tui.errors import NSTError
+
+EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 1, 2, 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nst-tui",
+        description="Neural style transfer research dashboard. "
+        "Without a command, opens the dashboard.",
+    )
+    parser.add_argument("--preset", help="open the dashboard with this preset (name or path)")
+    parser.add_argument("--run", action="store_true", help="start the preset at once")
+    sub = parser.add_subparsers(dest="command")
+
+    run = sub.add_parser("run", help="run one experiment headless")
+    run.add_argument("--preset", help="preset name or TOML path (default: default)")
+    run.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a field; VALUE is TOML (--set content_layers=[1] --set optimizer=lbfgs)",
+    )
+    run.add_argument("--out", type=Path, default=Path("outputs"), help="outputs folder")
+    run.add_argument("--device", help="auto | cpu | cuda | cuda:N")
+    run.add_argument("--backbone", help="auto | vgg19 | vgg16 | vgg16-caffe | path to .pth")
+    run.add_argument("--json", action="store_true", help="last line: a JSON summary")
+
+    sub.add_parser("presets", help="list the presets")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    err = Console(stderr=True, highlight=False)
+    try:
+        if args.command == "run":
+            return cmd_run(args, err)
+        if args.command == "presets":
+            return cmd_presets()
+        from nst_tui.tui.app import run_dashboard  # textual only when the dashboard opens
+
+        return run_dashboard(preset=args.preset, start=args.run)
+    except NSTError as exc:
+        err.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+        return EXIT_USAGE
+
+
+def config_from_args(
+    preset_name: str | None, sets: Sequence[str], **flags: Any
+) -> tuple[str, Config]:
+    """Preset, then each --set, then the --device/--backbone flags."""
+    from nst_tui import presets
+
+    preset = presets.load(preset_name or "default")
+    values = preset.config.to_dict()
+    for text in sets:
+        key, value = parse_assignment(text)
+        values[key] = value
+    for key, value in flags.items():
+        if value is not None:
+            values[key] = value
+    if values != preset.config.to_dict():
+        return preset.name, Config.from_dict(values, "--set")
+    return preset.name, preset.config
+
+
+def cmd_presets() -> int:
+    from nst_tui import presets
+
+    out = Console(highlight=False)
+    for path in presets.all_paths():
+        try:
+            p = presets.load(str(path))
+            line = p.description.splitlines()[0] if p.description else ""
+            out.print(f"[bold]{p.name:<20}[/] {line}", soft_wrap=True)
+        except NSTError as exc:
+            out.print(f"[bold]{path.stem:<20}[/] [red](invalid: {exc})[/]", soft_wrap=True)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace, err: Console) -> int:
+    from nst_tui.cli_progress import ProgressView
+    from nst_tui.runner import run
+
+    name, cfg = config_from_args(
+        args.preset, args.set, device=args.device, backbone=args.backbone
+    )
+    cancel = threading.Event()
+    restore = _cancel_on_signals(cancel, err)
+    try:
+        with ProgressView(err, cfg.iterations) as view:
+            result = run(cfg, out_root=args.out, label=name, listeners=[view], cancel=cancel)
+    finally:
+        restore()
+    fin = result.finished
+    if fin.status != "finished":
+        err.print(f"[yellow]{fin.status}:[/] {fin.reason}", soft_wrap=True)
+    if args.json:
+        summary = json.loads((result.folder / "run.json").read_text())
+        print(json.dumps({"folder": str(result.folder), **summary}))
+    else:
+        print(result.folder)
+    return {"finished": 0, "cancelled": EXIT_CANCELLED}.get(fin.status, EXIT_FAILED)
+
+
+def _cancel_on_signals(cancel: threading.Event, err: Console) -> Any:
+    """Ctrl-C, SIGTERM and SIGHUP end the run cleanly: the record is written, marked."""
+    sigs = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if cancel.is_set():
+            raise KeyboardInterrupt
+        cancel.set()
+        err.print(f"[yellow]{signal.Signals(signum).name}: stopping; the run so far is saved[/]")
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    old = {s: signal.signal(s, handler) for s in sigs}
+    return lambda: [signal.signal(s, h) for s, h in old.items()]
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

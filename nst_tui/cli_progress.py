@@ -1,0 +1,64 @@
+"""A rich progress bar as an engine listener for headless runs."""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from nst_tui.engine import events
+
+
+class ProgressView:
+    """Iterations, it/s, ETA and the current loss; status lines above the bar."""
+
+    def __init__(self, console: Console, total: int) -> None:
+        self.console = console
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]:>8} it/s"),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            TimeElapsedColumn(),
+            TextColumn("loss {task.fields[loss]}"),
+            console=console,
+            transient=False,
+        )
+        self.task = self.progress.add_task("starting", total=total, rate="-", loss="-")
+
+    def __enter__(self) -> ProgressView:
+        self.progress.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.progress.stop()
+
+    def __call__(self, event: events.Event) -> None:
+        if isinstance(event, events.Status):
+            self.progress.update(self.task, description="loading")
+            self.progress.console.print(f"[dim]{event.message}[/]")
+        elif isinstance(event, events.Progress):
+            self.progress.update(
+                self.task,
+                description="running",
+                completed=event.iteration,
+                rate=f"{event.it_per_s:.1f}",
+                loss=f"{event.losses['total']:.4g}",
+            )
+        elif isinstance(event, events.Finished):
+            self.progress.update(self.task, description=event.status)

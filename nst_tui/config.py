@@ -1,0 +1,274 @@
+"""The one source of truth for a run's parameters.
+
+`Config` is a frozen dataclass holding the study's defaults. It validates
+itself on construction, so an invalid Config cannot exist: every surface
+(form, preset, `--set`, run record) goes through `Config.from_dict`, which
+coerces TOML-ish values and raises `ConfigError` with one message per field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import math
+import tomllib
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from nst_tui.errors import ConfigError
+
+N_LAYERS = 5  # VGG blocks 1..5; index i means the first conv (or its ReLU) of block i+1
+
+OPTIMIZERS = ("adam", "lbfgs")
+INITS = ("noise", "content", "style")
+LAYER_TYPES = ("conv", "relu")
+MODES = ("reconstruct", "content", "style", "both")
+POOLINGS = ("max", "avg")
+BACKBONES = ("auto", "vgg19", "vgg16", "vgg16-caffe")
+DEVICES = ("auto", "cpu", "cuda")
+
+MIN_SIZE = 16  # four 2x2 poolings sit before conv5_1: below 16 px it sees nothing
+MAX_SIZE = 4096
+
+
+def study_style_weights() -> tuple[float, ...]:
+    # The study's per-layer weights: 1e3 / n^2 for n in 16, 32, 128, 256, 512.
+    return tuple(1e3 / n**2 for n in (16, 32, 128, 256, 512))
+
+
+@dataclass(frozen=True)
+class Config:
+    """Every parameter of one Gatys-style optimization, with the study's defaults."""
+
+    iterations: int = 2500  # optimizer steps; one L-BFGS function evaluation counts as one
+    size: int = 128  # canvas long edge in pixels; the content's aspect ratio is kept
+    sav_freq: int = 10  # a frame and a loss row every sav_freq iterations
+    fps: int = 30  # frame rate of animation.gif
+    alpha: float = 5.0  # content weight
+    beta: float = 7000.0  # style weight
+    gamma: float = 1.2  # total-variation weight
+    style_weights: tuple[float, ...] = field(default_factory=study_style_weights)  # by layer index
+    lr: float = 0.06  # learning rate (Adam) or step size (L-BFGS)
+    optimizer: str = "adam"  # adam | lbfgs
+    history: int = 100  # L-BFGS history size
+    init: str = "noise"  # noise | content | style | path to an image
+    content_layers: tuple[int, ...] = (3,)  # indices 0..4 (conv1_1 .. conv5_1)
+    style_layers: tuple[int, ...] = (0, 1, 2, 3, 4)
+    layer_type: str = "conv"  # conv | relu: tap the first conv of a block or its ReLU
+    mode: str = "reconstruct"  # reconstruct | content | style | both (visualize only those terms)
+    content_image: str = "builtin:chelsea.png"  # a path, or builtin:NAME for a shipped image
+    style_image: str = "builtin:swirls.png"
+    seed: int = 0  # seeds the noise canvas; same seed, same device -> same run
+    pooling: str = "max"  # max | avg
+    backbone: str = "auto"  # auto | vgg19 | vgg16 | vgg16-caffe | path to a .pth state dict
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+
+    def __post_init__(self) -> None:
+        errors = validate(self)
+        if errors:
+            raise ConfigError(errors)
+
+    # ---- conversions -------------------------------------------------
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], source: str = "") -> Config:
+        """Build from loose values (TOML, form strings already parsed), naming bad fields."""
+        unknown = [k for k in values if k not in FIELD_NAMES]
+        errors: dict[str, str] = {}
+        for key in unknown:
+            errors[key] = unknown_field_message(key)
+        coerced: dict[str, Any] = {}
+        for key, value in values.items():
+            if key in unknown:
+                continue
+            try:
+                coerced[key] = _coerce(key, value)
+            except ValueError as exc:
+                errors[key] = str(exc)
+        if errors:
+            raise ConfigError(errors, source)
+        try:
+            return cls(**coerced)
+        except ConfigError as exc:
+            raise ConfigError(exc.errors, source) from None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        for key in TUPLE_FIELDS:
+            out[key] = list(out[key])
+        return out
+
+    def replace(self, **changes: Any) -> Config:
+        return Config.from_dict({**self.to_dict(), **changes})
+
+    def to_toml(self, description: str = "") -> str:
+        """A preset that reproduces this config: one `key = value` line per field."""
+        lines = [f"description = {toml_value(description)}"] if description else []
+        lines += [f"{k} = {toml_value(v)}" for k, v in self.to_dict().items()]
+        return "\n".join(lines) + "\n"
+
+    def differences(self, other: Config | None = None) -> dict[str, Any]:
+        """Fields whose value differs from `other` (the defaults when None)."""
+        base = (other or Config()).to_dict()
+        return {k: v for k, v in self.to_dict().items() if base[k] != v}
+
+
+FIELD_NAMES = tuple(f.name for f in fields(Config))
+TUPLE_FIELDS = ("style_weights", "content_layers", "style_layers")
+INT_FIELDS = ("iterations", "size", "sav_freq", "fps", "history", "seed")
+FLOAT_FIELDS = ("alpha", "beta", "gamma", "lr")
+STR_FIELDS = (
+    "optimizer",
+    "init",
+    "layer_type",
+    "mode",
+    "content_image",
+    "style_image",
+    "pooling",
+    "backbone",
+    "device",
+)
+
+
+def unknown_field_message(key: str) -> str:
+    close = difflib.get_close_matches(key, FIELD_NAMES, n=1)
+    hint = f"did you mean '{close[0]}'?" if close else f"known fields: {', '.join(FIELD_NAMES)}"
+    return f"unknown field; {hint}"
+
+
+def _coerce(key: str, value: Any) -> Any:
+    """Turn a TOML or form value into the field's type, or raise ValueError with a message."""
+    if key in INT_FIELDS:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"must be a whole number, got {value!r}")
+        if isinstance(value, float) and not value.is_integer():
+            raise ValueError(f"must be a whole number, got {value!r}")
+        return int(value)
+    if key in FLOAT_FIELDS:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"must be a number, got {value!r}")
+        return float(value)
+    if key in STR_FIELDS:
+        if not isinstance(value, str):
+            raise ValueError(f"must be a string, got {value!r}")
+        return value
+    if key in TUPLE_FIELDS:
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"must be a list, got {value!r}")
+        if key == "style_weights":
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+                raise ValueError(f"must be a list of {N_LAYERS} numbers, got {value!r}")
+            return tuple(float(v) for v in value)
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            raise ValueError(f"must be a list of layer indices 0..{N_LAYERS - 1}, got {value!r}")
+        return tuple(value)
+    raise ValueError("unknown field")  # pragma: no cover - from_dict filters unknown keys
+
+
+def validate(cfg: Config) -> dict[str, str]:
+    """Return {field: message} for every invalid field of an already-typed config."""
+    e: dict[str, str] = {}
+
+    def in_range(name: str, lo: float, hi: float) -> None:
+        v = getattr(cfg, name)
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
+            e[name] = f"must be a finite number, got {v!r}"
+        elif not lo <= v <= hi:
+            e[name] = f"must be between {lo:g} and {hi:g}, got {v:g}"
+
+    def choice(name: str, allowed: tuple[str, ...]) -> None:
+        if getattr(cfg, name) not in allowed:
+            e[name] = f"must be one of {', '.join(allowed)}; got {getattr(cfg, name)!r}"
+
+    in_range("iterations", 1, 1_000_000)
+    in_range("size", MIN_SIZE, MAX_SIZE)
+    in_range("sav_freq", 1, 1_000_000)
+    in_range("fps", 1, 100)
+    in_range("history", 1, 10_000)
+    in_range("seed", 0, 2**63 - 1)
+    for name in ("alpha", "beta", "gamma"):
+        in_range(name, 0.0, 1e30)
+    v = cfg.lr
+    if not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0 or v > 1e6:
+        e["lr"] = f"must be a number above 0 (and at most 1e6), got {v!r}"
+
+    sw = cfg.style_weights
+    if len(sw) != N_LAYERS:
+        e["style_weights"] = f"must hold {N_LAYERS} numbers (one per layer 0..4), got {len(sw)}"
+    elif not all(math.isfinite(w) and w >= 0 for w in sw):
+        e["style_weights"] = "must be finite numbers of 0 or more"
+
+    choice("optimizer", OPTIMIZERS)
+    choice("layer_type", LAYER_TYPES)
+    choice("mode", MODES)
+    choice("pooling", POOLINGS)
+    if cfg.init not in INITS and not cfg.init.strip():
+        e["init"] = f"must be one of {', '.join(INITS)} or a path to an image"
+    if not cfg.backbone.strip():
+        e["backbone"] = f"must be one of {', '.join(BACKBONES)} or a path to a .pth file"
+    elif cfg.backbone not in BACKBONES and not cfg.backbone.endswith((".pth", ".pt")):
+        e["backbone"] = (
+            f"must be one of {', '.join(BACKBONES)} or a path to a .pth file; "
+            f"got {cfg.backbone!r}"
+        )
+    if not _device_ok(cfg.device):
+        e["device"] = f"must be one of {', '.join(DEVICES)} or cuda:N; got {cfg.device!r}"
+    for name in ("content_image", "style_image"):
+        if not getattr(cfg, name).strip():
+            e[name] = "must be a path to an image (or builtin:NAME)"
+
+    for name in ("content_layers", "style_layers"):
+        layers = getattr(cfg, name)
+        bad = [i for i in layers if not 0 <= i < N_LAYERS]
+        if bad:
+            e[name] = f"layer indices must be 0..{N_LAYERS - 1}; got {bad}"
+        elif len(set(layers)) != len(layers):
+            e[name] = f"lists a layer twice: {list(layers)}"
+    if cfg.mode in ("reconstruct", "content", "both") and not cfg.content_layers:
+        e.setdefault("content_layers", f"mode {cfg.mode!r} needs at least one content layer")
+    if cfg.mode in ("reconstruct", "style", "both") and not cfg.style_layers:
+        e.setdefault("style_layers", f"mode {cfg.mode!r} needs at least one style layer")
+    return e
+
+
+def _device_ok(device: str) -> bool:
+    if device in DEVICES:
+        return True
+    if device.startswith("cuda:"):
+        return device[5:].isdigit()
+    return False
+
+
+# ---- text forms ------------------------------------------------------------
+
+
+def toml_value(v: Any) -> str:
+    """A TOML literal for the scalars and flat lists a config holds."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)  # Python's repr of ints and floats (incl. inf, nan) is valid TOML
+    if isinstance(v, str):
+        return json.dumps(v, ensure_ascii=False)  # a JSON string is a TOML basic string
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    raise TypeError(f"cannot write {type(v).__name__} as TOML")
+
+
+def parse_value(text: str) -> Any:
+    """Parse one value as TOML; a bare word (lbfgs, ../img.jpg) is taken as a string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def parse_assignment(text: str) -> tuple[str, Any]:
+    """`KEY=VALUE` as given to `--set`."""
+    key, sep, value = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError({text: "expected KEY=VALUE, e.g. --set iterations=500"})
+    if key not in FIELD_NAMES:
+        raise ConfigError({key: unknown_field_message(key)}, "--set")
+    return key, parse_value(value.strip())

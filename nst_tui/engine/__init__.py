@@ -1,0 +1,1 @@
+"""The computing core: weights, features, losses, the loop. Never imports the UI."""

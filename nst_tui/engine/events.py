@@ -1,0 +1,55 @@
+"""What the engine tells its listeners. Small, immutable, host-side values only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Status:
+    """Something slow is happening before the loop (loading weights, downloading)."""
+
+    message: str
+    fraction: float | None = None  # 0..1 when the progress is known
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Losses at a logged iteration (every sav_freq and the last).
+
+    `losses` holds the weighted terms: total, content, style, tv, then one
+    entry per layer ("content/conv4_1", "style/conv1_1", ...), so that total =
+    content + style + tv and each term sums its layers.
+    """
+
+    iteration: int  # steps done, 1-based
+    total: int
+    losses: dict[str, float]
+    it_per_s: float
+    elapsed: float  # seconds since the loop started
+
+
+@dataclass(frozen=True)
+class Frame:
+    """The canvas after `iteration` steps, full size, HxWx3 uint8."""
+
+    iteration: int
+    image: np.ndarray = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Finished:
+    """The loop has ended, for whatever reason; `image` is the last canvas."""
+
+    status: str  # finished | cancelled | failed
+    reason: str
+    iterations_done: int
+    wall_time: float
+    it_per_s: float
+    losses: dict[str, float]
+    image: np.ndarray = field(repr=False)
+
+
+Event = Status | Progress | Frame | Finished

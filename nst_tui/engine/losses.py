@@ -1,0 +1,39 @@
+"""The three loss terms, reduced per sample so a batch of canvases gives one
+value per canvas (a sweep's cells share a forward pass but not their losses).
+
+- content: mean squared error between feature maps.
+- style: mean squared error between Gram matrices. The Gram is normalised by
+  C*H*W (as in PyTorch's tutorial) so it does not grow with image size; the
+  study's per-layer weights (1e3/n^2) then balance the layers.
+- total variation: mean absolute difference of neighbouring pixels, over all
+  horizontal and vertical neighbour pairs.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def gram(features: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) -> (B, C, C), divided by C*H*W."""
+    b, c, h, w = features.shape
+    f = features.reshape(b, c, h * w)
+    return torch.bmm(f, f.transpose(1, 2)) / (c * h * w)
+
+
+def content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-sample MSE; `target` (1 or B, C, H, W) broadcasts over the batch."""
+    return (features - target).pow(2).mean(dim=(1, 2, 3))
+
+
+def style_loss(features: torch.Tensor, target_gram: torch.Tensor) -> torch.Tensor:
+    """Per-sample MSE between the canvas's Gram and the style's (1 or B, C, C)."""
+    return (gram(features) - target_gram).pow(2).mean(dim=(1, 2))
+
+
+def tv_loss(image: torch.Tensor) -> torch.Tensor:
+    """Per-sample mean |difference| over every pair of 4-neighbouring pixels."""
+    dv = (image[:, :, 1:, :] - image[:, :, :-1, :]).abs()
+    dh = (image[:, :, :, 1:] - image[:, :, :, :-1]).abs()
+    n = dv[0].numel() + dh[0].numel()
+    return (dv.sum(dim=(1, 2, 3)) + dh.sum(dim=(1, 2, 3))) / n

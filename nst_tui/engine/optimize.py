@@ -1,0 +1,266 @@
+"""The optimization loop: objective, canvas init, Adam / L-BFGS, events, cancel.
+
+The loop never reads a number off the device to report it, except on logged
+iterations (every sav_freq and the last), where one stacked copy carries all
+loss terms at once; those are also where divergence is detected.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from nst_tui.config import Config
+from nst_tui.engine.events import Event, Finished, Frame, Progress
+from nst_tui.engine.features import FeatureExtractor, layer_name
+from nst_tui.engine.images import to_uint8
+from nst_tui.engine.losses import content_loss, gram, style_loss, tv_loss
+
+Emit = Callable[[Event], None]
+
+
+def uses_content(mode: str) -> bool:
+    return mode in ("reconstruct", "content", "both")
+
+
+def uses_style(mode: str) -> bool:
+    return mode in ("reconstruct", "style", "both")
+
+
+def active_taps(cfg: Config) -> set[int]:
+    """The layers a run needs: only these (and the blocks before them) run."""
+    taps: set[int] = set()
+    if uses_content(cfg.mode):
+        taps |= set(cfg.content_layers)
+    if uses_style(cfg.mode):
+        taps |= set(cfg.style_layers)
+    return taps
+
+
+class Objective(nn.Module):
+    """Weighted loss terms of a canvas against targets computed once, at init.
+
+    forward() returns per-sample tensors: total, content, style, tv, then one
+    term per layer, each already multiplied by its weight.
+    """
+
+    def __init__(
+        self,
+        extractor: FeatureExtractor,
+        cfg: Config,
+        content: torch.Tensor,
+        style: torch.Tensor,
+    ) -> None:
+        super().__init__()
+        self.extractor = extractor
+        self.cfg = cfg
+        self.content_layers = list(cfg.content_layers) if uses_content(cfg.mode) else []
+        self.style_layers = list(cfg.style_layers) if uses_style(cfg.mode) else []
+        self.use_tv = cfg.mode == "reconstruct"
+        with torch.no_grad():
+            cf = extractor(content) if self.content_layers else {}
+            sf = extractor(style) if self.style_layers else {}
+        # Targets are constants: computed once per run, never re-encoded per step.
+        self.content_targets = {i: cf[i].detach() for i in self.content_layers}
+        self.style_targets = {i: gram(sf[i]).detach() for i in self.style_layers}
+
+    def term_names(self) -> list[str]:
+        lt = self.cfg.layer_type
+        names = ["total", "content", "style", "tv"]
+        names += [f"content/{layer_name(i, lt)}" for i in self.content_layers]
+        names += [f"style/{layer_name(i, lt)}" for i in self.style_layers]
+        return names
+
+    def forward(self, canvas: torch.Tensor) -> list[torch.Tensor]:
+        """Terms in the order of term_names(), each of shape (B,)."""
+        cfg = self.cfg
+        feats = self.extractor(canvas)
+        zero = canvas.new_zeros(canvas.shape[0])
+        per_content = [
+            cfg.alpha * content_loss(feats[i], self.content_targets[i]) for i in self.content_layers
+        ]
+        per_style = [
+            cfg.beta * cfg.style_weights[i] * style_loss(feats[i], self.style_targets[i])
+            for i in self.style_layers
+        ]
+        content = torch.stack(per_content).sum(0) if per_content else zero
+        style = torch.stack(per_style).sum(0) if per_style else zero
+        tv = cfg.gamma * tv_loss(canvas) if self.use_tv else zero
+        total = content + style + tv
+        return [total, content, style, tv, *per_content, *per_style]
+
+
+def initial_canvas(
+    cfg: Config, content: torch.Tensor, style: torch.Tensor, init_image: torch.Tensor | None
+) -> torch.Tensor:
+    """The canvas to optimize, shaped like the content image, as a leaf tensor."""
+    _, _, h, w = content.shape
+    if cfg.init == "noise":
+        # Drawn on the CPU from the seed, so the start is the same on every device.
+        gen = torch.Generator().manual_seed(cfg.seed)
+        canvas = torch.rand(1, 3, h, w, generator=gen).to(content.device)
+    elif cfg.init == "content":
+        canvas = content.clone()
+    elif cfg.init == "style":
+        canvas = nn.functional.interpolate(style, size=(h, w), mode="bilinear", align_corners=False)
+    else:
+        if init_image is None:
+            raise ValueError("init is an image path but no init image was given")
+        canvas = nn.functional.interpolate(
+            init_image, size=(h, w), mode="bilinear", align_corners=False
+        )
+    return canvas.clamp(0, 1).contiguous().requires_grad_(True)
+
+
+class _Stop(Exception):
+    """Ends an L-BFGS step from inside its closure (cancel or divergence)."""
+
+
+def optimize(
+    objective: Objective,
+    canvas: torch.Tensor,
+    cfg: Config,
+    emit: Emit,
+    cancel: threading.Event | None = None,
+) -> Finished:
+    """Run cfg.iterations steps on `canvas` in place, emitting Progress and Frame events."""
+    loop = _Loop(objective, canvas, cfg, emit, cancel or threading.Event())
+    return loop.run()
+
+
+class _Loop:
+    def __init__(
+        self,
+        objective: Objective,
+        canvas: torch.Tensor,
+        cfg: Config,
+        emit: Emit,
+        cancel: threading.Event,
+    ) -> None:
+        self.objective = objective
+        self.canvas = canvas
+        self.cfg = cfg
+        self.emit = emit
+        self.cancel = cancel
+        self.names = objective.term_names()
+        self.done = 0
+        self.losses: dict[str, float] = {}
+        self.last_frame: np.ndarray | None = None
+        self.status, self.reason = "finished", ""
+        self.start = time.perf_counter()
+
+    def logged(self, iteration: int) -> bool:
+        return iteration % self.cfg.sav_freq == 0 or iteration == self.cfg.iterations
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def report(self, iteration: int, terms: list[torch.Tensor]) -> None:
+        """On logged iterations only: one host copy of all terms, then events."""
+        values = torch.stack([t.detach().sum() for t in terms]).tolist()
+        if not all(math.isfinite(v) for v in values):
+            bad = values[0]
+            self.status = "failed"
+            self.reason = (
+                f"diverged at iteration {iteration}: loss became {bad}; "
+                "try a lower lr or smaller weights"
+            )
+            raise _Stop
+        self.losses = dict(zip(self.names, values, strict=True))
+        elapsed = self.elapsed()
+        self.emit(
+            Progress(
+                iteration, self.cfg.iterations, self.losses, iteration / max(elapsed, 1e-9), elapsed
+            )
+        )
+        self.last_frame = to_uint8(self.canvas)
+        self.emit(Frame(iteration, self.last_frame))
+
+    def check_cancel(self) -> None:
+        if self.cancel.is_set():
+            self.status, self.reason = "cancelled", f"cancelled at iteration {self.done}"
+            raise _Stop
+
+    def evaluate(self) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        self.check_cancel()
+        terms = self.objective(self.canvas)
+        total = terms[0].sum()
+        total.backward()
+        self.done += 1
+        return total, terms
+
+    def run(self) -> Finished:
+        try:
+            if self.cfg.optimizer == "lbfgs":
+                self.run_lbfgs()
+            else:
+                self.run_adam()
+        except _Stop:
+            pass
+        except torch.OutOfMemoryError:
+            self.status = "failed"
+            self.reason = (
+                f"out of device memory at size {self.cfg.size}; try a smaller size "
+                "or fewer/shallower layers"
+            )
+        wall = self.elapsed()
+        image = self.last_frame if self.status == "failed" else None
+        if image is None:
+            image = to_uint8(self.canvas)
+        finished = Finished(
+            self.status,
+            self.reason,
+            self.done,
+            wall,
+            self.done / max(wall, 1e-9),
+            self.losses,
+            image,
+        )
+        self.emit(finished)
+        return finished
+
+    def run_adam(self) -> None:
+        opt = torch.optim.Adam([self.canvas], lr=self.cfg.lr)
+        for _ in range(self.cfg.iterations):
+            opt.zero_grad(set_to_none=True)
+            _, terms = self.evaluate()
+            opt.step()
+            with torch.no_grad():
+                self.canvas.clamp_(0, 1)  # keep a valid image
+            if self.logged(self.done):
+                # Losses are of the canvas before this step (as optimizers report
+                # them); the frame is the canvas after it.
+                self.report(self.done, terms)
+
+    def run_lbfgs(self) -> None:
+        n = self.cfg.iterations
+        # max_eval bounds function evaluations, so an L-BFGS "iteration" is one
+        # evaluation (as for Adam); the tolerances never end the run early.
+        opt = torch.optim.LBFGS(
+            [self.canvas],
+            lr=self.cfg.lr,
+            max_iter=n,
+            max_eval=n,
+            tolerance_grad=-1,
+            tolerance_change=-1,
+            history_size=self.cfg.history,
+        )
+
+        def closure() -> torch.Tensor:
+            with torch.no_grad():
+                self.canvas.clamp_(0, 1)
+            opt.zero_grad(set_to_none=True)
+            total, terms = self.evaluate()
+            if self.logged(self.done):
+                self.report(self.done, terms)
+            return total
+
+        opt.step(closure)
+        with torch.no_grad():
+            self.canvas.clamp_(0, 1)

@@ -1,0 +1,77 @@
+"""Everything a run needs before its loop: device, weights, images, objective, canvas.
+
+Weights are cached per process (a dashboard rerun does not reload them);
+image errors are raised here, before any run folder exists.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import torch
+
+from nst_tui.config import INITS, Config
+from nst_tui.engine.backbones import Backbone, StatusFn, _quiet, load_backbone
+from nst_tui.engine.features import FeatureExtractor
+from nst_tui.engine.images import fit_long_edge, load_image, to_tensor
+from nst_tui.engine.optimize import Objective, active_taps, initial_canvas
+from nst_tui.errors import RunError
+
+_cache: dict[str, Backbone] = {}
+_cache_lock = threading.Lock()
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise RunError(f"device {name!r}: CUDA is not available here; use cpu or auto")
+        index = int(name[5:]) if name.startswith("cuda:") else 0
+        if index >= torch.cuda.device_count():
+            raise RunError(
+                f"device {name!r}: only {torch.cuda.device_count()} CUDA device(s) present"
+            )
+    return torch.device(name)
+
+
+def get_backbone(name: str, status: StatusFn = _quiet) -> Backbone:
+    """Load once per process; `auto` is remembered as what it resolved to."""
+    with _cache_lock:
+        if name not in _cache:
+            status(f"loading weights: {name}", None)
+            _cache[name] = load_backbone(name, status)
+        return _cache[name]
+
+
+@dataclass
+class Prepared:
+    cfg: Config
+    device: torch.device
+    backbone: Backbone
+    objective: Objective
+    canvas: torch.Tensor
+
+
+def load_inputs(
+    cfg: Config, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Content at `size` on its long edge, style scaled to the same long edge, init image."""
+    content = fit_long_edge(load_image(cfg.content_image, "content_image"), cfg.size)
+    style = fit_long_edge(load_image(cfg.style_image, "style_image"), cfg.size)
+    init = None
+    if cfg.init not in INITS:
+        init = to_tensor(load_image(cfg.init, "init"), device)
+    return to_tensor(content, device), to_tensor(style, device), init
+
+
+def prepare(cfg: Config, status: StatusFn = _quiet) -> Prepared:
+    device = resolve_device(cfg.device)
+    content, style, init = load_inputs(cfg, device)  # image errors before weights load
+    backbone = get_backbone(cfg.backbone, status)
+    extractor = FeatureExtractor(backbone, active_taps(cfg), cfg.layer_type, cfg.pooling)
+    extractor = extractor.to(device)
+    objective = Objective(extractor, cfg, content, style)
+    canvas = initial_canvas(cfg, content, style, init)
+    return Prepared(cfg, device, backbone, objective, canvas)

@@ -1,0 +1,198 @@
+"""Run folders on disk: one new folder per run, every file written then renamed.
+
+A recorder is just another listener of the engine's events, so a headless run
+and a dashboard run write identical folders:
+
+    final.png       the last canvas at full size
+    animation.gif   every saved frame, at the config's fps
+    config.toml     a preset that reproduces the run
+    losses.csv      one row per logged iteration: total, content, style, tv, per layer
+    run.json        status, reason, device, backbone, iterations, timing, final losses
+
+Frames wait in a hidden `.frames/` folder as PNGs (memory stays flat for long,
+large runs) and are removed once the GIF is written.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import platform
+import re
+import shutil
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from nst_tui import __version__
+from nst_tui.config import Config
+from nst_tui.engine.events import Event, Finished, Frame, Progress
+from nst_tui.errors import RunError
+
+FILES = ("final.png", "animation.gif", "config.toml", "losses.csv", "run.json")
+
+
+def safe_label(text: str) -> str:
+    """A folder-name fragment that cannot leave the outputs folder."""
+    label = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip(".-")[:40]
+    return label or "run"
+
+
+def new_run_folder(root: Path, label: str) -> Path:
+    """Create a fresh folder; mkdir is atomic, so concurrent processes never share one."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunError(f"outputs folder {root}: cannot create it ({exc.strerror})") from None
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = f"{stamp}-{safe_label(label)}"
+    for n in range(1, 10_000):
+        folder = root / (base if n == 1 else f"{base}-{n}")
+        try:
+            folder.mkdir()
+            return folder
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise RunError(f"outputs folder {root}: cannot write there ({exc.strerror})") from None
+    raise RunError(f"outputs folder {root}: no free name for {base}")
+
+
+def write_atomic(path: Path, data: bytes | Callable[[io.BufferedWriter], None]) -> None:
+    """Write beside the target and rename, so the final name only ever holds a whole file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            if isinstance(data, bytes):
+                fh.write(data)
+            else:
+                data(fh)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise RunError(f"could not write {path}: {exc.strerror or exc}") from None
+
+
+def gif_duration_ms(fps: int) -> int:
+    # GIF stores delays in hundredths of a second: 30 fps becomes 30 ms (33.3 fps).
+    return max(10, round(100 / fps) * 10)
+
+
+def write_gif(path: Path, frames: Iterator[Image.Image], fps: int) -> int:
+    """Write the frames (quantised to a palette each) as a looping GIF; returns the count."""
+    items = [f.quantize(256, method=Image.Quantize.MEDIANCUT) for f in frames]
+    if not items:
+        return 0
+
+    def save(fh: io.BufferedWriter) -> None:
+        items[0].save(
+            fh,
+            format="GIF",
+            save_all=True,
+            append_images=items[1:],
+            duration=gif_duration_ms(fps),
+            loop=0,
+            optimize=False,
+            disposal=1,
+        )
+
+    write_atomic(path, save)
+    return len(items)
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+class RunRecorder:
+    """Listens to one run's events and keeps its folder on disk."""
+
+    def __init__(self, root: Path, cfg: Config, label: str, info: dict[str, Any]) -> None:
+        self.cfg = cfg
+        self.label = label
+        self.info = dict(info)  # device, backbone, ... for run.json
+        self.folder = new_run_folder(root, label)
+        self.frames_dir = self.folder / ".frames"
+        self.frames_dir.mkdir()
+        self.rows: list[dict[str, float]] = []
+        self.n_frames = 0
+        self.started = datetime.now().astimezone()
+        self.result: Finished | None = None
+        # The config goes first: even a killed run can be reproduced.
+        description = f"Reproduces run {self.folder.name}" + (f" ({label})" if label else "")
+        write_atomic(self.folder / "config.toml", cfg.to_toml(description).encode())
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, Progress):
+            self.rows.append({"iteration": event.iteration, "elapsed_s": event.elapsed, **event.losses})
+        elif isinstance(event, Frame):
+            self.n_frames += 1
+            name = self.frames_dir / f"{event.iteration:09d}.png"
+            write_atomic(name, png_bytes(event.image))
+        elif isinstance(event, Finished):
+            self.finish(event)
+
+    def _frames(self) -> Iterator[Image.Image]:
+        for path in sorted(self.frames_dir.glob("*.png")):
+            with Image.open(path) as im:
+                yield im.convert("RGB")
+
+    def finish(self, result: Finished, extra: dict[str, Any] | None = None) -> Path:
+        self.result = result
+        write_atomic(self.folder / "final.png", png_bytes(result.image))
+        frames = write_gif(self.folder / "animation.gif", self._frames(), self.cfg.fps)
+        self._write_losses()
+        shutil.rmtree(self.frames_dir, ignore_errors=True)
+        summary = {
+            "status": result.status,
+            "reason": result.reason,
+            "label": self.label,
+            **self.info,
+            **(extra or {}),
+            "iterations": self.cfg.iterations,
+            "iterations_done": result.iterations_done,
+            "wall_time_s": round(result.wall_time, 4),
+            "it_per_s": round(result.it_per_s, 3),
+            "frames": frames,
+            "gif_frame_ms": gif_duration_ms(self.cfg.fps),
+            "final_losses": result.losses,
+            "started_at": self.started.isoformat(timespec="seconds"),
+            "finished_at": datetime.now().astimezone().isoformat(timespec="seconds"),
+            "nst_tui": __version__,
+            "python": platform.python_version(),
+        }
+        write_atomic(self.folder / "run.json", (json.dumps(summary, indent=2) + "\n").encode())
+        return self.folder
+
+    def _write_losses(self) -> None:
+        columns = ["iteration", "elapsed_s"]
+        for row in self.rows:
+            columns += [k for k in row if k not in columns]
+
+        def save(fh: io.BufferedWriter) -> None:
+            text = io.TextIOWrapper(fh, encoding="utf-8", newline="")
+            writer = csv.DictWriter(text, fieldnames=columns)
+            writer.writeheader()
+            for row in self.rows:
+                writer.writerow({k: _fmt(v) for k, v in row.items()})
+            text.flush()
+            text.detach()
+
+        write_atomic(self.folder / "losses.csv", save)
+
+
+def _fmt(v: float | int) -> str:
+    return str(v) if isinstance(v, int) else f"{v:.6g}"
+
+
+def read_run(folder: Path) -> dict[str, Any]:
+    """run.json of a finished folder."""
+    return json.loads((folder / "run.json").read_text())
