@@ -105,9 +105,7 @@ def cmd_run(args: argparse.Namespace, err: Console) -> int:
     from nst_tui.cli_progress import ProgressView
     from nst_tui.runner import run
 
-    name, cfg = config_from_args(
-        args.preset, args.set, device=args.device, backbone=args.backbone
-    )
+    name, cfg = config_from_args(args.preset, args.set, device=args.device, backbone=args.backbone)
     cancel = threading.Event()
     restore = _cancel_on_signals(cancel, err)
     try:

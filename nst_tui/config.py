@@ -208,8 +208,7 @@ def validate(cfg: Config) -> dict[str, str]:
         e["backbone"] = f"must be one of {', '.join(BACKBONES)} or a path to a .pth file"
     elif cfg.backbone not in BACKBONES and not cfg.backbone.endswith((".pth", ".pt")):
         e["backbone"] = (
-            f"must be one of {', '.join(BACKBONES)} or a path to a .pth file; "
-            f"got {cfg.backbone!r}"
+            f"must be one of {', '.join(BACKBONES)} or a path to a .pth file; got {cfg.backbone!r}"
         )
     if not _device_ok(cfg.device):
         e["device"] = f"must be one of {', '.join(DEVICES)} or cuda:N; got {cfg.device!r}"

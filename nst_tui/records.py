@@ -115,11 +115,18 @@ def png_bytes(image: np.ndarray) -> bytes:
 class RunRecorder:
     """Listens to one run's events and keeps its folder on disk."""
 
-    def __init__(self, root: Path, cfg: Config, label: str, info: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        root: Path,
+        cfg: Config,
+        label: str,
+        info: dict[str, Any],
+        folder: Path | None = None,  # an empty folder made by the caller (a sweep's cell)
+    ) -> None:
         self.cfg = cfg
         self.label = label
         self.info = dict(info)  # device, backbone, ... for run.json
-        self.folder = new_run_folder(root, label)
+        self.folder = folder if folder is not None else new_run_folder(root, label)
         self.frames_dir = self.folder / ".frames"
         self.frames_dir.mkdir()
         self.rows: list[dict[str, float]] = []
@@ -132,7 +139,9 @@ class RunRecorder:
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, Progress):
-            self.rows.append({"iteration": event.iteration, "elapsed_s": event.elapsed, **event.losses})
+            self.rows.append(
+                {"iteration": event.iteration, "elapsed_s": event.elapsed, **event.losses}
+            )
         elif isinstance(event, Frame):
             self.n_frames += 1
             name = self.frames_dir / f"{event.iteration:09d}.png"

@@ -97,9 +97,12 @@ class Objective(nn.Module):
 
 
 def initial_canvas(
-    cfg: Config, content: torch.Tensor, style: torch.Tensor, init_image: torch.Tensor | None
+    cfg: Config, content: torch.Tensor, init_image: torch.Tensor | None
 ) -> torch.Tensor:
-    """The canvas to optimize, shaped like the content image, as a leaf tensor."""
+    """The canvas to optimize, shaped like the content image, as a leaf tensor.
+
+    `init_image` is the style or an image file already resized to the canvas.
+    """
     _, _, h, w = content.shape
     if cfg.init == "noise":
         # Drawn on the CPU from the seed, so the start is the same on every device.
@@ -107,14 +110,10 @@ def initial_canvas(
         canvas = torch.rand(1, 3, h, w, generator=gen).to(content.device)
     elif cfg.init == "content":
         canvas = content.clone()
-    elif cfg.init == "style":
-        canvas = nn.functional.interpolate(style, size=(h, w), mode="bilinear", align_corners=False)
     else:
-        if init_image is None:
-            raise ValueError("init is an image path but no init image was given")
-        canvas = nn.functional.interpolate(
-            init_image, size=(h, w), mode="bilinear", align_corners=False
-        )
+        if init_image is None or init_image.shape != content.shape:
+            raise ValueError("init needs an image of the canvas's shape")
+        canvas = init_image.clone()
     return canvas.clamp(0, 1).contiguous().requires_grad_(True)
 
 
@@ -209,6 +208,10 @@ class _Loop:
                 f"out of device memory at size {self.cfg.size}; try a smaller size "
                 "or fewer/shallower layers"
             )
+        return self.finish()
+
+    def finish(self) -> Finished:
+        """Emit and return the end of this run (also used per cell by engine.batch)."""
         wall = self.elapsed()
         image = self.last_frame if self.status == "failed" else None
         if image is None:

@@ -10,6 +10,7 @@ import threading
 from dataclasses import dataclass
 
 import torch
+from PIL import Image
 
 from nst_tui.config import INITS, Config
 from nst_tui.engine.backbones import Backbone, StatusFn, _quiet, load_backbone
@@ -57,13 +58,23 @@ class Prepared:
 def load_inputs(
     cfg: Config, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """Content at `size` on its long edge, style scaled to the same long edge, init image."""
-    content = fit_long_edge(load_image(cfg.content_image, "content_image"), cfg.size)
-    style = fit_long_edge(load_image(cfg.style_image, "style_image"), cfg.size)
+    """Content at `size` on its long edge, style scaled to the same long edge, and the
+    init image (style or a file) resized from full resolution to the canvas."""
+    content_full = load_image(cfg.content_image, "content_image")
+    style_full = load_image(cfg.style_image, "style_image")
+    content = fit_long_edge(content_full, cfg.size)
     init = None
-    if cfg.init not in INITS:
-        init = to_tensor(load_image(cfg.init, "init"), device)
-    return to_tensor(content, device), to_tensor(style, device), init
+    if cfg.init == "style":
+        init = style_full
+    elif cfg.init not in INITS:
+        init = load_image(cfg.init, "init")
+    if init is not None:
+        init = init.resize(content.size, Image.Resampling.LANCZOS)
+    return (
+        to_tensor(content, device),
+        to_tensor(fit_long_edge(style_full, cfg.size), device),
+        None if init is None else to_tensor(init, device),
+    )
 
 
 def prepare(cfg: Config, status: StatusFn = _quiet) -> Prepared:
@@ -73,5 +84,5 @@ def prepare(cfg: Config, status: StatusFn = _quiet) -> Prepared:
     extractor = FeatureExtractor(backbone, active_taps(cfg), cfg.layer_type, cfg.pooling)
     extractor = extractor.to(device)
     objective = Objective(extractor, cfg, content, style)
-    canvas = initial_canvas(cfg, content, style, init)
+    canvas = initial_canvas(cfg, content, init)
     return Prepared(cfg, device, backbone, objective, canvas)

@@ -1,0 +1,41 @@
+"""Shared fixtures: the study's test images and small, fast configs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from nst_tui.config import Config
+
+ROOT = Path(__file__).resolve().parents[1]
+IMAGES = ROOT.parent / "shared" / "images"
+TUBINGEN = IMAGES / "tubingen.jpg"
+STARRY = IMAGES / "starry_night.jpg"
+
+
+def tiny_config(**changes: object) -> Config:
+    """A real pair at 32 px on the offline backbone: seconds, not minutes."""
+    base = {
+        "content_image": str(TUBINGEN),
+        "style_image": str(STARRY),
+        "size": 32,
+        "iterations": 10,
+        "sav_freq": 5,
+        "backbone": "vgg16-caffe",
+        "device": "cpu",
+    }
+    return Config.from_dict({**base, **changes})
+
+
+@pytest.fixture(autouse=True)
+def _isolated_presets(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+    # Presets saved by tests go to a temporary folder, never the user's.
+    monkeypatch.setenv("NST_TUI_PRESETS", str(tmp_path_factory.mktemp("user-presets")))
+
+
+@pytest.fixture(scope="session")
+def caffe():
+    from nst_tui.engine.prepare import get_backbone
+
+    return get_backbone("vgg16-caffe")

@@ -1,0 +1,106 @@
+"""Weight sources: the offline Caffe VGG16, local .pth files, and auto's fallback."""
+
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from nst_tui.engine import backbones
+from nst_tui.engine.backbones import CaffePreprocess, TorchvisionPreprocess, load_backbone
+from nst_tui.errors import BackboneError
+
+
+def test_caffe_vgg16_has_the_imagenet_conv_stack(caffe) -> None:
+    assert caffe.arch == "vgg16"
+    assert len(caffe.convs) == 13
+    assert caffe.convs[0][0].shape == (64, 3, 3, 3)
+    assert caffe.preprocess_kind == "caffe"
+
+
+def test_caffe_preprocessing_is_bgr_0_255_mean_subtracted() -> None:
+    x = torch.zeros(1, 3, 1, 1)
+    x[0, 0] = 1.0  # pure red in RGB [0, 1]
+    y = CaffePreprocess()(x)
+    assert torch.allclose(y.flatten(), torch.tensor([-103.939, -116.779, 255 - 123.68]))
+
+
+def test_torchvision_preprocessing_normalises() -> None:
+    x = torch.full((1, 3, 1, 1), 0.485)
+    assert abs(TorchvisionPreprocess()(x)[0, 0].item()) < 1e-6
+
+
+def torchvision_layout(caffe) -> dict[str, torch.Tensor]:
+    # torchvision's VGG16 `features` indices of its 13 convs.
+    idx = [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28]
+    state = {}
+    for i, (w, b) in zip(idx, caffe.convs, strict=True):
+        state[f"features.{i}.weight"] = w.clone()
+        state[f"features.{i}.bias"] = b.clone()
+    state["classifier.0.weight"] = torch.zeros(4, 8)  # 2-D weights are ignored
+    return state
+
+
+def test_local_pth_file_loads_in_order(tmp_path: Path, caffe) -> None:
+    path = tmp_path / "my-vgg16.pth"
+    torch.save(torchvision_layout(caffe), path)
+    bb = load_backbone(str(path))
+    assert bb.arch == "vgg16"
+    assert bb.preprocess_kind == "torchvision"
+    for (w, _), (cw, _) in zip(bb.convs, caffe.convs, strict=True):
+        assert torch.equal(w, cw)
+
+
+def test_bad_weight_files_give_clear_errors(tmp_path: Path, caffe) -> None:
+    missing = tmp_path / "nope.pth"
+    with pytest.raises(BackboneError, match="no such weights file"):
+        load_backbone(str(missing))
+    truncated = tmp_path / "truncated.pth"
+    good = tmp_path / "good.pth"
+    torch.save(torchvision_layout(caffe), good)
+    truncated.write_bytes(good.read_bytes()[:1000])
+    with pytest.raises(BackboneError, match="not a readable weights file"):
+        load_backbone(str(truncated))
+    wrong = torchvision_layout(caffe)
+    wrong["features.5.weight"] = torch.zeros(128, 32, 3, 3)
+    torch.save(wrong, tmp_path / "wrong.pth")
+    with pytest.raises(BackboneError, match="expected"):
+        load_backbone(str(tmp_path / "wrong.pth"))
+
+
+class PickledThing:
+    """A class a weights file has no business instantiating."""
+
+
+def test_pickled_objects_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "evil.pth"
+    torch.save({"x": PickledThing()}, path)
+    with pytest.raises(BackboneError, match="not a readable weights file"):
+        load_backbone(str(path))
+
+
+def test_auto_falls_back_to_caffe_quickly_offline(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))  # nothing cached
+    monkeypatch.setattr(backbones, "download_reachable", lambda arch="vgg19": False)
+    said = []
+    t0 = time.perf_counter()
+    bb = load_backbone("auto", lambda msg, frac=None: said.append(msg))
+    assert bb.name == "vgg16-caffe"
+    assert any("using vgg16-caffe" in m for m in said)
+    assert time.perf_counter() - t0 < 10
+
+
+def test_probe_never_hangs(monkeypatch) -> None:
+    # A loopback server that accepts the connection and never answers: the probe
+    # must give up at its timeout instead of hanging.
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        port = server.getsockname()[1]
+        monkeypatch.setitem(backbones.TORCHVISION_URLS, "vgg19", f"http://127.0.0.1:{port}/w.pth")
+        t0 = time.perf_counter()
+        assert backbones.download_reachable("vgg19", timeout=1.0) is False
+        assert time.perf_counter() - t0 < 5
