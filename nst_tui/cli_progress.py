@@ -9,6 +9,7 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -35,6 +36,7 @@ class ProgressView:
             transient=False,
         )
         self.task = self.progress.add_task("starting", total=total, rate="-", loss="-")
+        self.download: TaskID | None = None
 
     def __enter__(self) -> ProgressView:
         self.progress.start()
@@ -50,8 +52,14 @@ class ProgressView:
 
     def __call__(self, event: events.Event) -> None:
         if isinstance(event, events.Status):
-            self.progress.update(self.task, description="loading")
-            self.progress.console.print(f"[dim]{event.message}[/]")
+            if event.fraction is None:
+                self.progress.update(self.task, description="loading")
+                self.progress.console.print(f"[dim]{event.message}[/]")
+                return
+            # A download: one bar updated in place, not a line per chunk.
+            if self.download is None:
+                self.download = self.progress.add_task("download", total=1.0, rate="-", loss="-")
+            self.progress.update(self.download, completed=event.fraction, description="download")
         elif isinstance(event, events.Progress):
             self.progress.update(
                 self.task,

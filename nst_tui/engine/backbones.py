@@ -114,8 +114,10 @@ def download(url: str, dest: Path, status: StatusFn) -> None:
             while chunk := resp.read(1 << 20):
                 out.write(chunk)
                 done += len(chunk)
-                frac = done / total if total else None
-                status(f"downloading {dest.name}: {done / 1e6:.0f} MB", frac)
+                if total:
+                    status(f"downloading {dest.name}", done / total)
+                elif done % (32 << 20) < len(chunk):  # size unknown: a line every 32 MB
+                    status(f"downloading {dest.name}: {done >> 20} MB so far", None)
         os.replace(tmp, dest)
     except (urllib.error.URLError, OSError) as exc:
         tmp.unlink(missing_ok=True)
@@ -125,7 +127,7 @@ def download(url: str, dest: Path, status: StatusFn) -> None:
 def load_torchvision(arch: str, status: StatusFn = _quiet) -> Backbone:
     path = hub_cache_path(arch)
     if not path.exists():
-        status(f"{arch}: weights not cached, downloading to {path}", 0.0)
+        status(f"{arch}: weights not cached, downloading to {path}", None)
         download(TORCHVISION_URLS[arch], path, status)
     state = _torch_load(path)
     convs = convs_from_state_dict(state, str(path))

@@ -104,3 +104,38 @@ def test_probe_never_hangs(monkeypatch) -> None:
         t0 = time.perf_counter()
         assert backbones.download_reachable("vgg19", timeout=1.0) is False
         assert time.perf_counter() - t0 < 5
+
+
+def test_download_reports_progress_and_appears_whole(tmp_path: Path) -> None:
+    import http.server
+    import threading
+
+    payload = bytes(range(256)) * 20_000  # ~5 MB: several chunks
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path != "/w.pth":
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        seen: list[float | None] = []
+        dest = tmp_path / "w.pth"
+        backbones.download(f"{base}/w.pth", dest, lambda msg, frac=None: seen.append(frac))
+        assert dest.read_bytes() == payload
+        assert seen == sorted(seen) and seen[-1] == 1.0 and len(seen) >= 3
+        with pytest.raises(BackboneError, match="could not download"):
+            backbones.download(f"{base}/missing.pth", tmp_path / "m.pth", lambda *a: None)
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["w.pth"]  # no partial files
+    finally:
+        server.shutdown()
