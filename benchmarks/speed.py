@@ -90,7 +90,9 @@ class StudyVGG(nn.Module):
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         captured: list[torch.Tensor] = []
-        hooks = [c.register_forward_hook(lambda m, i, o: captured.append(o)) for c in self.first_convs]
+        hooks = [
+            c.register_forward_hook(lambda m, i, o: captured.append(o)) for c in self.first_convs
+        ]
         self.features(self.preprocess(x))
         for h in hooks:
             h.remove()

@@ -1,0 +1,1 @@
+"""The Textual dashboard. Nothing here imports torch at import time: runs do, in a worker."""

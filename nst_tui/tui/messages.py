@@ -1,0 +1,60 @@
+"""Messages from the run worker to the widgets.
+
+The worker thread posts these to the App; the high-rate one (RunProgress)
+merges into the next one still queued, so a fast GPU never floods the UI and
+no logged point is lost on the way to the sparklines.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from textual.message import Message
+
+LossRow = tuple[int, dict[str, float]]  # (iteration, losses)
+
+
+@dataclass
+class RunStatus(Message):
+    """Something slow is happening before the loop (importing, loading weights)."""
+
+    run_id: int
+    text: str
+    fraction: float | None = None
+
+
+@dataclass
+class RunStarted(Message):
+    """The loop has started on this device with this backbone."""
+
+    run_id: int
+    device: str
+    backbone: str
+
+
+@dataclass
+class RunProgress(Message):
+    """Losses logged since the last message, the latest counters and canvas."""
+
+    run_id: int
+    rows: list[LossRow]
+    iteration: int
+    total: int
+    it_per_s: float
+    elapsed: float
+    preview: Any = field(default=None, repr=False)  # a small PIL image, or None
+    gpu_memory: int | None = None  # bytes reserved on the CUDA device
+
+    def can_replace(self, message: Message) -> bool:
+        # Textual asks the older queued message whether the newer one may take
+        # its place. Both get the union of the rows (and the latest canvas), so
+        # whichever is dispatched carries every logged point.
+        if not (isinstance(message, RunProgress) and message.run_id == self.run_id):
+            return False
+        older, newer = (self, message) if self.iteration <= message.iteration else (message, self)
+        rows = older.rows + newer.rows
+        preview = newer.preview if newer.preview is not None else older.preview
+        for m in (self, message):
+            m.rows, m.preview = rows, preview
+        return True

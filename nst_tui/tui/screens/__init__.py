@@ -1,0 +1,1 @@
+"""Modal screens: help, preset picker, preset saving, file picking."""

@@ -1,0 +1,297 @@
+"""The parameters form: every Config field as a key-reachable widget.
+
+`FIELDS` is the one place that maps Config fields to widgets. The form reads
+and writes `Config` only; validation is the Config's own (`Config.from_dict`),
+and each message is shown under the field it names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, VerticalScroll
+from textual.message import Message
+from textual.suggester import SuggestFromList
+from textual.widget import Widget
+from textual.widgets import Checkbox, Input, Label, Select, Static
+
+from nst_tui.config import (
+    BACKBONES,
+    DEVICES,
+    INITS,
+    LAYER_TYPES,
+    MODES,
+    N_LAYERS,
+    OPTIMIZERS,
+    POOLINGS,
+    Config,
+    parse_value,
+)
+from nst_tui.errors import ConfigError
+
+STYLE_WEIGHTS = "style_weights"
+
+
+@dataclass(frozen=True)
+class Field:
+    """One row of the form: a Config field (or one of the five style weights)."""
+
+    name: str  # Config field, or "style_weights.N"
+    label: str
+    kind: str  # number | text | path | choice
+    choices: tuple[str, ...] = ()  # for choice; suggestions for text and path
+    section: str = ""  # a heading drawn above this row
+
+    @property
+    def config_field(self) -> str:
+        return self.name.partition(".")[0]
+
+    @property
+    def widget_id(self) -> str:
+        return "field-" + self.name.replace(".", "-")
+
+
+FIELDS: tuple[Field, ...] = (
+    Field("content_image", "content", "path", section="Images"),
+    Field("style_image", "style", "path"),
+    Field("init", "init", "path", INITS),
+    Field("size", "size", "number", section="Optimization"),
+    Field("iterations", "iterations", "number"),
+    Field("optimizer", "optimizer", "choice", OPTIMIZERS),
+    Field("lr", "lr", "number"),
+    Field("history", "lbfgs hist", "number"),
+    Field("seed", "seed", "number"),
+    Field("mode", "mode", "choice", MODES, section="Loss"),
+    Field("alpha", "alpha", "number"),
+    Field("beta", "beta", "number"),
+    Field("gamma", "gamma", "number"),
+    *(Field(f"{STYLE_WEIGHTS}.{i}", f"style w{i + 1}", "number") for i in range(N_LAYERS)),
+    Field("layer_type", "layer type", "choice", LAYER_TYPES, section="Network"),
+    Field("pooling", "pooling", "choice", POOLINGS),
+    Field("backbone", "backbone", "text", BACKBONES),
+    Field("device", "device", "text", DEVICES),
+    Field("sav_freq", "sav_freq", "number", section="Output"),
+    Field("fps", "fps", "number"),
+)
+LAYER_FIELDS = ("content_layers", "style_layers")
+ERROR_FIELDS = tuple(dict.fromkeys([f.config_field for f in FIELDS] + list(LAYER_FIELDS)))
+
+
+def show_value(value: Any) -> str:
+    """A field's value as typed in the form; reading it back gives the same value."""
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+class PathInput(Input):
+    """An Input holding an image path; ctrl+f browses for one."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+f", "browse", "Browse", tooltip="Pick a file from a tree")
+    ]
+
+    @dataclass
+    class BrowseRequested(Message):
+        """The user asked to pick a file for this input."""
+
+        input: PathInput
+
+    def action_browse(self) -> None:
+        self.post_message(self.BrowseRequested(self))
+
+
+class LayerBox(Checkbox):
+    """A checkbox that is blank when off, so it reads right without colour too."""
+
+    @property
+    def BUTTON_INNER(self) -> str:  # type: ignore[override]
+        return "X" if self.value else " "
+
+
+class LayerToggles(Widget):
+    """Five content and five style layer checkboxes, named after the layer type."""
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(classes="layer-head"):
+            yield Label("layer", classes="layer-name")
+            yield Label("content", classes="layer-col")
+            yield Label("style", classes="layer-col")
+        for i in range(N_LAYERS):
+            with Horizontal(classes="layer-row"):
+                yield Label(self.layer_label(i, "conv"), id=f"layer-name-{i}", classes="layer-name")
+                yield LayerBox(compact=True, id=f"content-layer-{i}", classes="layer-col")
+                yield LayerBox(compact=True, id=f"style-layer-{i}", classes="layer-col")
+        yield Static("", id="error-content_layers", classes="field-error")
+        yield Static("", id="error-style_layers", classes="field-error")
+
+    @staticmethod
+    def layer_label(index: int, layer_type: str) -> str:
+        return f"{index + 1} {layer_type}{index + 1}_1"
+
+    def set_layer_type(self, layer_type: str) -> None:
+        for i in range(N_LAYERS):
+            self.query_one(f"#layer-name-{i}", Label).update(self.layer_label(i, layer_type))
+
+    def box(self, kind: str, index: int) -> Checkbox:
+        return self.query_one(f"#{kind}-layer-{index}", Checkbox)
+
+    def load(self, content: tuple[int, ...], style: tuple[int, ...]) -> None:
+        for i in range(N_LAYERS):
+            self.box("content", i).value = i in content
+            self.box("style", i).value = i in style
+
+    def read(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        def on(kind: str) -> tuple[int, ...]:
+            return tuple(i for i in range(N_LAYERS) if self.box(kind, i).value)
+
+        return on("content"), on("style")
+
+    def toggle(self, kind: str, index: int) -> None:
+        self.box(kind, index).toggle()
+
+
+class ParamsForm(VerticalScroll):
+    """The form bound to Config. `read()` validates; `load()` fills it."""
+
+    @dataclass
+    class Validated(Message):
+        """The form was re-read; `errors` is empty when it holds a valid Config."""
+
+        errors: dict[str, str]
+
+    def __init__(self, config: Config, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._initial = config
+        self.errors: dict[str, str] = {}
+
+    def compose(self) -> ComposeResult:
+        values = self._initial.to_dict()
+        for spec in FIELDS:
+            if spec.section:
+                yield Label(spec.section, classes="form-section")
+            with Horizontal(classes="field-row"):
+                yield Label(spec.label, classes="field-label")
+                yield self._make_widget(spec, values)
+            if spec.name == f"{STYLE_WEIGHTS}.{N_LAYERS - 1}" or "." not in spec.name:
+                yield Static("", id=f"error-{spec.config_field}", classes="field-error")
+        yield Label("Layers", classes="form-section")
+        yield LayerToggles(id="layers")
+
+    def _make_widget(self, spec: Field, values: dict[str, Any]) -> Widget:
+        value = self._value_of(spec, values)
+        if spec.kind == "choice":
+            return Select(
+                [(c, c) for c in spec.choices],
+                value=value,
+                allow_blank=False,
+                compact=True,
+                id=spec.widget_id,
+            )
+        suggester = SuggestFromList(spec.choices) if spec.choices else None
+        cls = PathInput if spec.kind == "path" else Input
+        return cls(
+            show_value(value),
+            compact=True,
+            suggester=suggester,
+            id=spec.widget_id,
+            select_on_focus=False,
+        )
+
+    @staticmethod
+    def _value_of(spec: Field, values: dict[str, Any]) -> Any:
+        field, _, index = spec.name.partition(".")
+        return values[field][int(index)] if index else values[field]
+
+    def on_mount(self) -> None:
+        layers = self.query_one(LayerToggles)
+        layers.load(self._initial.content_layers, self._initial.style_layers)
+        layers.set_layer_type(self._initial.layer_type)
+
+    # ---- reading and writing ------------------------------------------
+    def widget(self, name: str) -> Input | Select[str]:
+        spec = next(f for f in FIELDS if f.name == name)
+        return self.query_one(f"#{spec.widget_id}")  # type: ignore[return-value]
+
+    def load(self, config: Config) -> None:
+        """Show `config` in every field (and re-validate once)."""
+        values = config.to_dict()
+        for spec in FIELDS:
+            value = self._value_of(spec, values)
+            widget = self.widget(spec.name)
+            if isinstance(widget, Select):
+                widget.value = value
+            else:
+                widget.value = show_value(value)
+                widget.cursor_position = 0  # show a long path's start, not its end
+        layers = self.query_one(LayerToggles)
+        layers.load(config.content_layers, config.style_layers)
+        layers.set_layer_type(config.layer_type)
+        self.check()
+
+    def values(self) -> dict[str, Any]:
+        """The raw field values: numbers parsed as TOML, text as typed."""
+        out: dict[str, Any] = {STYLE_WEIGHTS: [None] * N_LAYERS}
+        for spec in FIELDS:
+            widget = self.widget(spec.name)
+            raw = widget.value if isinstance(widget, Select) else widget.value.strip()
+            value = parse_value(str(raw)) if spec.kind == "number" else raw
+            field, _, index = spec.name.partition(".")
+            if index:
+                out[field][int(index)] = value
+            else:
+                out[field] = value
+        out["content_layers"], out["style_layers"] = self.query_one(LayerToggles).read()
+        return out
+
+    def read(self) -> tuple[Config | None, dict[str, str]]:
+        """The form as a Config, or None and {field: message} for every bad field."""
+        values = self.values()
+        try:
+            return Config.from_dict(values, "form"), {}
+        except ConfigError as exc:
+            errors = dict(exc.errors)
+        # A type error stops Config before its range checks: check the other
+        # fields again with defaults in the bad places, so all show at once.
+        defaults = Config().to_dict()
+        patched = {k: defaults[k] if k in errors else v for k, v in values.items()}
+        try:
+            Config.from_dict(patched)
+        except ConfigError as exc:
+            for key, message in exc.errors.items():
+                errors.setdefault(key, message)
+        return None, errors
+
+    def check(self) -> Config | None:
+        """Validate, mark each bad field with its message, and say so."""
+        config, errors = self.read()
+        self.errors = errors
+        for name in ERROR_FIELDS:
+            label = self.query_one(f"#error-{name}", Static)
+            label.update(errors.get(name, ""))
+            label.set_class(name in errors, "-shown")
+        for spec in FIELDS:
+            self.widget(spec.name).set_class(spec.config_field in errors, "-invalid")
+        self.post_message(self.Validated(errors))
+        return config
+
+    def first_invalid(self) -> Widget | None:
+        for spec in FIELDS:
+            if spec.config_field in self.errors:
+                return self.widget(spec.name)
+        for name in LAYER_FIELDS:
+            if name in self.errors:
+                kind = name.partition("_")[0]
+                return self.query_one(LayerToggles).box(kind, 0)
+        return None
+
+    # ---- events ----------------------------------------------------------
+    @on(Input.Changed)
+    @on(Select.Changed)
+    @on(Checkbox.Changed)
+    def _changed(self, event: Message) -> None:
+        if isinstance(event, Select.Changed) and event.select.id == "field-layer_type":
+            self.query_one(LayerToggles).set_layer_type(str(event.value))
+        self.check()

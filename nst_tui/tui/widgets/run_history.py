@@ -1,0 +1,89 @@
+"""This session's runs: what changed, final losses, wall time, status.
+
+Highlighting a row shows its final image; `r` reruns it and `l` loads its
+config into the form.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from textual.binding import Binding, BindingType
+from textual.message import Message
+from textual.widgets import DataTable
+
+from nst_tui.config import Config
+from nst_tui.tui.widgets.loss_panel import TERMS, short
+
+COLUMNS = ("#", "status", "preset", "changes", "total", "content", "style", "tv", "time")
+
+
+@dataclass
+class RunRecord:
+    run_id: int
+    label: str  # the preset the form started from
+    config: Config
+    base: Config  # that preset's config
+    changes: dict[str, Any]  # fields that differ from it
+    status: str = "running"
+    losses: dict[str, float] = field(default_factory=dict)
+    wall_time: float | None = None
+    folder: Path | None = None
+    reason: str = ""
+
+    def cells(self) -> tuple[str, ...]:
+        changes = " ".join(f"{k}={v}" for k, v in self.changes.items()) or "-"
+        loss = [short(self.losses[t]) if t in self.losses else "-" for t in TERMS]
+        wall = f"{self.wall_time:.1f}s" if self.wall_time is not None else "-"
+        return (str(self.run_id), self.status, self.label, changes, *loss, wall)
+
+
+class RunHistory(DataTable[str]):
+    """A row per run, newest last; the row key is the run id."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("r", "rerun", "Rerun", tooltip="Run the highlighted row's config again"),
+        Binding("l", "load", "Load config", tooltip="Put the highlighted row's config in the form"),
+    ]
+
+    @dataclass
+    class Requested(Message):
+        """The user asked to rerun (or load) the run with this id."""
+
+        run_id: int
+        action: str  # rerun | load
+
+    def on_mount(self) -> None:
+        self.cursor_type = "row"
+        self.zebra_stripes = True
+        for name in COLUMNS:
+            self.add_column(name, key=name)
+
+    def put(self, record: RunRecord) -> None:
+        key = str(record.run_id)
+        cells = record.cells()
+        if key in self.rows:
+            for name, value in zip(COLUMNS, cells, strict=True):
+                self.update_cell(key, name, value, update_width=True)
+        else:
+            self.add_row(*cells, key=key)
+            self.move_cursor(row=self.get_row_index(key))
+
+    def selected_id(self) -> int | None:
+        if not self.row_count:
+            return None
+        key = self.coordinate_to_cell_key((self.cursor_row, 0)).row_key
+        return int(key.value) if key.value is not None else None
+
+    def _request(self, action: str) -> None:
+        run_id = self.selected_id()
+        if run_id is not None:
+            self.post_message(self.Requested(run_id, action))
+
+    def action_rerun(self) -> None:
+        self._request("rerun")
+
+    def action_load(self) -> None:
+        self._request("load")

@@ -1,0 +1,76 @@
+"""One line: state, iteration / total, it/s, ETA, device and backbone, GPU memory, folder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from rich.text import Text
+from textual.widgets import Static
+
+STATE_STYLES = {
+    "starting": "dim",
+    "idle": "dim",
+    "loading": "yellow",
+    "running": "bold green",
+    "cancelling": "bold yellow",
+    "finished": "bold cyan",
+    "cancelled": "yellow",
+    "failed": "bold red",
+}
+
+
+@dataclass(frozen=True)
+class RunState:
+    state: str = "starting"
+    detail: str = ""  # what is loading, or why it failed
+    iteration: int = 0
+    total: int = 0
+    it_per_s: float = 0.0
+    device: str = ""
+    backbone: str = ""
+    gpu_memory: int | None = None
+    folder: Path | None = None
+
+
+def eta(state: RunState) -> str:
+    if state.it_per_s <= 0 or state.total <= state.iteration:
+        return "-"
+    seconds = round((state.total - state.iteration) / state.it_per_s)
+    minutes, s = divmod(seconds, 60)
+    hours, m = divmod(minutes, 60)
+    return f"{hours}:{m:02d}:{s:02d}" if hours else f"{m}:{s:02d}"
+
+
+def describe(s: RunState) -> Text:
+    text = Text()
+    text.append(f" {s.state} ", style=f"reverse {STATE_STYLES.get(s.state, '')}")
+    if s.detail:
+        text.append(f" {s.detail}")
+    if s.total:
+        text.append(f"  {s.iteration}/{s.total}")
+        text.append(f"  {s.it_per_s:.1f} it/s" if s.it_per_s else "")
+        if s.state == "running":
+            text.append(f"  ETA {eta(s)}")
+    if s.device:
+        text.append(f"  {s.device} · {s.backbone}", style="dim")
+    if s.gpu_memory is not None:
+        text.append(f"  GPU {s.gpu_memory / 2**30:.2f} GiB", style="dim")
+    if s.folder is not None:
+        text.append(f"  → {s.folder}", style="bold")
+    return text
+
+
+class StatusLine(Static):
+    """The run's state in one line; `show(**changes)` updates it."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id, markup=False)
+        self.state = RunState()
+
+    def on_mount(self) -> None:
+        self.update(describe(self.state))
+
+    def show(self, **changes: object) -> None:
+        self.state = replace(self.state, **changes)  # type: ignore[arg-type]
+        self.update(describe(self.state))

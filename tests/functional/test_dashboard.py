@@ -1,0 +1,469 @@
+"""The dashboard driven by keys through Textual's Pilot, with tiny real runs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import STARRY, TUBINGEN, tiny_config
+from textual.pilot import Pilot
+from textual.widgets import Input, OptionList, Select, Sparkline
+
+from nst_tui import presets
+from nst_tui.config import Config
+from nst_tui.records import FILES
+from nst_tui.tui.app import NSTApp
+from nst_tui.tui.messages import RunProgress
+from nst_tui.tui.screens.file_picker import FilePicker
+from nst_tui.tui.screens.help_screen import HELP_TEXT, HelpScreen
+from nst_tui.tui.screens.preset_picker import PresetPicker
+from nst_tui.tui.screens.save_preset import SavePreset
+from nst_tui.tui.widgets.loss_panel import LossPanel
+from nst_tui.tui.widgets.params_form import FIELDS, LayerToggles, PathInput
+from nst_tui.tui.widgets.run_history import COLUMNS, RunHistory
+
+SIZE = (120, 36)
+
+
+def make_app(tmp_path: Path, config: Config | None = None, **kwargs: object) -> NSTApp:
+    return NSTApp(
+        config or tiny_config(),
+        preset_name="tiny",
+        outputs=tmp_path / "outputs",
+        warm_up=False,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+async def wait_for_run(pilot: Pilot, app: NSTApp, timeout: float = 120.0) -> None:
+    waited = 0.0
+    while app.active is not None:
+        assert waited < timeout, "the run did not end in time"
+        await pilot.pause(0.05)
+        waited += 0.05
+    await pilot.pause()
+
+
+async def wait_until_running(pilot: Pilot, app: NSTApp, timeout: float = 120.0) -> None:
+    waited = 0.0
+    while not (app.status.state.state == "running" and app.status.state.iteration > 0):
+        assert waited < timeout, "the run did not start in time"
+        await pilot.pause(0.05)
+        waited += 0.05
+
+
+async def type_into(pilot: Pilot, app: NSTApp, field: str, text: str) -> None:
+    """Focus a form field, clear it and type `text` as keys."""
+    widget = app.form.widget(field)
+    widget.focus()
+    await pilot.pause()
+    await pilot.press("ctrl+a", "ctrl+k")  # start of line, delete to the end
+    await pilot.press(*text)
+    await pilot.pause()
+
+
+def history_row(app: NSTApp, run_id: int) -> dict[str, str]:
+    cells = app.history.get_row(str(run_id))
+    return dict(zip(COLUMNS, (str(c) for c in cells), strict=True))
+
+
+# ---- start-up ----------------------------------------------------------------
+
+
+def test_importing_the_app_does_not_import_torch() -> None:
+    code = "import sys, nst_tui.tui.app; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+async def test_first_screen_shows_the_config_and_is_idle(tmp_path: Path) -> None:
+    config = tiny_config(iterations=17)
+    app = make_app(tmp_path, config)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert app.form.widget("iterations").value == "17"
+        assert app.form.read() == (config, {})
+        assert app.status.state.state == "idle"
+        assert not app.records
+
+
+# ---- runs ----------------------------------------------------------------------
+
+
+async def test_fill_the_form_and_run(tmp_path: Path) -> None:
+    app = NSTApp(Config(), outputs=tmp_path / "outputs", warm_up=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await type_into(pilot, app, "content_image", str(TUBINGEN))
+        await type_into(pilot, app, "style_image", str(STARRY))
+        await type_into(pilot, app, "size", "32")
+        await type_into(pilot, app, "iterations", "6")
+        await type_into(pilot, app, "sav_freq", "2")
+        await type_into(pilot, app, "backbone", "vgg16-caffe")
+        await type_into(pilot, app, "device", "cpu")
+        assert app.form.errors == {}
+        await pilot.press("ctrl+r")  # with an Input focused
+        await wait_for_run(pilot, app)
+
+        record = app.records[1]
+        assert record.status == "finished"
+        row = history_row(app, 1)
+        assert row["status"] == "finished"
+        assert "size=32" in row["changes"] and "iterations=6" in row["changes"]
+        assert row["total"] != "-"
+
+        folder = record.folder
+        assert folder is not None and folder.parent == tmp_path / "outputs"
+        assert all((folder / name).is_file() for name in FILES)
+        summary = json.loads((folder / "run.json").read_text())
+        assert summary["status"] == "finished"
+
+        # Every logged iteration reached the sparklines: 2, 4, 6.
+        series = app.query_one(LossPanel).series
+        assert len(series["total"]) == 3
+        assert series["total"][-1] == pytest.approx(record.losses["total"])
+        assert len(app.query_one("#spark-total", Sparkline).data or []) == 3
+        csv_rows = (folder / "losses.csv").read_text().strip().splitlines()[1:]
+        assert len(csv_rows) == 3
+
+        status = app.status.state
+        assert (status.state, status.iteration, status.total) == ("finished", 6, 6)
+        assert status.folder == folder
+        assert (status.device, status.backbone) == ("cpu", "vgg16-caffe")
+        assert app.canvas.image is not None
+
+
+async def test_cancel_marks_and_saves_the_run(tmp_path: Path) -> None:
+    app = make_app(tmp_path, tiny_config(iterations=5000, sav_freq=1))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+r")
+        await wait_until_running(pilot, app)
+        await pilot.press("escape")
+        await wait_for_run(pilot, app, timeout=30)
+        record = app.records[1]
+        assert record.status == "cancelled"
+        assert history_row(app, 1)["status"] == "cancelled"
+        assert app.status.state.state == "cancelled"
+        summary = json.loads((record.folder / "run.json").read_text())  # type: ignore[operator]
+        assert summary["status"] == "cancelled"
+        assert 0 < summary["iterations_done"] < 5000
+
+        # The next run works.
+        app.form.widget("iterations").value = "2"
+        await pilot.press("ctrl+r")
+        await wait_for_run(pilot, app)
+        assert app.records[2].status == "finished"
+
+
+async def test_a_bad_image_is_reported_and_the_app_keeps_working(tmp_path: Path) -> None:
+    app = make_app(tmp_path, tiny_config(iterations=2, content_image=str(tmp_path / "nope.jpg")))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+r")
+        await wait_for_run(pilot, app)
+        assert app.records[1].status == "failed"
+        assert "nope.jpg" in app.records[1].reason
+        assert app.status.state.state == "failed"
+        assert any("nope.jpg" in n.message for n in app._notifications)
+
+        app.form.widget("content_image").value = str(TUBINGEN)
+        await pilot.press("ctrl+r")
+        await wait_for_run(pilot, app)
+        assert app.records[2].status == "finished"
+
+
+async def test_quit_while_running_cancels_and_saves_first(tmp_path: Path) -> None:
+    app = make_app(tmp_path, tiny_config(iterations=5000, sav_freq=1))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+r")
+        await wait_until_running(pilot, app)
+        await pilot.press("ctrl+q")
+        waited = 0.0
+        while app.is_running and waited < 30:
+            await pilot.pause(0.05)
+            waited += 0.05
+    assert app.return_code == 0
+    record = app.records[1]
+    assert record.status == "cancelled"
+    assert (record.folder / "run.json").is_file()  # type: ignore[operator]
+
+
+async def test_rerun_and_load_from_the_history(tmp_path: Path) -> None:
+    app = make_app(tmp_path, tiny_config(iterations=2, sav_freq=1))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+r")
+        await wait_for_run(pilot, app)
+        app.form.widget("iterations").value = "3"
+        await pilot.pause()
+
+        app.history.focus()
+        await pilot.press("r")  # reruns the highlighted row, not the form
+        await wait_for_run(pilot, app)
+        assert app.records[2].config == app.records[1].config
+        assert app.records[2].status == "finished"
+
+        app.history.move_cursor(row=0)
+        await pilot.pause()
+        assert app.canvas.image is app.finals[1]
+        await pilot.press("l")
+        await pilot.pause()
+        assert app.form.widget("iterations").value == "2"
+
+
+# ---- the form ---------------------------------------------------------------------
+
+
+async def test_invalid_values_are_marked_and_block_the_run(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await type_into(pilot, app, "size", "abc")
+        await type_into(pilot, app, "lr", "-1")
+        message = str(app.query_one("#error-size").render())
+        assert message == "must be a whole number, got 'abc'"
+        assert "must be a number above 0" in str(app.query_one("#error-lr").render())
+        assert app.form.widget("size").has_class("-invalid")
+
+        await pilot.press("ctrl+r")
+        await pilot.pause()
+        assert not app.records and app.active is None
+        assert app.focused is app.form.widget("size")  # taken to the first bad field
+
+        await type_into(pilot, app, "size", "8")
+        assert "must be between 16 and 4096, got 8" in str(app.query_one("#error-size").render())
+        await type_into(pilot, app, "size", "32")
+        await type_into(pilot, app, "lr", "0.1")
+        assert app.form.errors == {}
+        assert not app.query_one("#error-size").has_class("-shown")
+
+        # No style layer at all is the Config's error too, shown under the toggles.
+        app.screen.set_focus(None)
+        await pilot.press("exclamation_mark", "at", "number_sign", "dollar_sign", "percent_sign")
+        assert "style_layers" in app.form.errors
+        assert "needs at least one style layer" in str(
+            app.query_one("#error-style_layers").render()
+        )
+        await pilot.press("ctrl+r")
+        await pilot.pause()
+        assert not app.records
+
+
+async def test_loading_a_preset_changes_every_field(tmp_path: Path) -> None:
+    everything = Config(
+        iterations=77,
+        size=48,
+        sav_freq=7,
+        fps=12,
+        alpha=2.5,
+        beta=123.0,
+        gamma=0.5,
+        style_weights=(1.0, 2.0, 3.0, 4.0, 5.0),
+        lr=0.5,
+        optimizer="lbfgs",
+        history=9,
+        init="content",
+        content_layers=(1, 2),
+        style_layers=(0, 4),
+        layer_type="relu",
+        mode="both",
+        content_image=str(STARRY),
+        style_image=str(TUBINGEN),
+        seed=42,
+        pooling="avg",
+        backbone="vgg16-caffe",
+        device="cpu",
+    )
+    assert not set(Config().to_dict()) - set(everything.differences())  # really every field
+    presets.save(everything, "everything", "all fields changed")
+
+    app = NSTApp(Config(), outputs=tmp_path / "outputs", warm_up=False)
+    async with app.run_test(size=SIZE) as pilot:
+        before = {f.name: app.form.widget(f.name).value for f in FIELDS}
+        await pilot.press("ctrl+o")
+        await pilot.pause()
+        assert isinstance(app.screen, PresetPicker)
+        options = app.screen.query_one(OptionList)
+        index = next(
+            i
+            for i in range(options.option_count)
+            if (options.get_option_at_index(i).id or "").endswith("everything.toml")
+        )
+        options.highlighted = index
+        await pilot.press("enter")
+        await pilot.pause()
+        assert not isinstance(app.screen, PresetPicker)
+
+        after = {f.name: app.form.widget(f.name).value for f in FIELDS}
+        assert [n for n in before if before[n] == after[n]] == []
+        assert app.form.read() == (everything, {})
+        assert app.preset_name == "everything"
+        assert str(app.query_one("#layer-name-0").render()) == "1 relu1_1"
+
+
+async def test_save_the_form_as_a_preset(tmp_path: Path) -> None:
+    config = tiny_config(iterations=33)
+    app = make_app(tmp_path, config)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert isinstance(app.screen, SavePreset)
+        await pilot.press(*"mine", "enter")
+        await pilot.pause()
+        assert not isinstance(app.screen, SavePreset)
+        assert presets.load("mine").config == config
+
+        # The same name again: refused in the modal, then allowed with overwrite.
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        await pilot.press(*"mine", "enter")
+        await pilot.pause()
+        assert isinstance(app.screen, SavePreset)
+        assert "already exists" in str(app.screen.query_one("#save-error").render())
+        app.screen.query_one("#preset-overwrite").value = True  # type: ignore[attr-defined]
+        app.screen.query_one("#preset-name", Input).focus()
+        await pilot.press("enter")
+        await pilot.pause()
+        assert not isinstance(app.screen, SavePreset)
+
+
+async def test_file_picker_fills_an_image_field(tmp_path: Path) -> None:
+    pictures = tmp_path / "pictures"
+    pictures.mkdir()
+    (pictures / "notes.txt").write_text("not an image")
+    TUBINGEN_COPY = pictures / "a.jpg"
+    TUBINGEN_COPY.write_bytes(TUBINGEN.read_bytes())
+    app = make_app(tmp_path, tiny_config(content_image=str(pictures / "missing.jpg")))
+    async with app.run_test(size=SIZE) as pilot:
+        app.form.widget("content_image").focus()
+        await pilot.press("ctrl+f")
+        await pilot.pause(0.3)
+        assert isinstance(app.screen, FilePicker)
+        tree = app.screen.query_one("#files-tree")
+        labels = [str(node.label) for node in tree.root.children]  # type: ignore[attr-defined]
+        assert labels == ["a.jpg"]  # folders and images only
+        tree.focus()
+        await pilot.press("down", "enter")
+        await pilot.pause()
+        assert app.form.widget("content_image").value == str(TUBINGEN_COPY)
+
+
+# ---- every documented key -----------------------------------------------------------
+
+
+def test_every_key_is_in_the_help_text() -> None:
+    bindings = [*NSTApp.BINDINGS, *RunHistory.BINDINGS, *PathInput.BINDINGS]
+    for binding in bindings:
+        key = binding.key  # type: ignore[union-attr]
+        shown = {
+            "question_mark": "?",
+            "exclamation_mark": "!",
+            "at": "@",
+            "number_sign": "#",
+            "dollar_sign": "$",
+            "percent_sign": "%",
+        }.get(key, key)
+        assert f"`{shown}`" in HELP_TEXT, key
+
+
+async def test_every_documented_key(tmp_path: Path) -> None:
+    app = make_app(tmp_path, tiny_config(iterations=2, sav_freq=1))
+    async with app.run_test(size=SIZE) as pilot:
+        toggles = app.query_one(LayerToggles)
+        # In a field, digits and q are text, not keys.
+        await type_into(pilot, app, "seed", "1q")
+        assert app.form.widget("seed").value == "1q"
+        assert toggles.box("content", 0).value is False and app.is_running
+        app.form.widget("seed").value = "0"
+        app.screen.set_focus(None)
+
+        for key, kind, index in [("1", "content", 0), ("5", "content", 4), ("at", "style", 1)]:
+            before = toggles.box(kind, index).value
+            await pilot.press(key)
+            assert toggles.box(kind, index).value is not before, key
+
+        for key in ("f1", "question_mark"):
+            await pilot.press(key)
+            await pilot.pause()
+            assert isinstance(app.screen, HelpScreen), key
+            await pilot.press("escape")
+            await pilot.pause()
+            assert not isinstance(app.screen, HelpScreen)
+
+        app.form.widget("iterations").focus()  # these keys work while typing in a field
+        await pilot.press("ctrl+o")
+        await pilot.pause()
+        assert isinstance(app.screen, PresetPicker)
+        await pilot.press("ctrl+r")  # not behind a modal
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not app.records and not isinstance(app.screen, PresetPicker)
+
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert isinstance(app.screen, SavePreset)
+        await pilot.press("escape")
+        await pilot.pause()
+
+        app.form.widget("iterations").focus()
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        assert app.form.read() == (Config(), {})
+        assert isinstance(app.form.widget("optimizer"), Select)
+
+        app.form.load(tiny_config(iterations=2, sav_freq=1))
+        await pilot.press("ctrl+r")
+        await wait_for_run(pilot, app)
+        assert app.records[1].status == "finished"
+
+        app.history.focus()
+        await pilot.press("r")
+        await wait_for_run(pilot, app)
+        await pilot.press("l")
+        assert len(app.records) == 2
+
+        app.screen.set_focus(None)
+        await pilot.press("q")
+        await pilot.pause()
+    assert app.return_code == 0
+
+
+async def test_start_at_once_runs_the_preset(tmp_path: Path) -> None:
+    app = make_app(tmp_path, tiny_config(iterations=2), start=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert app.records, "the run started without a key"
+        await wait_for_run(pilot, app)
+        assert app.records[1].status == "finished"
+
+
+def test_run_dashboard_opens_the_named_preset(tmp_path: Path, monkeypatch) -> None:
+    from nst_tui.errors import PresetError
+    from nst_tui.tui import app as app_module
+
+    presets.save(tiny_config(iterations=21), "mine")
+    opened: list[NSTApp] = []
+
+    def fake_run(self: NSTApp) -> int:
+        opened.append(self)
+        return 0
+
+    monkeypatch.setattr(app_module.NSTApp, "run", fake_run)
+    assert app_module.run_dashboard("mine", start=True) == 0
+    app = opened[0]
+    assert (app.initial.iterations, app.preset_name, app.start_at_once) == (21, "mine", True)
+    assert app.outputs == Path("outputs")
+    with pytest.raises(PresetError):
+        app_module.run_dashboard("no-such-preset", start=False)
+
+
+# ---- coalescing -------------------------------------------------------------------------
+
+
+def test_progress_messages_merge_without_losing_rows() -> None:
+    older = RunProgress(1, [(1, {"total": 3.0})], 1, 10, 1.0, 1.0, preview="old")
+    newer = RunProgress(1, [(2, {"total": 2.0})], 2, 10, 1.0, 2.0, preview=None)
+    assert older.can_replace(newer)
+    assert [it for it, _ in newer.rows] == [1, 2]
+    assert newer.preview == "old"  # the newest canvas that exists
+    other_run = RunProgress(2, [], 1, 10, 1.0, 1.0)
+    assert not newer.can_replace(other_run)

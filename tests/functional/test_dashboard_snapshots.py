@@ -1,0 +1,90 @@
+"""Snapshots of the dashboard at a fixed size: idle, after a run, the help screen.
+
+The finished run is replayed from fixed messages (not computed), so the
+picture does not depend on timings or floating-point noise.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+from conftest import tiny_config
+from PIL import Image
+from textual.pilot import Pilot
+from textual.widgets import Input
+
+from nst_tui.engine.events import Finished
+from nst_tui.tui.app import NSTApp
+from nst_tui.tui.messages import RunProgress, RunStarted
+
+SIZE = (120, 36)
+
+
+def make_app() -> NSTApp:
+    return NSTApp(tiny_config(), preset_name="tiny", outputs=Path("outputs"), warm_up=False)
+
+
+async def settle(pilot: Pilot) -> None:
+    """Thumbnails loaded, no blinking cursor, nothing left to draw."""
+    for _ in range(200):
+        if not any(w.is_running for w in pilot.app.workers):
+            break
+        await pilot.pause(0.05)
+    for field in pilot.app.query(Input):
+        field.cursor_blink = False
+    await pilot.pause()
+
+
+def gradient(w: int, h: int) -> np.ndarray:
+    y, x = np.mgrid[0:h, 0:w]
+    return np.stack([x * 255 // w, y * 255 // h, np.full_like(x, 128)], -1).astype(np.uint8)
+
+
+async def replay_finished_run(pilot: Pilot) -> None:
+    app = pilot.app
+    assert isinstance(app, NSTApp)
+    await settle(pilot)
+    app.start_run = lambda *a, **k: None  # type: ignore[method-assign]
+    config = tiny_config(iterations=10, sav_freq=2)
+    from nst_tui.tui.widgets.run_history import RunRecord
+
+    record = RunRecord(1, "tiny", config, tiny_config(), config.differences(tiny_config()))
+    app.records[1] = record
+    app.history.put(record)
+    app.active = SimpleNamespace(record=record, cancel=None, started=0.0)  # type: ignore[assignment]
+    app.post_message(RunStarted(1, "cpu", "vgg16-caffe"))
+    rows = [
+        (i, {"total": 10.0 ** (9 - i / 2), "content": 4e6 - i * 1e5, "style": 9e8 / i, "tv": 0.3})
+        for i in range(2, 11, 2)
+    ]
+    image = gradient(32, 24)
+    app.post_message(RunProgress(1, rows, 10, 10, 8.0, 1.25, Image.fromarray(image), None))
+    await pilot.pause()
+    finished = Finished("finished", "", 10, 1.25, 8.0, rows[-1][1], image)
+    result = SimpleNamespace(
+        finished=finished,
+        folder=Path("outputs/20260101-000000-tiny"),
+        device="cpu",
+        backbone="vgg16-caffe",
+    )
+    app._run_ended(result)
+    app.screen.set_focus(None)
+    await pilot.pause()
+
+
+class TestDashboardSnapshots:
+    def test_idle(self, snap_compare) -> None:
+        assert snap_compare(make_app(), terminal_size=SIZE, run_before=settle)
+
+    def test_finished_run(self, snap_compare) -> None:
+        assert snap_compare(make_app(), terminal_size=SIZE, run_before=replay_finished_run)
+
+    def test_help_screen(self, snap_compare) -> None:
+        async def open_help(pilot: Pilot) -> None:
+            await settle(pilot)
+            await pilot.press("f1")
+            await pilot.pause()
+
+        assert snap_compare(make_app(), terminal_size=SIZE, run_before=open_help)
