@@ -11,6 +11,7 @@ import json
 import signal
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
@@ -34,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--run", action="store_true", help="start the preset at once")
     sub = parser.add_subparsers(dest="command")
 
-    run = sub.add_parser("run", help="run one experiment headless")
+    run = sub.add_parser("run", help="run one experiment (or a preset's sweep) headless")
     run.add_argument("--preset", help="preset name or TOML path (default: default)")
     run.add_argument(
         "--set",
@@ -75,16 +76,22 @@ def config_from_args(
     from nst_tui import presets
 
     preset = presets.load(preset_name or "default")
-    values = preset.config.to_dict()
+    return preset.name, apply_overrides(preset.config, overrides(sets, flags))
+
+
+def overrides(sets: Sequence[str], flags: dict[str, Any]) -> dict[str, Any]:
+    """The fields that --set and the flags fix, in the order they apply."""
+    values: dict[str, Any] = {}
     for text in sets:
         key, value = parse_assignment(text)
         values[key] = value
-    for key, value in flags.items():
-        if value is not None:
-            values[key] = value
-    if values != preset.config.to_dict():
-        return preset.name, Config.from_dict(values, "--set")
-    return preset.name, preset.config
+    values.update({k: v for k, v in flags.items() if v is not None})
+    return values
+
+
+def apply_overrides(cfg: Config, values: dict[str, Any]) -> Config:
+    merged = {**cfg.to_dict(), **values}
+    return Config.from_dict(merged, "--set") if merged != cfg.to_dict() else cfg
 
 
 def cmd_presets() -> int:
@@ -102,10 +109,20 @@ def cmd_presets() -> int:
 
 
 def cmd_run(args: argparse.Namespace, err: Console) -> int:
+    from nst_tui import presets
     from nst_tui.cli_progress import ProgressView
     from nst_tui.runner import run
 
-    name, cfg = config_from_args(args.preset, args.set, device=args.device, backbone=args.backbone)
+    preset = presets.load(args.preset or "default")
+    fixed = overrides(args.set, {"device": args.device, "backbone": args.backbone})
+    name, cfg = preset.name, apply_overrides(preset.config, fixed)
+    if preset.sweep:
+        from nst_tui.sweeps import without
+
+        table = without(preset.sweep, list(fixed))  # --set applies to every cell
+        if table:
+            return cmd_sweep(args, err, name, cfg, table)
+        err.print("[dim]--set fixes every swept field: one run, no sweep[/]")
     cancel = threading.Event()
     restore = _cancel_on_signals(cancel, err)
     try:
@@ -122,6 +139,57 @@ def cmd_run(args: argparse.Namespace, err: Console) -> int:
     else:
         print(result.folder)
     return {"finished": 0, "cancelled": EXIT_CANCELLED}.get(fin.status, EXIT_FAILED)
+
+
+def cmd_sweep(
+    args: argparse.Namespace, err: Console, name: str, cfg: Config, table: dict[str, Any]
+) -> int:
+    from nst_tui.cli_progress import ProgressView
+    from nst_tui.engine.events import Finished, Progress, Status
+    from nst_tui.sweeps import SweepFinished, SweepProgress, SweepStarted, expand, run_sweep
+
+    sweep = expand(cfg, table, name)
+    count = SweepProgress(sweep)
+    cancel = threading.Event()
+    restore = _cancel_on_signals(cancel, err)
+    try:
+        with ProgressView(err, count.total) as view:
+
+            def listen(event: Any) -> None:
+                # One bar over every cell's iterations (cell-iterations per second).
+                if isinstance(event, Status) and count.completed == 0:
+                    view(event)
+                elif isinstance(event, Status):  # after the bar has started: just the line
+                    err.print(f"[dim]{event.message}[/]")
+                elif isinstance(event, SweepStarted):
+                    n = len(event.batches)
+                    err.print(f"[dim]{len(sweep.cells)} cells in {n} batch{'es' * (n != 1)}[/]")
+                elif isinstance(event, SweepFinished):
+                    r = event.result
+                    view(Finished(r.status, "", r.cell_iterations, r.wall_time, r.cell_it_per_s,
+                                  {}, r.cells[0].finished.image))  # fmt: skip
+                elif count.update(event):
+                    losses = getattr(event.event, "losses", {}) or {"total": float("nan")}
+                    elapsed = time.perf_counter() - count.start
+                    view(Progress(count.completed, count.total, losses, count.rate(), elapsed))
+
+            result = run_sweep(sweep, out_root=args.out, label=name, listeners=[listen],
+                               cancel=cancel)  # fmt: skip
+    finally:
+        restore()
+    for cell in result.cells:
+        if cell.finished.status == "failed":
+            err.print(f"[yellow]{cell.cell.label}: failed:[/] {cell.finished.reason}")
+    err.print(
+        f"[dim]{result.status}: {result.cell_iterations} cell-iterations in "
+        f"{result.wall_time:.1f} s ({result.cell_it_per_s:.1f} cell-it/s)[/]"
+    )
+    if args.json:
+        summary = json.loads((result.folder / "sweep.json").read_text())
+        print(json.dumps({**summary, "folder": str(result.folder)}))
+    else:
+        print(result.folder)
+    return {"finished": 0, "cancelled": EXIT_CANCELLED}.get(result.status, EXIT_FAILED)
 
 
 def _cancel_on_signals(cancel: threading.Event, err: Console) -> Any:
