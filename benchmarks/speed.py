@@ -127,6 +127,57 @@ def baseline_rate(cfg: Config) -> float:
     return cfg.iterations / (time.perf_counter() - t0)
 
 
+def sweep_cells(size: int, iterations: int, device: str) -> list:
+    """The study's first table: content layers 0..4 (noise init, Adam), as 5 cells."""
+    from nst_tui.engine.batch import BatchCell
+
+    cells = []
+    for layer in range(5):
+        cfg = make_config(size, iterations, device).replace(content_layers=[layer])
+        prepared = prepare(cfg)
+        cells.append(BatchCell.from_objective(prepared.objective, prepared.canvas, lambda e: None))
+    return cells
+
+
+def sweep_rates(size: int, iterations: int, device: str) -> tuple[float, float]:
+    """Cell-iterations per second: the 5 cells as one batch, then one after another."""
+    from nst_tui.engine.batch import optimize_batch, shared_extractor
+
+    cells = sweep_cells(size, iterations, device)
+    dev = cells[0].canvas.device
+    extractor = shared_extractor(get_backbone("vgg16-caffe"), [c.cfg for c in cells], dev)
+    sync(dev)
+    t0 = time.perf_counter()
+    optimize_batch(extractor, cells)
+    sync(dev)
+    batched = 5 * iterations / (time.perf_counter() - t0)
+
+    seq_time = 0.0
+    for layer in range(5):
+        cfg = make_config(size, iterations, device).replace(content_layers=[layer])
+        prepared = prepare(cfg)
+        sync(dev)
+        t0 = time.perf_counter()
+        optimize(prepared.objective, prepared.canvas, cfg, lambda event: None)
+        sync(dev)
+        seq_time += time.perf_counter() - t0
+    return batched, 5 * iterations / seq_time
+
+
+def measure_sweep(size: int, device: str, iterations: int, repeats: int) -> dict[str, float]:
+    sweep_rates(size, 2, device)  # warm-up
+    runs = [sweep_rates(size, iterations, device) for _ in range(repeats)]
+    b = statistics.median(r[0] for r in runs)
+    s = statistics.median(r[1] for r in runs)
+    return {
+        "size": size,
+        "cells": 5,
+        "batched_cell_it_s": b,
+        "sequential_cell_it_s": s,
+        "ratio": b / s,
+    }
+
+
 def measure(size: int, device: str, iterations: int, repeats: int) -> dict[str, float]:
     cfg = make_config(size, iterations, device)
     warm = make_config(size, 2, device)
@@ -163,6 +214,13 @@ def main() -> int:
             f"{row['ratio']:>6.2f}x",
             flush=True,
         )
+    sweep = measure_sweep(128, args.device, iterations, args.repeats)
+    print(
+        f"5-cell sweep at 128 px (content layers 0..4): batched {sweep['batched_cell_it_s']:.2f} "
+        f"cell-it/s, one after another {sweep['sequential_cell_it_s']:.2f} cell-it/s, "
+        f"{sweep['ratio']:.2f}x",
+        flush=True,
+    )
     if args.json:
         result = {
             "date": datetime.now().astimezone().isoformat(timespec="seconds"),
@@ -173,6 +231,7 @@ def main() -> int:
             "repeats": args.repeats,
             "backbone": "vgg16-caffe",
             "results": rows,
+            "sweep": sweep,
         }
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2) + "\n")
