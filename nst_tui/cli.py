@@ -7,6 +7,7 @@ exits 1, a cancelled one 130.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import signal
 import sys
@@ -18,6 +19,7 @@ from types import FrameType
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from nst_tui.config import Config, parse_assignment
 from nst_tui.errors import NSTError
@@ -65,8 +67,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run_dashboard(preset=args.preset, start=args.run)
     except NSTError as exc:
-        err.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         return EXIT_USAGE
+    except KeyboardInterrupt:  # a second Ctrl-C: the record is already written
+        return EXIT_CANCELLED
 
 
 def config_from_args(
@@ -132,7 +136,7 @@ def cmd_run(args: argparse.Namespace, err: Console) -> int:
         restore()
     fin = result.finished
     if fin.status != "finished":
-        err.print(f"[yellow]{fin.status}:[/] {fin.reason}", soft_wrap=True)
+        err.print(f"[yellow]{fin.status}:[/] {escape(fin.reason)}", soft_wrap=True)
     if args.json:
         summary = json.loads((result.folder / "run.json").read_text())
         print(json.dumps({"folder": str(result.folder), **summary}))
@@ -160,7 +164,7 @@ def cmd_sweep(
                 if isinstance(event, Status) and count.completed == 0:
                     view(event)
                 elif isinstance(event, Status):  # after the bar has started: just the line
-                    err.print(f"[dim]{event.message}[/]")
+                    err.print(f"[dim]{escape(event.message)}[/]")
                 elif isinstance(event, SweepStarted):
                     n = len(event.batches)
                     err.print(f"[dim]{len(sweep.cells)} cells in {n} batch{'es' * (n != 1)}[/]")
@@ -179,7 +183,9 @@ def cmd_sweep(
         restore()
     for cell in result.cells:
         if cell.finished.status == "failed":
-            err.print(f"[yellow]{cell.cell.label}: failed:[/] {cell.finished.reason}")
+            err.print(
+                f"[yellow]{escape(cell.cell.label)}: failed:[/] {escape(cell.finished.reason)}"
+            )
     err.print(
         f"[dim]{result.status}: {result.cell_iterations} cell-iterations in "
         f"{result.wall_time:.1f} s ({result.cell_it_per_s:.1f} cell-it/s)[/]"
@@ -200,7 +206,10 @@ def _cancel_on_signals(cancel: threading.Event, err: Console) -> Any:
         if cancel.is_set():
             raise KeyboardInterrupt
         cancel.set()
-        err.print(f"[yellow]{signal.Signals(signum).name}: stopping; the run so far is saved[/]")
+        with contextlib.suppress(OSError):  # SIGHUP: the terminal may be gone
+            err.print(
+                f"[yellow]{signal.Signals(signum).name}: stopping; the run so far is saved[/]"
+            )
 
     if threading.current_thread() is not threading.main_thread():
         return lambda: None

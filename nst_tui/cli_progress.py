@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import TracebackType
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -54,7 +55,7 @@ class ProgressView:
         if isinstance(event, events.Status):
             if event.fraction is None:
                 self.progress.update(self.task, description="loading")
-                self.progress.console.print(f"[dim]{event.message}[/]")
+                self.progress.console.print(f"[dim]{escape(event.message)}[/]")
                 return
             # A download: one bar updated in place, not a line per chunk.
             if self.download is None:

@@ -138,6 +138,11 @@ def unknown_field_message(key: str) -> str:
 
 def _coerce(key: str, value: Any) -> Any:
     """Turn a TOML or form value into the field's type, or raise ValueError with a message."""
+    items = value if isinstance(value, (list, tuple)) else [value]
+    for v in items:
+        # TOML integers are unbounded: past ~1e308, float() and range messages overflow.
+        if isinstance(v, int) and not isinstance(v, bool) and abs(v) > 10**300:
+            raise ValueError(f"is far too large (about {v.bit_length() * 3 // 10} digits)")
     if key in INT_FIELDS:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError(f"must be a whole number, got {value!r}")
@@ -258,7 +263,7 @@ def parse_value(text: str) -> Any:
     """Parse one value as TOML; a bare word (lbfgs, ../img.jpg) is taken as a string."""
     try:
         return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
+    except (ValueError, RecursionError):  # TOMLDecodeError; an int past 4300 digits; [[[[...
         return text
 
 

@@ -22,6 +22,8 @@ from typing import Any
 from nst_tui.config import FIELD_NAMES, Config, toml_value, unknown_field_message
 from nst_tui.errors import ConfigError, PresetError
 
+MAX_BYTES = 1 << 20  # a preset is a page of text; anything bigger is the wrong file
+
 
 @dataclass(frozen=True)
 class Preset:
@@ -47,7 +49,11 @@ def user_dir() -> Path:
 
 
 def search_dirs() -> list[Path]:
-    dirs = [Path.cwd() / "presets", user_dir(), shipped_dir()]
+    try:
+        here = [Path.cwd() / "presets"]
+    except OSError:  # the working folder was deleted under a long session
+        here = []
+    dirs = [*here, user_dir(), shipped_dir()]
     seen: list[Path] = []
     for d in dirs:
         if d.is_dir() and d.resolve() not in [s.resolve() for s in seen]:
@@ -57,15 +63,22 @@ def search_dirs() -> list[Path]:
 
 def find(name_or_path: str) -> Path:
     """A preset name (`quick`) or a path to a TOML file -> the file."""
-    as_path = Path(name_or_path).expanduser()
-    if as_path.suffix == ".toml" or os.sep in name_or_path:
-        if as_path.is_file():
-            return as_path
-        raise PresetError(f"preset {name_or_path!r}: no such file")
-    for d in search_dirs():
-        candidate = d / f"{name_or_path}.toml"
-        if candidate.is_file():
-            return candidate
+    try:
+        as_path = Path(name_or_path).expanduser()
+    except RuntimeError:  # ~someone who has no home here
+        as_path = Path(name_or_path)
+    try:
+        if as_path.suffix == ".toml" or os.sep in name_or_path:
+            if as_path.is_file():
+                return as_path
+            what = "is a folder" if as_path.is_dir() else "no such file"
+            raise PresetError(f"preset {name_or_path!r}: {what}")
+        for d in search_dirs():
+            candidate = d / f"{name_or_path}.toml"
+            if candidate.is_file():
+                return candidate
+    except OSError as exc:  # a name too long for the file system
+        raise PresetError(f"preset {name_or_path!r}: cannot open it ({exc.strerror})") from None
     names = [p.stem for p in all_paths()]
     close = difflib.get_close_matches(name_or_path, names, n=1)
     hint = f"did you mean {close[0]!r}?" if close else "see `nst-tui presets`"
@@ -84,17 +97,26 @@ def all_paths() -> list[Path]:
 def load(name_or_path: str) -> Preset:
     path = find(name_or_path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PresetError(f"preset {path}: cannot read it ({exc})") from None
+        size = path.stat().st_size
+        if size > MAX_BYTES:
+            raise PresetError(f"preset {path}: {size:,} bytes; a preset is at most {MAX_BYTES:,}")
+        # utf-8-sig: a byte-order mark, as some editors write, is not an error
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise PresetError(f"preset {path}: cannot read it ({exc.strerror or exc})") from None
+    except UnicodeDecodeError as exc:
+        raise PresetError(f"preset {path}: not UTF-8 text (byte {exc.start})") from None
     return parse(text, path)
 
 
 def parse(text: str, path: Path) -> Preset:
+    """TOML text -> Preset; anything else raises PresetError or ConfigError naming the fault."""
     try:
         data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+    except ValueError as exc:  # TOMLDecodeError, or an integer past 4300 digits
         raise PresetError(f"preset {path}: invalid TOML ({exc})") from None
+    except RecursionError:
+        raise PresetError(f"preset {path}: invalid TOML (nested too deeply)") from None
     description = data.pop("description", "")
     if not isinstance(description, str):
         raise ConfigError({"description": "must be a string"}, str(path))

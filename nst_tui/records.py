@@ -10,11 +10,13 @@ and a dashboard run write identical folders:
     run.json        status, reason, device, backbone, iterations, timing, final losses
 
 Frames wait in a hidden `.frames/` folder as PNGs (memory stays flat for long,
-large runs) and are removed once the GIF is written.
+large runs) and are removed once run.json is written. A final name only ever
+holds a whole file: a full disk or a kill leaves the old file or none, never half.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -22,6 +24,7 @@ import os
 import platform
 import re
 import shutil
+import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -44,8 +47,24 @@ def safe_label(text: str) -> str:
     return label or "run"
 
 
+def check_outputs(root: Path) -> None:
+    """Fail early, before any work, when `root` cannot hold run folders."""
+    probe = root
+    try:
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        if not probe.is_dir():
+            where = "is a file" if probe == root else f"sits under {probe}, a file"
+            raise RunError(f"outputs folder {root}: {where}, not a folder")
+    except OSError as exc:
+        raise RunError(f"outputs folder {root}: cannot use it ({exc.strerror or exc})") from None
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise RunError(f"outputs folder {root}: not writable ({probe} is read-only for you)")
+
+
 def new_run_folder(root: Path, label: str) -> Path:
     """Create a fresh folder; mkdir is atomic, so concurrent processes never share one."""
+    check_outputs(root)
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -64,19 +83,32 @@ def new_run_folder(root: Path, label: str) -> Path:
     raise RunError(f"outputs folder {root}: no free name for {base}")
 
 
-def write_atomic(path: Path, data: bytes | Callable[[io.BufferedWriter], None]) -> None:
-    """Write beside the target and rename, so the final name only ever holds a whole file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+def write_atomic(
+    path: Path, data: bytes | Callable[[io.BufferedWriter], None], durable: bool = True
+) -> None:
+    """Write beside the target and rename, so the final name only ever holds a whole file.
+
+    `durable` flushes the data to the disk before the rename, so that even a power
+    cut leaves the old file or the new one; scratch files skip it.
+    """
+    # Process and thread in the name: two writers of one path never share a scratch file.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
     try:
         with open(tmp, "wb") as fh:
             if isinstance(data, bytes):
                 fh.write(data)
             else:
                 data(fh)
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise RunError(f"could not write {path}: {exc.strerror or exc}") from None
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise RunError(f"could not write {path}: {exc.strerror or exc}") from None
+        raise
 
 
 def gif_duration_ms(fps: int) -> int:
@@ -128,14 +160,22 @@ class RunRecorder:
         self.info = dict(info)  # device, backbone, ... for run.json
         self.folder = folder if folder is not None else new_run_folder(root, label)
         self.frames_dir = self.folder / ".frames"
-        self.frames_dir.mkdir()
         self.rows: list[dict[str, float]] = []
         self.n_frames = 0
+        self.last_frame: np.ndarray | None = None  # for a record of a run that crashed
         self.started = datetime.now().astimezone()
         self.result: Finished | None = None
         # The config goes first: even a killed run can be reproduced.
         description = f"Reproduces run {self.folder.name}" + (f" ({label})" if label else "")
-        write_atomic(self.folder / "config.toml", cfg.to_toml(description).encode())
+        try:
+            self.frames_dir.mkdir()
+            write_atomic(self.folder / "config.toml", cfg.to_toml(description).encode())
+        except (OSError, RunError) as exc:
+            if folder is None:  # ours, and holding nothing yet: leave no empty husk behind
+                shutil.rmtree(self.folder, ignore_errors=True)
+            if isinstance(exc, RunError):
+                raise
+            raise RunError(f"could not write in {self.folder}: {exc.strerror or exc}") from None
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, Progress):
@@ -144,8 +184,9 @@ class RunRecorder:
             )
         elif isinstance(event, Frame):
             self.n_frames += 1
+            self.last_frame = event.image
             name = self.frames_dir / f"{event.iteration:09d}.png"
-            write_atomic(name, png_bytes(event.image))
+            write_atomic(name, png_bytes(event.image), durable=False)
         elif isinstance(event, Finished):
             self.finish(event)
 
@@ -155,11 +196,11 @@ class RunRecorder:
                 yield im.convert("RGB")
 
     def finish(self, result: Finished, extra: dict[str, Any] | None = None) -> Path:
+        """Write the record. The frames stay in .frames until run.json is safely written."""
         self.result = result
         write_atomic(self.folder / "final.png", png_bytes(result.image))
         frames = write_gif(self.folder / "animation.gif", self._frames(), self.cfg.fps)
         self._write_losses()
-        shutil.rmtree(self.frames_dir, ignore_errors=True)
         summary = {
             "status": result.status,
             "reason": result.reason,
@@ -179,7 +220,24 @@ class RunRecorder:
             "python": platform.python_version(),
         }
         write_atomic(self.folder / "run.json", (json.dumps(summary, indent=2) + "\n").encode())
+        shutil.rmtree(self.frames_dir, ignore_errors=True)
         return self.folder
+
+    def abandon(self, status: str, reason: str, image: np.ndarray | None) -> Finished:
+        """Record a run whose loop raised instead of finishing: what it logged so far.
+
+        `image` stands in for the canvas when no frame was saved yet.
+        """
+        last = self.rows[-1] if self.rows else {}
+        done = int(last.get("iteration", 0))
+        wall = (datetime.now().astimezone() - self.started).total_seconds()
+        losses = {k: v for k, v in last.items() if k not in ("iteration", "elapsed_s")}
+        canvas = self.last_frame if self.last_frame is not None else image
+        if canvas is None:
+            canvas = np.zeros((1, 1, 3), np.uint8)
+        finished = Finished(status, reason, done, wall, done / max(wall, 1e-9), losses, canvas)
+        self.finish(finished)
+        return finished
 
     def _write_losses(self) -> None:
         columns = ["iteration", "elapsed_s"]

@@ -1,21 +1,28 @@
 """One run end to end: prepare, optimize, record. Shared by the CLI and the dashboard.
 
 Listeners receive every engine event; the recorder is one of them, so what
-lands on disk does not depend on who is watching.
+lands on disk does not depend on who is watching. Whatever ends the loop (its
+own end, a cancel, a signal, running out of memory, a bug), the run folder gets
+its run.json and the frames made so far before `run` returns or raises.
 """
 
 from __future__ import annotations
 
+import gc
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from nst_tui.config import Config
+import torch
+
+from nst_tui.config import MIN_SIZE, Config
 from nst_tui.engine.events import Event, Finished, Status
+from nst_tui.engine.images import to_uint8
 from nst_tui.engine.optimize import optimize
-from nst_tui.engine.prepare import prepare
-from nst_tui.records import RunRecorder
+from nst_tui.engine.prepare import Prepared, prepare
+from nst_tui.errors import RunError
+from nst_tui.records import RunRecorder, check_outputs
 
 Listener = Callable[[Event], None]
 
@@ -28,6 +35,7 @@ class RunResult:
     finished: Finished
     device: str
     backbone: str
+    notes: tuple[str, ...] = ()  # what was done unasked, e.g. an animated GIF's first frame
 
 
 def run(
@@ -40,23 +48,101 @@ def run(
 ) -> RunResult:
     """Run one experiment and write its folder. Raises NSTError before anything starts
     when an input is bad; once the loop starts, problems end up in run.json."""
+    cancel = cancel or threading.Event()
 
     def emit(event: Event) -> None:
         for listener in listeners:
             listener(event)
 
-    prepared = prepare(cfg, status=lambda msg, frac=None: emit(Status(msg, frac)))
-    info = {
-        "device": str(prepared.device),
-        "backbone": prepared.backbone.name,
-        "backbone_source": prepared.backbone.source,
-    }
-    recorder = RunRecorder(out_root, cfg, label, info)
+    check_outputs(out_root)  # before seconds of loading, not after
+    prepared: Prepared | None = None
+    try:
+        try:
+            prepared = prepare(cfg, status=lambda msg, frac=None: emit(Status(msg, frac)))
+        except Exception as exc:
+            if is_out_of_memory(exc):
+                raise RunError(out_of_memory_reason(cfg, "preparing", cfg.device)) from None
+            raise
+        info = {
+            "device": str(prepared.device),
+            "backbone": prepared.backbone.name,
+            "backbone_source": prepared.backbone.source,
+            **({"notes": prepared.notes} if prepared.notes else {}),
+        }
+        recorder = RunRecorder(out_root, cfg, label, info)
 
-    def emit_all(event: Event) -> None:
-        recorder(event)
-        emit(event)
+        def emit_all(event: Event) -> None:
+            recorder(event)
+            emit(event)
 
-    emit(Status(f"running on {info['device']} with {info['backbone']}", None))
-    finished = optimize(prepared.objective, prepared.canvas, cfg, emit_all, cancel)
-    return RunResult(recorder.folder, finished, info["device"], info["backbone"])
+        emit(Status(f"running on {info['device']} with {info['backbone']}", None))
+        try:
+            finished = optimize(prepared.objective, prepared.canvas, cfg, emit_all, cancel)
+        except BaseException as exc:
+            finished = _record_the_crash(recorder, prepared, cfg, cancel, exc)
+            emit(finished)
+        return RunResult(
+            recorder.folder, finished, info["device"], info["backbone"], tuple(prepared.notes)
+        )
+    finally:
+        device = prepared.device if prepared is not None else None
+        del prepared
+        release_memory(device)
+
+
+def _record_the_crash(
+    recorder: RunRecorder,
+    prepared: Prepared,
+    cfg: Config,
+    cancel: threading.Event,
+    exc: BaseException,
+) -> Finished:
+    """Write run.json for a loop that raised; return its Finished if the run may go on.
+
+    Running out of memory is a result (failed, with a smaller size to try); a
+    signal or a bug is re-raised once the record is safe.
+    """
+    oom = is_out_of_memory(exc)
+    if oom:
+        status, reason = "failed", out_of_memory_reason(cfg, "running", str(prepared.device))
+    elif cancel.is_set() or isinstance(exc, KeyboardInterrupt):
+        at = recorder.rows[-1]["iteration"] if recorder.rows else 0
+        status, reason = "cancelled", f"cancelled at iteration {at} ({type(exc).__name__})"
+    else:
+        status, reason = "failed", f"{type(exc).__name__}: {exc}"
+    if recorder.result is None:  # the recorder itself did not fail while finishing
+        try:
+            image = to_uint8(prepared.canvas)
+        except Exception:  # the device may be the thing that broke
+            image = None
+        try:
+            finished = recorder.abandon(status, reason, image)
+        except RunError:
+            if oom:
+                raise
+            raise exc from None  # the first error is the one to see
+        if oom:
+            return finished
+    raise exc
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    if isinstance(exc, (torch.OutOfMemoryError, MemoryError)):
+        return True
+    # The CPU allocator raises a plain RuntimeError.
+    return isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc)
+
+
+def out_of_memory_reason(cfg: Config, doing: str, device: str) -> str:
+    smaller = max(MIN_SIZE, cfg.size // 2)
+    return (
+        f"out of memory while {doing} at size {cfg.size} on {device}; "
+        f"try size {smaller}, fewer or shallower layers, or a free device"
+    )
+
+
+def release_memory(device: torch.device | None) -> None:
+    """Hand cached device memory back, so the next run (or another process) can have it."""
+    if device is not None and device.type == "cuda":
+        gc.collect()  # tensors held only by reference cycles (a traceback's frames)
+        torch.cuda.empty_cache()

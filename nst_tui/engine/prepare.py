@@ -7,7 +7,7 @@ image errors are raised here, before any run folder exists.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from PIL import Image
@@ -15,7 +15,7 @@ from PIL import Image
 from nst_tui.config import INITS, Config
 from nst_tui.engine.backbones import Backbone, StatusFn, _quiet, load_backbone
 from nst_tui.engine.features import FeatureExtractor
-from nst_tui.engine.images import fit_long_edge, load_image, to_tensor
+from nst_tui.engine.images import Note, fit_canvas, load_image, to_tensor
 from nst_tui.engine.optimize import Objective, active_taps, initial_canvas
 from nst_tui.errors import RunError
 
@@ -53,36 +53,42 @@ class Prepared:
     backbone: Backbone
     objective: Objective
     canvas: torch.Tensor
+    notes: list[str] = field(default_factory=list)  # what was done unasked (a GIF's 1st frame)
 
 
 def load_inputs(
-    cfg: Config, device: torch.device
+    cfg: Config, device: torch.device, note: Note | None = None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Content at `size` on its long edge, style scaled to the same long edge, and the
     init image (style or a file) resized from full resolution to the canvas."""
-    content_full = load_image(cfg.content_image, "content_image")
-    style_full = load_image(cfg.style_image, "style_image")
-    content = fit_long_edge(content_full, cfg.size)
+    note = note or (lambda text: None)
+    content_full = load_image(cfg.content_image, "content_image", note)
+    style_full = load_image(cfg.style_image, "style_image", note)
+    content = fit_canvas(content_full, cfg.size, "content_image")
+    style = fit_canvas(style_full, cfg.size, "style_image")
     init = None
     if cfg.init == "style":
         init = style_full
     elif cfg.init not in INITS:
-        init = load_image(cfg.init, "init")
+        init = load_image(cfg.init, "init", note)
     if init is not None:
         init = init.resize(content.size, Image.Resampling.LANCZOS)
     return (
         to_tensor(content, device),
-        to_tensor(fit_long_edge(style_full, cfg.size), device),
+        to_tensor(style, device),
         None if init is None else to_tensor(init, device),
     )
 
 
 def prepare(cfg: Config, status: StatusFn = _quiet) -> Prepared:
     device = resolve_device(cfg.device)
-    content, style, init = load_inputs(cfg, device)  # image errors before weights load
+    notes: list[str] = []
+    content, style, init = load_inputs(cfg, device, notes.append)  # errors before weights load
+    for text in notes:
+        status(text, None)
     backbone = get_backbone(cfg.backbone, status)
     extractor = FeatureExtractor(backbone, active_taps(cfg), cfg.layer_type, cfg.pooling)
     extractor = extractor.to(device)
     objective = Objective(extractor, cfg, content, style)
     canvas = initial_canvas(cfg, content, init)
-    return Prepared(cfg, device, backbone, objective, canvas)
+    return Prepared(cfg, device, backbone, objective, canvas, notes)

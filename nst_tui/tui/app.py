@@ -7,10 +7,13 @@ by then) inside its thread worker.
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -19,8 +22,9 @@ from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.notifications import SeverityLevel
 from textual.screen import ModalScreen, Screen
-from textual.widgets import DataTable, Footer, Label
+from textual.widgets import DataTable, Label
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from nst_tui import presets
@@ -31,11 +35,15 @@ from nst_tui.tui.screens.file_picker import FilePicker
 from nst_tui.tui.screens.help_screen import HelpScreen
 from nst_tui.tui.screens.preset_picker import PresetPicker
 from nst_tui.tui.screens.save_preset import SavePreset
+from nst_tui.tui.sweep_runs import SweepRuns, SweepTable
+from nst_tui.tui.sweep_state import SweepState
+from nst_tui.tui.widgets.footer import Footer
 from nst_tui.tui.widgets.image_view import ImageView, shrink
 from nst_tui.tui.widgets.loss_panel import LossPanel
 from nst_tui.tui.widgets.params_form import ParamsForm, PathInput
 from nst_tui.tui.widgets.run_history import RunHistory, RunRecord
 from nst_tui.tui.widgets.status_line import StatusLine
+from nst_tui.tui.widgets.sweep_grid import SweepGrid
 
 DEFAULT_OUTPUTS = Path("outputs")
 THUMB_PX = 128
@@ -43,7 +51,10 @@ STYLE_KEYS = ("exclamation_mark", "at", "number_sign", "dollar_sign", "percent_s
 CONTENT_GROUP = Binding.Group("Content layer", compact=True)
 STYLE_GROUP = Binding.Group("Style layer", compact=True)
 # Actions that make no sense behind a modal (priority keys reach the App even there).
-MAIN_SCREEN_ACTIONS = {"run", "cancel_run", "pick_preset", "save_preset", "reset", "toggle_layer"}
+RECORD_TIMEOUT_S = 600.0  # a cancelled run stops within an iteration, then writes its GIF
+MAIN_SCREEN_ACTIONS = {
+    *("run", "cancel_run", "pick_preset", "save_preset", "reset", "toggle_layer", "toggle_sweep")
+}
 
 
 @dataclass
@@ -51,9 +62,11 @@ class ActiveRun:
     record: RunRecord
     cancel: threading.Event
     started: float
+    ended: threading.Event = field(default_factory=threading.Event)  # set by the worker thread
+    sweep: SweepState | None = None  # set when this run is a sweep
 
 
-class NSTApp(App[int]):
+class NSTApp(SweepRuns, App[int]):
     """Run, watch and rerun style-transfer experiments from the keyboard."""
 
     CSS_PATH = "app.tcss"
@@ -71,6 +84,7 @@ class NSTApp(App[int]):
         Binding("ctrl+o", "pick_preset", "Preset", priority=True, tooltip="Load a preset"),
         Binding("ctrl+s", "save_preset", "Save", priority=True, tooltip="Save form as a preset"),
         Binding("ctrl+n", "reset", "Defaults", priority=True, tooltip="Reset to the defaults"),
+        Binding("ctrl+g", "toggle_sweep", "Sweep", priority=True, tooltip="Sweep off / on"),
         Binding("f1", "help", "Help", priority=True),
         Binding("question_mark", "help", "Help", show=False),
         Binding("ctrl+q", "quit", "Quit", priority=True, tooltip="Cancel and save a run, quit"),
@@ -95,6 +109,7 @@ class NSTApp(App[int]):
         outputs: Path = DEFAULT_OUTPUTS,
         start: bool = False,
         warm_up: bool = True,
+        sweep: SweepTable | None = None,
     ) -> None:
         super().__init__()
         self.initial = config or Config()
@@ -107,7 +122,15 @@ class NSTApp(App[int]):
         self.finals: dict[int, Image.Image] = {}
         self.active: ActiveRun | None = None
         self.quit_after_run = False
+        self.exit_code = 0  # 128 + the signal's number when a signal ends the app
+        # After SIGTERM/SIGHUP, seconds to wait (once a run's record is written) before the
+        # process leaves even if Textual is stuck on a terminal that is gone; None: never.
+        self.force_exit_after: float | None = None
+        self._signals: list[int] = []
         self.thumbnails_of: tuple[str, str] | None = None
+        self.sweep_table = sweep or None
+        self.sweep_on = self.sweep_table is not None
+        self.sweeps: dict[int, SweepState] = {}
 
     # ---- layout ------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -121,6 +144,7 @@ class NSTApp(App[int]):
                         yield ImageView("…", id="thumb-content")
                         yield Label("style", classes="thumb-label")
                         yield ImageView("…", id="thumb-style")
+                    yield SweepGrid(id="sweep-grid")
                 yield LossPanel(id="losses")
                 yield RunHistory(id="history")
         yield StatusLine(id="status")
@@ -132,6 +156,7 @@ class NSTApp(App[int]):
         self.query_one("#losses").border_title = "Loss"
         self.history.border_title = "Runs"
         self._set_subtitle()
+        self._show_sweep_note()
         self.show_images(self.initial.content_image, self.initial.style_image, delay=0.0)
         if self.warm_up_engine:
             self.status.show(state="loading", detail="importing torch")
@@ -140,6 +165,75 @@ class NSTApp(App[int]):
             self.status.show(state="idle")
         if self.start_at_once:
             self.call_after_refresh(self.action_run)
+        self._catch_signals()
+
+    def on_unmount(self) -> None:
+        # However the app ends (even by an error), a run still going is stopped, so
+        # its record is written while Python waits for the worker thread to end.
+        if self.active is not None:
+            self.active.cancel.set()
+        self._release_signals()
+
+    # ---- signals: SIGTERM, and SIGHUP when an SSH session drops ---------------------
+    def _catch_signals(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # asyncio takes signals on the main thread only
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+            if sig is None:
+                continue
+            try:
+                loop.add_signal_handler(sig, self.handle_signal, sig)
+            except (NotImplementedError, RuntimeError, ValueError):
+                continue
+            self._signals.append(sig)
+
+    def _release_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in self._signals:
+            loop.remove_signal_handler(sig)
+        self._signals = []
+
+    def handle_signal(self, signum: int) -> None:
+        """Stop like quit: a running job is cancelled and recorded, then the app exits."""
+        self.exit_code = 128 + signum
+        self._leave_for_sure()
+        name = signal.Signals(signum).name
+        if self.active is None or self.quit_after_run:
+            self.exit(self.exit_code)
+            return
+        self.quit_after_run = True
+        self.action_cancel_run()
+        self.notify(f"{name}: cancelling the run and saving it, then quitting…")
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = False,
+    ) -> None:
+        # Plain text unless asked: messages quote paths and values as typed, and a
+        # `[/x]` in a file name must not be read as markup (MarkupError ends the app).
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
+
+    def _leave_for_sure(self) -> None:
+        # When an SSH session drops, Textual can block for good writing to the dead
+        # terminal; a process left behind would hold its memory (a GPU's, too).
+        if self.force_exit_after is None:
+            return
+        ended = self.active.ended if self.active is not None else None
+        grace, code = self.force_exit_after, self.exit_code
+
+        def watch() -> None:
+            if ended is not None:
+                ended.wait(RECORD_TIMEOUT_S)  # the cancelled run writes its record first
+            time.sleep(grace)
+            os._exit(code)
+
+        threading.Thread(target=watch, name="nst-tui-exit", daemon=True).start()
 
     @property
     def form(self) -> ParamsForm:
@@ -175,14 +269,17 @@ class NSTApp(App[int]):
         from nst_tui.engine.images import load_image
 
         for which, spec in (("content", content), ("style", style)):
+            notes: list[str] = []
             try:
-                image: Image.Image | None = shrink(load_image(spec, which), THUMB_PX)
+                image: Image.Image | None = shrink(load_image(spec, which, notes.append), THUMB_PX)
                 note = ""
             except NSTError as exc:
                 image, note = None, str(exc)
             except Exception as exc:  # a thumbnail never takes the app down
                 image, note = None, f"{which}: {exc}"
             self.call_from_thread(self._show_thumbnail, which, image, note)
+            for text in notes:  # e.g. an animated GIF: say which frame is used
+                self.call_from_thread(self.notify, text, title=f"{which} image")
 
     def _show_thumbnail(self, which: str, image: Image.Image | None, note: str) -> None:
         view = self.query_one(f"#thumb-{which}", ImageView)
@@ -190,14 +287,19 @@ class NSTApp(App[int]):
         view.image = image
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="run")
-    def run_job(self, run_id: int, config: Config, label: str, cancel: threading.Event) -> Any:
+    def run_job(self, run_id: int, config: Config, label: str, active: ActiveRun) -> Any:
         """One run, start to end, in this thread; progress leaves it as messages."""
-        self.post_message(RunStatus(run_id, "importing torch"))
-        from nst_tui.runner import run
-        from nst_tui.tui.relay import Relay
+        try:
+            self.post_message(RunStatus(run_id, "importing torch"))
+            from nst_tui.runner import run
+            from nst_tui.tui.relay import Relay
 
-        relay = Relay(self.post_message, run_id, config)
-        return run(config, out_root=self.outputs, label=label, listeners=[relay], cancel=cancel)
+            relay = Relay(self.post_message, run_id, config)
+            return run(
+                config, out_root=self.outputs, label=label, listeners=[relay], cancel=active.cancel
+            )
+        finally:
+            active.ended.set()
 
     @on(Worker.StateChanged)
     def _worker_changed(self, event: Worker.StateChanged) -> None:
@@ -211,7 +313,9 @@ class NSTApp(App[int]):
             return
         if worker.group != "run" or self.active is None:
             return
-        if state == WorkerState.SUCCESS:
+        if state == WorkerState.SUCCESS and self.active.sweep is not None:
+            self.sweep_ended(worker.result)
+        elif state == WorkerState.SUCCESS:
             self._run_ended(worker.result)
         elif state == WorkerState.ERROR:
             self._run_failed(worker.error)
@@ -282,6 +386,8 @@ class NSTApp(App[int]):
         """The run never got going (bad image, missing weights) or crashed."""
         assert self.active is not None
         record = self.active.record
+        if self.active.sweep is not None:
+            self.sweep_stopped("failed")
         if error is None:
             text = "the worker was stopped"
         elif isinstance(error, NSTError):
@@ -299,7 +405,7 @@ class NSTApp(App[int]):
         self.active = None
         self.refresh_bindings()
         if self.quit_after_run:
-            self.exit(0)
+            self.exit(self.exit_code)
 
     # ---- starting runs -----------------------------------------------------------
     def start_run(self, config: Config, label: str, base: Config) -> None:
@@ -311,6 +417,7 @@ class NSTApp(App[int]):
         self.records[run_id] = record
         self.history.put(record)
         self.active = ActiveRun(record, threading.Event(), time.monotonic())
+        self.show_canvas_view()
         self.query_one(LossPanel).reset()
         self.query_one("#canvas-pane").border_title = f"Canvas · run {run_id}"
         self.status.show(
@@ -319,11 +426,12 @@ class NSTApp(App[int]):
             iteration=0,
             total=config.iterations,
             it_per_s=0.0,
+            unit="it",
             gpu_memory=None,
             folder=None,
         )
         self.refresh_bindings()
-        self.run_job(run_id, config, label, self.active.cancel)
+        self.run_job(run_id, config, label, self.active)
 
     def action_run(self) -> None:
         """Run (or rerun) with the form's current values."""
@@ -339,6 +447,9 @@ class NSTApp(App[int]):
             if first is not None:
                 first.focus()
             return
+        if self.sweep_on and self.sweep_table:
+            self.start_sweep(config, self.sweep_table, self.preset_name, self.preset_config)
+            return
         self.start_run(config, self.preset_name, self.preset_config)
 
     def action_cancel_run(self) -> None:
@@ -351,7 +462,7 @@ class NSTApp(App[int]):
     async def action_quit(self) -> None:
         """Quit; a running job is cancelled and saved first (press again to leave at once)."""
         if self.active is None or self.quit_after_run:
-            self.exit(0)
+            self.exit(self.exit_code)
             return
         self.quit_after_run = True
         self.action_cancel_run()
@@ -362,13 +473,15 @@ class NSTApp(App[int]):
             return False
         if action == "cancel_run" and self.active is None:
             return None  # shown dimmed; escape goes on to whoever wants it
-        return True
+        # With no sweep loaded, ctrl+g is not in the footer.
+        return not (action == "toggle_sweep" and self.sweep_table is None)
 
     # ---- presets, reset, layers, help -------------------------------------------
-    def load_config(self, config: Config, name: str) -> None:
+    def load_config(self, config: Config, name: str, sweep: SweepTable | None = None) -> None:
         self.preset_name, self.preset_config = name, config
         self.form.load(config)
         self._set_subtitle()
+        self.set_sweep(sweep)
         self.show_images(config.content_image, config.style_image, delay=0.0)
 
     def action_pick_preset(self) -> None:
@@ -382,8 +495,9 @@ class NSTApp(App[int]):
             except NSTError as exc:
                 self.notify(str(exc), title="Cannot load preset", severity="error")
                 return
-            self.load_config(preset.config, preset.name)
-            self.notify(f"loaded preset {preset.name}")
+            self.load_config(preset.config, preset.name, preset.sweep)
+            kind = "sweep preset" if preset.sweep else "preset"
+            self.notify(f"loaded {kind} {preset.name}")
 
         self.push_screen(PresetPicker(), chosen)
 
@@ -422,6 +536,7 @@ class NSTApp(App[int]):
         yield SystemCommand("Load preset", "Pick a preset (ctrl+o)", self.action_pick_preset)
         yield SystemCommand("Save preset", "Save the form (ctrl+s)", self.action_save_preset)
         yield SystemCommand("Reset to defaults", "Every field (ctrl+n)", self.action_reset)
+        yield SystemCommand("Sweep off / on", "The loaded sweep (ctrl+g)", self.action_toggle_sweep)
         yield SystemCommand("Help", "Keys and panes (f1)", self.action_help)
 
     # ---- form and history events -------------------------------------------------
@@ -465,8 +580,13 @@ class NSTApp(App[int]):
         if event.row_key.value is None:
             return
         run_id = int(event.row_key.value)
+        sweep = self.sweeps.get(run_id)
+        if sweep is not None and self.active is None:
+            self.show_sweep_view(sweep)
+            return
         final = self.finals.get(run_id)
         if final is not None and self.active is None:
+            self.show_canvas_view()
             self.canvas.image = final
             record = self.records[run_id]
             self.query_one("#canvas-pane").border_title = f"Canvas · run {run_id} {record.status}"
@@ -475,9 +595,11 @@ class NSTApp(App[int]):
     def _history_requested(self, message: RunHistory.Requested) -> None:
         record = self.records[message.run_id]
         if message.action == "load":
-            self.load_config(record.config, record.label)
+            self.load_config(record.config, record.label, record.sweep)
             self.preset_config = record.base
             self.notify(f"loaded the config of run {record.run_id}")
+        elif record.sweep is not None:
+            self.start_sweep(record.config, record.sweep, record.label, record.base)
         else:
             self.start_run(record.config, record.label, record.base)
 
@@ -487,11 +609,12 @@ def run_dashboard(preset: str | None, start: bool) -> int:
     name = preset or "default"
     try:
         loaded = presets.load(name)
-        config, name = loaded.config, loaded.name
+        config, name, sweep = loaded.config, loaded.name, loaded.sweep
     except NSTError:
         if preset is not None:
             raise  # the user asked for it: the CLI prints why and exits 2
-        config = Config()
-    app = NSTApp(config, preset_name=name, outputs=DEFAULT_OUTPUTS, start=start)
+        config, sweep = Config(), {}
+    app = NSTApp(config, preset_name=name, outputs=DEFAULT_OUTPUTS, start=start, sweep=sweep)
+    app.force_exit_after = 3.0
     result = app.run()
     return result if isinstance(result, int) else 0

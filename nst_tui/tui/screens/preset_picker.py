@@ -15,6 +15,7 @@ from textual.widgets.option_list import Option
 
 from nst_tui import presets
 from nst_tui.errors import NSTError
+from nst_tui.tui.sweep_state import table_summary
 
 
 class PresetPicker(ModalScreen[str | None]):
@@ -40,8 +41,9 @@ class PresetPicker(ModalScreen[str | None]):
                 options.append(Option(text, id=None, disabled=True))
                 continue
             line = preset.description.splitlines()[0] if preset.description else ""
-            # The dashboard runs one config: a sweep preset loads its base values.
-            sweep = "  [i](sweep: loads its base config)[/i]" if preset.sweep else ""
+            sweep = (
+                f"  [i](sweep: {escape(table_summary(preset.sweep))})[/i]" if preset.sweep else ""
+            )
             text = f"[b]{escape(preset.name)}[/b]  [dim]{escape(line)}[/dim]{sweep}"
             options.append(Option(text, id=str(path)))
         return options

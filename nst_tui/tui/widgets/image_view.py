@@ -35,8 +35,10 @@ class ImageView(Widget):
 
     image: reactive[Image.Image | None] = reactive(None, always_update=True)
 
-    def __init__(self, placeholder: str = "", *, id: str | None = None) -> None:
-        super().__init__(id=id)
+    def __init__(
+        self, placeholder: str = "", *, id: str | None = None, classes: str | None = None
+    ) -> None:
+        super().__init__(id=id, classes=classes)
         self.placeholder = placeholder
         self._cache: tuple[int, tuple[int, int], Pixels] | None = None
 

@@ -48,6 +48,11 @@ class LossPanel(Vertical):
         self.series = {t: [] for t in TERMS}
         self._redraw()
 
+    def replace(self, rows: list[LossRow]) -> None:
+        """Show exactly these rows (another sweep cell's, say)."""
+        self.series = {t: [] for t in TERMS}
+        self.add(rows)
+
     def add(self, rows: list[LossRow]) -> None:
         for _, losses in rows:
             for term in TERMS:

@@ -7,6 +7,7 @@ and each message is shown under the field it names.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -124,8 +125,8 @@ class LayerToggles(Widget):
                 yield Label(self.layer_label(i, "conv"), id=f"layer-name-{i}", classes="layer-name")
                 yield LayerBox(compact=True, id=f"content-layer-{i}", classes="layer-col")
                 yield LayerBox(compact=True, id=f"style-layer-{i}", classes="layer-col")
-        yield Static("", id="error-content_layers", classes="field-error")
-        yield Static("", id="error-style_layers", classes="field-error")
+        yield Static("", id="error-content_layers", classes="field-error", markup=False)
+        yield Static("", id="error-style_layers", classes="field-error", markup=False)
 
     @staticmethod
     def layer_label(index: int, layer_type: str) -> str:
@@ -176,9 +177,12 @@ class ParamsForm(VerticalScroll):
                 yield Label(spec.label, classes="field-label")
                 yield self._make_widget(spec, values)
             if spec.name == f"{STYLE_WEIGHTS}.{N_LAYERS - 1}" or "." not in spec.name:
-                yield Static("", id=f"error-{spec.config_field}", classes="field-error")
+                yield Static(
+                    "", id=f"error-{spec.config_field}", classes="field-error", markup=False
+                )
         yield Label("Layers", classes="form-section")
         yield LayerToggles(id="layers")
+        yield Static("", id="sweep-note")  # docked on top (last, so not :first-child)
 
     def _make_widget(self, spec: Field, values: dict[str, Any]) -> Widget:
         value = self._value_of(spec, values)
@@ -230,6 +234,19 @@ class ParamsForm(VerticalScroll):
         layers.load(config.content_layers, config.style_layers)
         layers.set_layer_type(config.layer_type)
         self.check()
+
+    def show_sweep(self, note: str | None, swept: Iterable[str] = ()) -> None:
+        """Say a sweep is loaded (None: none is) and mark the fields it sets per cell."""
+        label = self.query_one("#sweep-note", Static)
+        label.update(note or "")
+        label.set_class(bool(note), "-shown")
+        fields = set(swept)
+        for spec in FIELDS:
+            self.widget(spec.name).set_class(spec.config_field in fields, "-swept")
+        layers = self.query_one(LayerToggles)
+        for kind in ("content", "style"):
+            for i in range(N_LAYERS):
+                layers.box(kind, i).set_class(f"{kind}_layers" in fields, "-swept")
 
     def values(self) -> dict[str, Any]:
         """The raw field values: numbers parsed as TOML, text as typed."""

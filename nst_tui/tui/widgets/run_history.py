@@ -1,6 +1,7 @@
 """This session's runs: what changed, final losses, wall time, status.
 
-Highlighting a row shows its final image; `r` reruns it and `l` loads its
+A sweep is one row (its losses are its cells', in the grid). Highlighting a
+row shows its final image, or the sweep's grid; `r` reruns it and `l` loads its
 config into the form.
 """
 
@@ -10,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from rich.text import Text
 from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widgets import DataTable
@@ -32,9 +34,14 @@ class RunRecord:
     wall_time: float | None = None
     folder: Path | None = None
     reason: str = ""
+    sweep: dict[str, list[Any]] | None = None  # the [sweep] table when this row is a sweep
+    summary: str = ""  # that table in a few words
 
     def cells(self) -> tuple[str, ...]:
-        changes = " ".join(f"{k}={v}" for k, v in self.changes.items()) or "-"
+        changes = " ".join(f"{k}={v}" for k, v in self.changes.items())
+        if self.sweep is not None:
+            changes = f"sweep {self.summary}" + (f" {changes}" if changes else "")
+        changes = changes or "-"
         loss = [short(self.losses[t]) if t in self.losses else "-" for t in TERMS]
         wall = f"{self.wall_time:.1f}s" if self.wall_time is not None else "-"
         return (str(self.run_id), self.status, self.label, changes, *loss, wall)
@@ -63,7 +70,8 @@ class RunHistory(DataTable[str]):
 
     def put(self, record: RunRecord) -> None:
         key = str(record.run_id)
-        cells = record.cells()
+        # Text, not str: DataTable reads a str as markup, and a path may hold `[/x]`.
+        cells = [Text(cell) for cell in record.cells()]
         if key in self.rows:
             for name, value in zip(COLUMNS, cells, strict=True):
                 self.update_cell(key, name, value, update_width=True)

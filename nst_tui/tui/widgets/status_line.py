@@ -1,4 +1,7 @@
-"""One line: state, iteration / total, it/s, ETA, device and backbone, GPU memory, folder."""
+"""One line: state, iteration / total, it/s, ETA, device and backbone, GPU memory, folder.
+
+For a sweep the count is cell-iterations: every cell's iterations, summed.
+"""
 
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ class RunState:
     iteration: int = 0
     total: int = 0
     it_per_s: float = 0.0
+    unit: str = "it"  # "cell-it" for a sweep: iterations summed over its cells
     device: str = ""
     backbone: str = ""
     gpu_memory: int | None = None
@@ -49,7 +53,7 @@ def describe(s: RunState) -> Text:
         text.append(f" {s.detail}")
     if s.total:
         text.append(f"  {s.iteration}/{s.total}")
-        text.append(f"  {s.it_per_s:.1f} it/s" if s.it_per_s else "")
+        text.append(f"  {s.it_per_s:.1f} {s.unit}/s" if s.it_per_s else "")
         if s.state == "running":
             text.append(f"  ETA {eta(s)}")
     if s.device:

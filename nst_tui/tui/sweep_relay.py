@@ -1,0 +1,108 @@
+"""The sweep worker's listener: sweep events in, dashboard messages out.
+
+Runs in the worker thread. Every cell's loss rows are buffered and posted, with
+each cell's newest canvas downscaled to a tile, at most `rate` times a second
+(and always when a cell ends), so the UI redraws the grid at a human rate
+however many cells log at once. The cells of a batch report one after another
+at the same step: a message goes once the round is complete (every live cell
+of the batch has a new frame), so no cell waits a whole round to be shown.
+Imported by the worker only: it imports torch.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+from PIL import Image
+from textual.message import Message
+
+from nst_tui.engine.events import Finished, Frame, Progress, Status
+from nst_tui.engine.prepare import get_backbone, resolve_device
+from nst_tui.sweeps import (
+    BatchStarted,
+    CellEvent,
+    Sweep,
+    SweepEvent,
+    SweepFinished,
+    SweepProgress,
+    SweepStarted,
+)
+from nst_tui.tui.messages import CellUpdate, SweepBegan, SweepNote, SweepProgressed
+from nst_tui.tui.sweep_state import TILE_PX
+from nst_tui.tui.widgets.image_view import shrink
+
+
+class SweepRelay:
+    def __init__(
+        self, post: Callable[[Message], object], run_id: int, sweep: Sweep, rate: float = 10.0
+    ) -> None:
+        self.post = post
+        self.run_id = run_id
+        self.sweep = sweep
+        self.interval = 1.0 / rate
+        self.count = SweepProgress(sweep)
+        self.updates: dict[int, CellUpdate] = {}
+        self.frames: dict[int, np.ndarray] = {}
+        self.live: set[int] = set()  # the running batch's cells that have not ended
+        self.last_post = 0.0
+
+    def __call__(self, event: SweepEvent) -> None:
+        if isinstance(event, Status):
+            self.post(SweepNote(self.run_id, event.message))
+        elif isinstance(event, SweepStarted):
+            self._began(event)
+        elif isinstance(event, BatchStarted):
+            self.live = set(event.cells)
+        elif isinstance(event, CellEvent):
+            self._cell(event)
+        elif isinstance(event, SweepFinished):
+            self.flush()
+
+    def _began(self, event: SweepStarted) -> None:
+        self.count.start = time.perf_counter()  # the rate leaves out loading the weights
+        cfg = self.sweep.cells[0].config
+        # Both are cached by now (run_sweep checked every input), so this costs nothing.
+        device = str(resolve_device(cfg.device))
+        backbone = get_backbone(cfg.backbone).name
+        self.post(SweepBegan(self.run_id, event.folder, len(event.batches), device, backbone))
+
+    def _cell(self, wrapped: CellEvent) -> None:
+        index, event = wrapped.cell, wrapped.event
+        self.count.update(wrapped)
+        update = self.updates.setdefault(index, CellUpdate())
+        if isinstance(event, Status):
+            if self.count.completed == 0:  # later ones would only flicker past
+                self.post(SweepNote(self.run_id, f"cell {index}: {event.message}"))
+        elif isinstance(event, Progress):
+            update.rows.append((event.iteration, event.losses))
+            update.iteration = event.iteration
+        elif isinstance(event, Frame):
+            # A cell framed twice since the last message: its batch-mates log less often.
+            repeated = index in self.frames
+            self.frames[index] = event.image
+            round_done = self.live <= self.frames.keys()
+            if (round_done or repeated) and time.monotonic() - self.last_post >= self.interval:
+                self.flush()
+        elif isinstance(event, Finished):
+            update.iteration = event.iterations_done
+            update.status = event.status
+            self.frames[index] = event.image
+            self.live.discard(index)
+            self.flush()
+
+    def flush(self) -> None:
+        for index, image in self.frames.items():
+            update = self.updates.setdefault(index, CellUpdate())
+            update.preview = shrink(Image.fromarray(image), TILE_PX)
+        news = {i: u for i, u in self.updates.items() if u.rows or u.preview or u.status}
+        if not news:
+            return
+        self.post(
+            SweepProgressed(
+                self.run_id, news, self.count.completed, self.count.total, self.count.rate()
+            )
+        )
+        self.updates, self.frames = {}, {}
+        self.last_post = time.monotonic()

@@ -1,0 +1,111 @@
+"""A sweep as the dashboard holds it: every cell's losses, newest tile and state.
+
+One `SweepState` per sweep run, kept after it ends, so that highlighting the
+sweep's row in the history brings its grid (and each cell's sparklines) back.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from PIL import Image
+
+from nst_tui.sweeps import Sweep, SweepResult
+from nst_tui.tui.messages import CellUpdate, LossRow
+from nst_tui.tui.widgets.image_view import shrink
+
+TILE_PX = 96  # a grid tile is a fraction of the canvas pane: this is plenty
+
+
+def table_summary(table: dict[str, list[Any]]) -> str:
+    """`content_layers × 5`; `optimizer × 2 · content_layers × 5 = 10 cells`."""
+    axes = " · ".join(f"{name} × {len(values)}" for name, values in table.items())
+    if len(table) < 2:
+        return axes
+    return f"{axes} = {math.prod(len(v) for v in table.values())} cells"
+
+
+def short_labels(labels: tuple[str, ...]) -> tuple[str, ...]:
+    """The labels less their shared leading words: `conv1_1`, `conv2_1` for
+    `content conv1_1`, `content conv2_1` (unchanged when that would leave one empty)."""
+    words = [label.split(" ") for label in labels]
+    shared = 0
+    while len(labels) > 1 and all(
+        len(w) > shared + 1 and w[shared] == words[0][shared] for w in words
+    ):
+        shared += 1
+    return tuple(" ".join(w[shared:]) for w in words)
+
+
+@dataclass
+class CellView:
+    index: int
+    label: str  # the whole label: "lbfgs, content conv2_1"
+    title: str  # its column's label, as the tile shows it under a row label
+    short_title: str  # the same less the words every column shares, for a narrow tile
+    total: int  # the cell's iterations
+    rows: list[LossRow] = field(default_factory=list)
+    iteration: int = 0
+    preview: Image.Image | None = None
+    status: str = "waiting"  # waiting | running | finished | cancelled | failed
+
+    def caption(self) -> str:
+        if self.status in ("waiting", "running"):
+            return f"{self.iteration}/{self.total}"
+        if self.status == "finished":
+            return "finished"
+        return f"{self.status} {self.iteration}/{self.total}"
+
+
+class SweepState:
+    def __init__(self, run_id: int, sweep: Sweep, summary: str) -> None:
+        self.run_id = run_id
+        self.sweep = sweep
+        self.summary = summary  # the table in a few words
+        short = short_labels(sweep.col_labels)
+        self.cells = [
+            CellView(c.index, c.label, sweep.col_labels[c.col], short[c.col], c.config.iterations)
+            for c in sweep.cells
+        ]
+        self.selected = 0
+        self.batches = 0  # how many batches run_sweep planned, once it has said
+
+    @property
+    def rows(self) -> int:
+        return self.sweep.rows
+
+    @property
+    def cols(self) -> int:
+        return self.sweep.cols
+
+    @property
+    def row_labels(self) -> tuple[str, ...]:
+        """One per row; none when the table has a single field (its one row has no label)."""
+        return self.sweep.row_labels if any(self.sweep.row_labels) else ()
+
+    def apply(self, updates: dict[int, CellUpdate]) -> list[int]:
+        """Fold one message's news in; returns the cells that changed."""
+        for index, update in updates.items():
+            cell = self.cells[index]
+            cell.rows.extend(update.rows)
+            cell.iteration = max(cell.iteration, update.iteration)
+            if update.preview is not None:
+                cell.preview = update.preview
+            cell.status = update.status or "running"
+        return sorted(updates)
+
+    def finish(self, result: SweepResult) -> None:
+        """Every cell's final state and image, from the sweep's result."""
+        for outcome in result.cells:
+            cell = self.cells[outcome.cell.index]
+            fin = outcome.finished
+            cell.status, cell.iteration = fin.status, fin.iterations_done
+            cell.preview = shrink(Image.fromarray(fin.image), TILE_PX)
+
+    def stop_waiting(self, status: str) -> None:
+        """The sweep ended without a result (it never got going): say so on every cell."""
+        for cell in self.cells:
+            if cell.status in ("waiting", "running"):
+                cell.status = status

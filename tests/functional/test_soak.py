@@ -1,0 +1,110 @@
+"""A long dashboard session: 50 short runs (reruns, cancels, preset switches) in one app.
+
+Every run is recorded, memory stays within a measured bound, and no thread is
+left behind. Runs are 32 px and 4 iterations, so the whole session is seconds of
+compute; the rest is the dashboard doing its work 50 times.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import threading
+from pathlib import Path
+
+import pytest
+from conftest import tiny_config
+from test_dashboard import SIZE, make_app, wait_for_run, wait_until_running
+from textual.pilot import Pilot
+from textual.widgets import OptionList
+
+from nst_tui import presets
+from nst_tui.tui.app import NSTApp
+from nst_tui.tui.screens.preset_picker import PresetPicker
+
+RUNS = 50
+WARM = 10  # runs before the baseline: caches, first draws, torch's allocator
+# Measured on the 2-core dev box, growth from run 10 to run 50: 4.8 MB and 7.0 MB
+# (once -21 MB, as the allocator handed memory back). Textual's Footer leaking its
+# keys (fixed in tui/widgets/footer.py) made it 87 MB: 2 MB a run. The bound allows
+# 3x the noise and catches a leak of 0.6 MB a run (a 256 px canvas kept per run).
+RSS_GROWTH_BOUND_MB = 25
+
+
+def rss_mb() -> float:
+    gc.collect()
+    with open("/proc/self/statm") as fh:
+        resident_pages = int(fh.read().split()[1])
+    return resident_pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def our_threads() -> set[str]:
+    """Threads that are not the event loop's idle executor pool or pytest's."""
+    return {t.name for t in threading.enumerate() if not t.name.startswith("asyncio_")}
+
+
+async def pick_preset(pilot: Pilot, app: NSTApp, name: str) -> None:
+    await pilot.press("ctrl+o")
+    await pilot.pause()
+    assert isinstance(app.screen, PresetPicker)
+    options = app.screen.query_one(OptionList)
+    options.highlighted = next(
+        i
+        for i in range(options.option_count)
+        if (options.get_option_at_index(i).id or "").endswith(f"/{name}.toml")
+    )
+    await pilot.press("enter")
+    await pilot.pause()
+    assert app.preset_name == name
+
+
+@pytest.mark.slow
+async def test_fifty_runs_in_one_session(tmp_path: Path) -> None:
+    presets.save(tiny_config(iterations=4, sav_freq=2), "soak-adam")
+    presets.save(tiny_config(iterations=4, sav_freq=2, optimizer="lbfgs", lr=1.0,
+                             content_layers=[1], style_layers=[0, 2]), "soak-lbfgs")  # fmt: skip
+    long = tiny_config(iterations=100_000, sav_freq=1)
+    threads_before = our_threads()
+    app = make_app(tmp_path, tiny_config(iterations=4, sav_freq=2))
+    async with app.run_test(size=SIZE) as pilot:
+        for i in range(RUNS):
+            step = i % 5
+            if step == 0:  # the form as it is
+                await pilot.press("ctrl+r")
+            elif step == 1:  # the history's rerun
+                app.history.focus()
+                app.history.move_cursor(row=app.history.row_count - 1)
+                await pilot.press("r")
+            elif step == 2:  # a run cancelled with escape
+                app.load_config(long, "long")
+                app.screen.set_focus(None)
+                await pilot.press("ctrl+r")
+                await wait_until_running(pilot, app)
+                await pilot.press("escape")
+            else:  # switch preset, then run; every 10th through the picker's keys
+                name = "soak-adam" if step == 3 else "soak-lbfgs"
+                if i % 10 == 3:
+                    await pick_preset(pilot, app, name)
+                else:
+                    app.load_config(presets.load(name).config, name)  # what the picker does
+                await pilot.press("ctrl+r")
+            await wait_for_run(pilot, app)
+            assert len(app.records) == i + 1, f"run {i + 1} did not start"
+            if i + 1 == WARM:
+                baseline_rss, baseline_threads = rss_mb(), our_threads()
+        grown = rss_mb() - baseline_rss
+        threads_after = our_threads()
+    print(f"\nRSS growth over runs {WARM}..{RUNS}: {grown:.1f} MB")
+
+    statuses = [r.status for r in app.records.values()]
+    assert statuses.count("cancelled") == RUNS // 5
+    assert statuses.count("finished") == RUNS - RUNS // 5
+    folders = sorted((tmp_path / "outputs").iterdir())
+    assert len(folders) == RUNS
+    for folder in folders:
+        assert json.loads((folder / "run.json").read_text())["status"] in ("finished", "cancelled")
+
+    assert grown < RSS_GROWTH_BOUND_MB, f"memory grew {grown:.1f} MB over {RUNS - WARM} runs"
+    assert threads_after == baseline_threads, "a thread per run was left behind"
+    assert our_threads() == threads_before, "the app left threads behind"
