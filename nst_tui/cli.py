@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import re
 import signal
 import sys
 import threading
@@ -101,15 +102,23 @@ def apply_overrides(cfg: Config, values: dict[str, Any]) -> Config:
 def cmd_presets() -> int:
     from nst_tui import presets
 
-    out = Console(highlight=False)
-    for path in presets.all_paths():
+    out = Console(highlight=False, soft_wrap=True)
+    paths = presets.all_paths()
+    width = max((len(p.stem) for p in paths), default=0) + 2
+    for path in paths:
         try:
             p = presets.load(str(path))
-            line = p.description.splitlines()[0] if p.description else ""
-            out.print(f"[bold]{p.name:<20}[/] {line}", soft_wrap=True)
+            line = first_sentence(p.description)
+            out.print(f"[bold]{p.name:<{width}}[/]{escape(line)}")
         except NSTError as exc:
-            out.print(f"[bold]{path.stem:<20}[/] [red](invalid: {exc})[/]", soft_wrap=True)
+            out.print(f"[bold]{path.stem:<{width}}[/][red](invalid: {escape(str(exc))})[/]")
     return 0
+
+
+def first_sentence(text: str) -> str:
+    """A description's first sentence, on one line."""
+    flat = " ".join(text.split())
+    return re.split(r"\.\s+(?=[A-Z])", flat, maxsplit=1)[0].rstrip(".") if flat else "-"
 
 
 def cmd_run(args: argparse.Namespace, err: Console) -> int:
