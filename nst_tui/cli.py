@@ -1,4 +1,4 @@
-"""`nst-tui`: no subcommand opens the dashboard; `run` and `presets` work headless.
+"""`nst-tui`: no subcommand opens the dashboard; `run`, `presets`, `compare` work headless.
 
 Errors a user can fix print one line and exit 2; a run that fails (diverges)
 exits 1, a cancelled one 130.
@@ -53,6 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="last line: a JSON summary")
 
     sub.add_parser("presets", help="list the presets")
+
+    compare = sub.add_parser("compare", help="two runs' final images side by side, labelled")
+    compare.add_argument("run_a", type=Path, metavar="RUN_A", help="a run folder")
+    compare.add_argument("run_b", type=Path, metavar="RUN_B", help="another run folder")
+    compare.add_argument(
+        "--out", type=Path, help="PNG to write (default: compare-A-B.png here; never overwritten)"
+    )
     return parser
 
 
@@ -64,6 +71,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_run(args, err)
         if args.command == "presets":
             return cmd_presets()
+        if args.command == "compare":
+            from nst_tui.compare import compare
+
+            print(compare(args.run_a, args.run_b, args.out))
+            return 0
         from nst_tui.tui.app import run_dashboard  # textual only when the dashboard opens
 
         return run_dashboard(preset=args.preset, start=args.run)

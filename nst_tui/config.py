@@ -52,7 +52,7 @@ class Config:
     lr: float = 0.06  # learning rate (Adam) or step size (L-BFGS)
     optimizer: str = "adam"  # adam | lbfgs
     history: int = 100  # L-BFGS history size
-    init: str = "noise"  # noise | content | style | path to an image
+    init: str = "noise"  # noise | content | style | run:FOLDER (its final.png) | an image path
     content_layers: tuple[int, ...] = (3,)  # indices 0..4 (conv1_1 .. conv5_1)
     style_layers: tuple[int, ...] = (0, 1, 2, 3, 4)
     layer_type: str = "conv"  # conv | relu: tap the first conv of a block or its ReLU
@@ -63,6 +63,9 @@ class Config:
     pooling: str = "max"  # max | avg
     backbone: str = "auto"  # auto | vgg19 | vgg16 | vgg16-caffe | path to a .pth state dict
     device: str = "auto"  # auto | cpu | cuda | cuda:N
+    style_scale: float = 1.0  # the style image's long edge is size * style_scale
+    normalize_style_weights: bool = False  # scale style terms so weights mean the same by width
+    original_colors: bool = False  # keep the content's colours: the result gives luminance only
 
     def __post_init__(self) -> None:
         errors = validate(self)
@@ -116,7 +119,10 @@ class Config:
 FIELD_NAMES = tuple(f.name for f in fields(Config))
 TUPLE_FIELDS = ("style_weights", "content_layers", "style_layers")
 INT_FIELDS = ("iterations", "size", "sav_freq", "fps", "history", "seed")
-FLOAT_FIELDS = ("alpha", "beta", "gamma", "lr")
+FLOAT_FIELDS = ("alpha", "beta", "gamma", "lr", "style_scale")
+BOOL_FIELDS = ("normalize_style_weights", "original_colors")
+RUN_INIT = "run:"  # init = "run:FOLDER" starts from that run's final.png
+MIN_STYLE_SCALE, MAX_STYLE_SCALE = 0.1, 4.0
 STR_FIELDS = (
     "optimizer",
     "init",
@@ -153,6 +159,10 @@ def _coerce(key: str, value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError(f"must be a number, got {value!r}")
         return float(value)
+    if key in BOOL_FIELDS:
+        if not isinstance(value, bool):
+            raise ValueError(f"must be true or false, got {value!r}")
+        return value
     if key in STR_FIELDS:
         if not isinstance(value, str):
             raise ValueError(f"must be a string, got {value!r}")
@@ -193,6 +203,10 @@ def validate(cfg: Config) -> dict[str, str]:
     in_range("seed", 0, 2**63 - 1)
     for name in ("alpha", "beta", "gamma"):
         in_range(name, 0.0, 1e30)
+    in_range("style_scale", MIN_STYLE_SCALE, MAX_STYLE_SCALE)
+    for name in BOOL_FIELDS:
+        if not isinstance(getattr(cfg, name), bool):
+            e[name] = f"must be true or false, got {getattr(cfg, name)!r}"
     v = cfg.lr
     if not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0 or v > 1e6:
         e["lr"] = f"must be a number above 0 (and at most 1e6), got {v!r}"
@@ -208,7 +222,9 @@ def validate(cfg: Config) -> dict[str, str]:
     choice("mode", MODES)
     choice("pooling", POOLINGS)
     if cfg.init not in INITS and not cfg.init.strip():
-        e["init"] = f"must be one of {', '.join(INITS)} or a path to an image"
+        e["init"] = f"must be one of {', '.join(INITS)}, {RUN_INIT}FOLDER or a path to an image"
+    elif cfg.init.startswith(RUN_INIT) and not cfg.init[len(RUN_INIT) :].strip():
+        e["init"] = f"{RUN_INIT} needs a run folder after it, e.g. {RUN_INIT}outputs/my-run"
     if not cfg.backbone.strip():
         e["backbone"] = f"must be one of {', '.join(BACKBONES)} or a path to a .pth file"
     elif cfg.backbone not in BACKBONES and not cfg.backbone.endswith((".pth", ".pt")):

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from nst_tui.config import MIN_SIZE, Config
+from nst_tui.engine.colors import shown
 from nst_tui.engine.events import Event, Finished, Status
 from nst_tui.engine.images import to_uint8
 from nst_tui.engine.optimize import optimize
@@ -112,7 +113,7 @@ def _record_the_crash(
         status, reason = "failed", f"{type(exc).__name__}: {exc}"
     if recorder.result is None:  # the recorder itself did not fail while finishing
         try:
-            image = to_uint8(prepared.canvas)
+            image = to_uint8(shown(prepared.canvas, prepared.objective.colors))
         except Exception:  # the device may be the thing that broke
             image = None
         try:

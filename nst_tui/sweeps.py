@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from nst_tui import __version__
-from nst_tui.config import INITS, TUPLE_FIELDS, Config
+from nst_tui.config import INITS, RUN_INIT, TUPLE_FIELDS, Config
 from nst_tui.engine.events import Event, Finished, Progress, Status
 from nst_tui.errors import ConfigError
 from nst_tui.presets import sweep_toml
@@ -69,6 +69,8 @@ def value_label(field: str, value: Any, layer_type: str | None = "conv") -> str:
         return f"{value} pool"
     if field == "mode":
         return "reconstruct" if value == "reconstruct" else f"visualize {value}"
+    if field == "init" and value.startswith(RUN_INIT):
+        return f"init run {_stem(value[len(RUN_INIT) :])}"
     if field == "init":
         return f"init {value if value in INITS else _stem(value)}"
     if field in ("content_image", "style_image"):
@@ -77,6 +79,8 @@ def value_label(field: str, value: Any, layer_type: str | None = "conv") -> str:
         return _stem(value) if value.endswith((".pth", ".pt")) else value
     if field == "style_weights":
         return "style weights " + ",".join(f"{w:g}" for w in value)
+    if isinstance(value, bool):
+        return f"{field.replace('_', ' ')} {'on' if value else 'off'}"
     if isinstance(value, float):
         return f"{field} {value:g}"
     return f"{field} {value}"

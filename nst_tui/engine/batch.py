@@ -2,11 +2,13 @@
 
 The cells of a batch share the network (backbone, pooling, device) and the canvas
 shape; anything else may differ: weights, layers, layer type, mode, init, seed, lr,
-iterations, sav_freq, even the images. A cell's losses depend only on its own slice
-of the batch, so the gradient of the summed totals is, slice by slice, each cell's
-own gradient; one Adam parameter group per cell keeps each cell's state and lr its
-own. A batched cell therefore follows the path it would follow alone, up to the
-float rounding of convolutions run over a larger batch.
+iterations, sav_freq, even the images, style_scale (Gram targets are C x C at any style
+size), normalize_style_weights (per-cell weights) and original_colors (per-cell frames).
+A cell's losses depend only on its own slice of the batch, so the gradient of the
+summed totals is, slice by slice, each cell's own gradient; one Adam parameter group
+per cell keeps each cell's state and lr its own. A batched cell therefore follows the
+path it would follow alone, up to the float rounding of convolutions run over a larger
+batch.
 
 Losses are computed for the whole batch at once, with per-cell weight vectors
 (zero where a cell does not use a layer or a term) rather than per-cell slices:
@@ -34,6 +36,7 @@ from nst_tui.engine.optimize import (
     _Loop,
     _Stop,
     active_taps,
+    style_weight,
 )
 
 # Columns of the batched loss matrix: the four sums, then every layer's content and
@@ -66,6 +69,7 @@ class BatchCell:
     style_targets: dict[int, torch.Tensor]
     canvas: torch.Tensor
     emit: Emit
+    colors: torch.Tensor | None = None  # the content, when frames keep its colours
 
     @classmethod
     def from_objective(cls, objective: Objective, canvas: torch.Tensor, emit: Emit) -> BatchCell:
@@ -79,6 +83,7 @@ class BatchCell:
             dict(objective.style_targets),
             canvas,
             emit,
+            objective.colors,
         )
 
 
@@ -132,11 +137,11 @@ class BatchObjective:
                 )
                 self.content_t[i] = _stack([c.content_targets.get(i) for c in cells])
             if any(s_users):
-                # beta * style_weights[i] in double, then float32, as Objective multiplies it.
+                # Objective's weight in double, then float32, as Objective multiplies it.
                 self.style_w[i] = vector(
                     [
-                        cfg.beta * cfg.style_weights[i] if u else 0.0
-                        for cfg, u in zip(cfgs, s_users, strict=True)
+                        style_weight(c.cfg, i, c.style_targets[i].shape[-1]) if u else 0.0
+                        for c, u in zip(cells, s_users, strict=True)
                     ]
                 )
                 self.style_t[i] = _stack([c.style_targets.get(i) for c in cells])
@@ -209,6 +214,7 @@ def optimize_batch(
             c.cfg,
             c.emit,
             cancel,
+            c.colors,
         )
         for c in cells
     ]

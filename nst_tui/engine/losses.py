@@ -37,3 +37,19 @@ def tv_loss(image: torch.Tensor) -> torch.Tensor:
     dh = (image[:, :, :, 1:] - image[:, :, :, :-1]).abs()
     n = dv[0].numel() + dh[0].numel()
     return (dv.sum(dim=(1, 2, 3)) + dh.sum(dim=(1, 2, 3))) / n
+
+
+# normalize_style_weights. The Gram above is divided by C*H*W, so for two layers whose
+# channels carry alike statistics, each Gram entry scales as 1/C and the mean squared
+# difference over its C*C entries as 1/C^2: a wide layer's term comes out C^2 times
+# smaller than a narrow one's, and a per-layer weight means less the wider its layer.
+# Multiplying the term by (C / REFERENCE_WIDTH)^2 (equivalently: the Gram divided by
+# H*W only, the squared-difference mean divided by REFERENCE_WIDTH^2) cancels that, so
+# equal weights give comparable terms whatever the widths. REFERENCE_WIDTH is conv1_1's
+# width: a 64-channel layer's term is left as it is.
+REFERENCE_WIDTH = 64
+
+
+def style_width_factor(channels: int, normalize: bool) -> float:
+    """What a style layer of `channels` channels is multiplied by (1 when not normalizing)."""
+    return (channels / REFERENCE_WIDTH) ** 2 if normalize else 1.0

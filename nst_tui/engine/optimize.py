@@ -17,10 +17,11 @@ import torch
 from torch import nn
 
 from nst_tui.config import Config
+from nst_tui.engine.colors import shown
 from nst_tui.engine.events import Event, Finished, Frame, Progress
 from nst_tui.engine.features import FeatureExtractor, layer_name
 from nst_tui.engine.images import to_uint8
-from nst_tui.engine.losses import content_loss, gram, style_loss, tv_loss
+from nst_tui.engine.losses import content_loss, gram, style_loss, style_width_factor, tv_loss
 
 Emit = Callable[[Event], None]
 
@@ -69,6 +70,11 @@ class Objective(nn.Module):
         # Targets are constants: computed once per run, never re-encoded per step.
         self.content_targets = {i: cf[i].detach() for i in self.content_layers}
         self.style_targets = {i: gram(sf[i]).detach() for i in self.style_layers}
+        self.style_w = {
+            i: style_weight(cfg, i, self.style_targets[i].shape[-1]) for i in self.style_layers
+        }
+        # original_colors: frames and the final image take their chroma from the content.
+        self.colors = content.detach() if cfg.original_colors else None
 
     def term_names(self) -> list[str]:
         lt = self.cfg.layer_type
@@ -86,14 +92,19 @@ class Objective(nn.Module):
             cfg.alpha * content_loss(feats[i], self.content_targets[i]) for i in self.content_layers
         ]
         per_style = [
-            cfg.beta * cfg.style_weights[i] * style_loss(feats[i], self.style_targets[i])
-            for i in self.style_layers
+            self.style_w[i] * style_loss(feats[i], self.style_targets[i]) for i in self.style_layers
         ]
         content = torch.stack(per_content).sum(0) if per_content else zero
         style = torch.stack(per_style).sum(0) if per_style else zero
         tv = cfg.gamma * tv_loss(canvas) if self.use_tv else zero
         total = content + style + tv
         return [total, content, style, tv, *per_content, *per_style]
+
+
+def style_weight(cfg: Config, layer: int, channels: int) -> float:
+    """beta * the layer's weight (times its width factor when normalize_style_weights)."""
+    w = cfg.beta * cfg.style_weights[layer]
+    return w * style_width_factor(channels, cfg.normalize_style_weights)
 
 
 def initial_canvas(
@@ -129,7 +140,7 @@ def optimize(
     cancel: threading.Event | None = None,
 ) -> Finished:
     """Run cfg.iterations steps on `canvas` in place, emitting Progress and Frame events."""
-    loop = _Loop(objective, canvas, cfg, emit, cancel or threading.Event())
+    loop = _Loop(objective, canvas, cfg, emit, cancel or threading.Event(), objective.colors)
     return loop.run()
 
 
@@ -141,8 +152,10 @@ class _Loop:
         cfg: Config,
         emit: Emit,
         cancel: threading.Event,
+        colors: torch.Tensor | None = None,
     ) -> None:
         self.objective = objective
+        self.colors = colors  # the content, when frames keep its colours
         self.canvas = canvas
         self.cfg = cfg
         self.emit = emit
@@ -178,7 +191,7 @@ class _Loop:
                 iteration, self.cfg.iterations, self.losses, iteration / max(elapsed, 1e-9), elapsed
             )
         )
-        self.last_frame = to_uint8(self.canvas)
+        self.last_frame = to_uint8(shown(self.canvas, self.colors))
         self.emit(Frame(iteration, self.last_frame))
 
     def check_cancel(self) -> None:
@@ -215,7 +228,7 @@ class _Loop:
         wall = self.elapsed()
         image = self.last_frame if self.status == "failed" else None
         if image is None:
-            image = to_uint8(self.canvas)
+            image = to_uint8(shown(self.canvas, self.colors))
         finished = Finished(
             self.status,
             self.reason,

@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from PIL import Image
 
-from nst_tui.config import INITS, Config
+from nst_tui.config import INITS, RUN_INIT, Config
 from nst_tui.engine.backbones import Backbone, StatusFn, _quiet, load_backbone
 from nst_tui.engine.features import FeatureExtractor
 from nst_tui.engine.images import Note, fit_canvas, load_image, to_tensor
 from nst_tui.engine.optimize import Objective, active_taps, initial_canvas
-from nst_tui.errors import RunError
+from nst_tui.errors import ImageError, RunError
 
 _cache: dict[str, Backbone] = {}
 _cache_lock = threading.Lock()
@@ -59,16 +60,20 @@ class Prepared:
 def load_inputs(
     cfg: Config, device: torch.device, note: Note | None = None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """Content at `size` on its long edge, style scaled to the same long edge, and the
-    init image (style or a file) resized from full resolution to the canvas."""
+    """Content at `size` on its long edge, style at `size * style_scale` on its own, and
+    the init image (style, a run's final.png or a file) resized from full resolution to
+    the canvas."""
     note = note or (lambda text: None)
     content_full = load_image(cfg.content_image, "content_image", note)
     style_full = load_image(cfg.style_image, "style_image", note)
     content = fit_canvas(content_full, cfg.size, "content_image")
-    style = fit_canvas(style_full, cfg.size, "style_image")
+    style_size = max(1, round(cfg.size * cfg.style_scale))
+    style = fit_canvas(style_full, style_size, "style_image (size * style_scale)")
     init = None
     if cfg.init == "style":
         init = style_full
+    elif cfg.init.startswith(RUN_INIT):
+        init = load_image(str(run_final(cfg.init[len(RUN_INIT) :])), "init", note)
     elif cfg.init not in INITS:
         init = load_image(cfg.init, "init", note)
     if init is not None:
@@ -78,6 +83,19 @@ def load_inputs(
         to_tensor(style, device),
         None if init is None else to_tensor(init, device),
     )
+
+
+def run_final(folder_text: str) -> Path:
+    """The final.png of the run folder `init = "run:FOLDER"` names."""
+    folder = Path(folder_text.strip()).expanduser()
+    if not folder.is_dir():
+        raise ImageError(f"init: {RUN_INIT}{folder} is not a folder; name an earlier run's folder")
+    final = folder / "final.png"
+    if not final.is_file():
+        raise ImageError(
+            f"init: {folder} has no final.png (not a run folder, or a run that never finished)"
+        )
+    return final
 
 
 def prepare(cfg: Config, status: StatusFn = _quiet) -> Prepared:

@@ -272,6 +272,9 @@ async def test_loading_a_preset_changes_every_field(tmp_path: Path) -> None:
         pooling="avg",
         backbone="vgg16-caffe",
         device="cpu",
+        style_scale=1.5,
+        normalize_style_weights=True,
+        original_colors=True,
     )
     assert not set(Config().to_dict()) - set(everything.differences())  # really every field
     presets.save(everything, "everything", "all fields changed")

@@ -93,6 +93,10 @@ def test_layer_names_drop_the_type_when_the_type_is_swept() -> None:
         ("alpha", 5.0, "alpha 5"),
         ("style_layers", [], "no style"),
         ("pooling", "avg", "avg pool"),
+        ("original_colors", True, "original colors on"),
+        ("init", "run:outputs/20260101-quick", "init run 20260101-quick"),
+        ("normalize_style_weights", False, "normalize style weights off"),
+        ("style_scale", 2.0, "style_scale 2"),
     ],
 )
 def test_value_labels_read_well(field: str, value: object, label: str) -> None:

@@ -35,6 +35,7 @@ from nst_tui.config import (
 from nst_tui.errors import ConfigError
 
 STYLE_WEIGHTS = "style_weights"
+FLAG_CHOICES = ("false", "true")  # a flag's Select values; parse_value reads them as bools
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ class Field:
 
     name: str  # Config field, or "style_weights.N"
     label: str
-    kind: str  # number | text | path | choice
+    kind: str  # number | text | path | choice | flag (a true/false choice)
     choices: tuple[str, ...] = ()  # for choice; suggestions for text and path
     section: str = ""  # a heading drawn above this row
 
@@ -59,7 +60,9 @@ class Field:
 FIELDS: tuple[Field, ...] = (
     Field("content_image", "content", "path", section="Images"),
     Field("style_image", "style", "path"),
-    Field("init", "init", "path", INITS),
+    Field("style_scale", "sty. scale", "number"),
+    Field("init", "init", "path", (*INITS, "run:")),
+    Field("original_colors", "keep color", "flag"),
     Field("size", "size", "number", section="Optimization"),
     Field("iterations", "iterations", "number"),
     Field("optimizer", "optimizer", "choice", OPTIMIZERS),
@@ -71,6 +74,7 @@ FIELDS: tuple[Field, ...] = (
     Field("beta", "beta", "number"),
     Field("gamma", "gamma", "number"),
     *(Field(f"{STYLE_WEIGHTS}.{i}", f"style w{i + 1}", "number") for i in range(N_LAYERS)),
+    Field("normalize_style_weights", "norm width", "flag"),
     Field("layer_type", "layer type", "choice", LAYER_TYPES, section="Network"),
     Field("pooling", "pooling", "choice", POOLINGS),
     Field("backbone", "backbone", "text", BACKBONES),
@@ -84,6 +88,8 @@ ERROR_FIELDS = tuple(dict.fromkeys([f.config_field for f in FIELDS] + list(LAYER
 
 def show_value(value: Any) -> str:
     """A field's value as typed in the form; reading it back gives the same value."""
+    if isinstance(value, bool):
+        return FLAG_CHOICES[value]
     return repr(value) if isinstance(value, float) else str(value)
 
 
@@ -186,10 +192,11 @@ class ParamsForm(VerticalScroll):
 
     def _make_widget(self, spec: Field, values: dict[str, Any]) -> Widget:
         value = self._value_of(spec, values)
-        if spec.kind == "choice":
+        if spec.kind in ("choice", "flag"):
+            choices = FLAG_CHOICES if spec.kind == "flag" else spec.choices
             return Select(
-                [(c, c) for c in spec.choices],
-                value=value,
+                [(c, c) for c in choices],
+                value=show_value(value) if spec.kind == "flag" else value,
                 allow_blank=False,
                 compact=True,
                 id=spec.widget_id,
@@ -226,7 +233,7 @@ class ParamsForm(VerticalScroll):
             value = self._value_of(spec, values)
             widget = self.widget(spec.name)
             if isinstance(widget, Select):
-                widget.value = value
+                widget.value = show_value(value) if spec.kind == "flag" else value
             else:
                 widget.value = show_value(value)
                 widget.cursor_position = 0  # show a long path's start, not its end
@@ -254,7 +261,7 @@ class ParamsForm(VerticalScroll):
         for spec in FIELDS:
             widget = self.widget(spec.name)
             raw = widget.value if isinstance(widget, Select) else widget.value.strip()
-            value = parse_value(str(raw)) if spec.kind == "number" else raw
+            value = parse_value(str(raw)) if spec.kind in ("number", "flag") else raw
             field, _, index = spec.name.partition(".")
             if index:
                 out[field][int(index)] = value
