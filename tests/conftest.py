@@ -14,18 +14,20 @@ TUBINGEN = IMAGES / "tubingen.jpg"
 STARRY = IMAGES / "starry_night.jpg"
 
 
+# A real pair at 32 px on the offline backbone: seconds, not minutes.
+TINY = {
+    "content_image": str(TUBINGEN),
+    "style_image": str(STARRY),
+    "size": 32,
+    "iterations": 10,
+    "sav_freq": 5,
+    "backbone": "vgg16-caffe",
+    "device": "cpu",
+}
+
+
 def tiny_config(**changes: object) -> Config:
-    """A real pair at 32 px on the offline backbone: seconds, not minutes."""
-    base = {
-        "content_image": str(TUBINGEN),
-        "style_image": str(STARRY),
-        "size": 32,
-        "iterations": 10,
-        "sav_freq": 5,
-        "backbone": "vgg16-caffe",
-        "device": "cpu",
-    }
-    return Config.from_dict({**base, **changes})
+    return Config.from_dict({**TINY, **changes})
 
 
 @pytest.fixture(autouse=True)

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-from conftest import STARRY, TUBINGEN
+from conftest import TINY
 from PIL import Image
 
 from nst_tui import presets
@@ -18,16 +18,7 @@ SWEEP_FILES = ["sheet.gif", "sheet.png", "sweep.json", "sweep.toml"]
 
 
 def write_preset(folder: Path, sweep: str, **fields: object) -> Path:
-    base = {
-        "content_image": str(TUBINGEN),
-        "style_image": str(STARRY),
-        "size": 32,
-        "iterations": 10,
-        "sav_freq": 5,
-        "backbone": "vgg16-caffe",
-        "device": "cpu",
-        **fields,
-    }
+    base = {**TINY, **fields}
     lines = [f"{k} = {json.dumps(v)}" for k, v in base.items()]
     path = folder / "grid.toml"
     path.write_text("\n".join([*lines, "[sweep]", sweep, ""]))

@@ -13,6 +13,7 @@ from types import SimpleNamespace
 
 import numpy as np
 from conftest import STARRY, TUBINGEN, tiny_config
+from test_dashboard import wait_for_run, wait_until_running
 from textual.pilot import Pilot
 from textual.widgets import Input, OptionList, Sparkline
 
@@ -65,23 +66,6 @@ def sweep_app(tmp_path: Path, name: str, **fields: object) -> NSTApp:
         warm_up=False,
         sweep=preset.sweep,
     )
-
-
-async def wait_for_run(pilot: Pilot, app: NSTApp, timeout: float = 120.0) -> None:
-    waited = 0.0
-    while app.active is not None:
-        assert waited < timeout, "the sweep did not end in time"
-        await pilot.pause(0.05)
-        waited += 0.05
-    await pilot.pause()
-
-
-async def wait_until_running(pilot: Pilot, app: NSTApp, timeout: float = 120.0) -> None:
-    waited = 0.0
-    while not (app.status.state.state == "running" and app.status.state.iteration > 0):
-        assert waited < timeout, "the sweep did not start in time"
-        await pilot.pause(0.05)
-        waited += 0.05
 
 
 def tiles(app: NSTApp) -> list[SweepTile]:
