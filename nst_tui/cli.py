@@ -151,7 +151,7 @@ def cmd_run(args: argparse.Namespace, err: Console) -> int:
     cancel = threading.Event()
     restore = _cancel_on_signals(cancel, err)
     try:
-        with ProgressView(err, cfg.iterations) as view:
+        with ProgressView(err, cfg.total_iterations) as view:
             result = run(cfg, out_root=args.out, label=name, listeners=[view], cancel=cancel)
     finally:
         restore()

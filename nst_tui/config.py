@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import itertools
 import json
 import math
 import tomllib
@@ -66,11 +67,20 @@ class Config:
     style_scale: float = 1.0  # the style image's long edge is size * style_scale
     normalize_style_weights: bool = False  # scale style terms so weights mean the same by width
     original_colors: bool = False  # keep the content's colours: the result gives luminance only
+    style_images: tuple[str, ...] = ()  # more styles, blended with style_image
+    style_blend: tuple[float, ...] = ()  # one weight per style (style_image first); () = equal
+    scales: tuple[int, ...] = ()  # coarse-to-fine sizes, the last = size; () = one scale
+    ema: float = 0.0  # frames and the final image show an exponential moving average of the canvas
 
     def __post_init__(self) -> None:
         errors = validate(self)
         if errors:
             raise ConfigError(errors)
+
+    @property
+    def total_iterations(self) -> int:
+        """Steps of the whole run: `iterations` at each scale."""
+        return self.iterations * max(1, len(self.scales))
 
     # ---- conversions -------------------------------------------------
     @classmethod
@@ -117,9 +127,16 @@ class Config:
 
 
 FIELD_NAMES = tuple(f.name for f in fields(Config))
-TUPLE_FIELDS = ("style_weights", "content_layers", "style_layers")
+TUPLE_FIELDS = (
+    "style_weights",
+    "content_layers",
+    "style_layers",
+    "style_images",
+    "style_blend",
+    "scales",
+)
 INT_FIELDS = ("iterations", "size", "sav_freq", "fps", "history", "seed")
-FLOAT_FIELDS = ("alpha", "beta", "gamma", "lr", "style_scale")
+FLOAT_FIELDS = ("alpha", "beta", "gamma", "lr", "style_scale", "ema")
 BOOL_FIELDS = ("normalize_style_weights", "original_colors")
 RUN_INIT = "run:"  # init = "run:FOLDER" starts from that run's final.png
 MIN_STYLE_SCALE, MAX_STYLE_SCALE = 0.1, 4.0
@@ -170,10 +187,19 @@ def _coerce(key: str, value: Any) -> Any:
     if key in TUPLE_FIELDS:
         if not isinstance(value, (list, tuple)):
             raise ValueError(f"must be a list, got {value!r}")
-        if key == "style_weights":
+        if key in ("style_weights", "style_blend"):
             if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
-                raise ValueError(f"must be a list of {N_LAYERS} numbers, got {value!r}")
+                what = f"{N_LAYERS} numbers" if key == "style_weights" else "numbers"
+                raise ValueError(f"must be a list of {what}, got {value!r}")
             return tuple(float(v) for v in value)
+        if key == "scales":
+            if not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+                raise ValueError(f"must be a list of whole numbers (sizes in px), got {value!r}")
+            return tuple(value)
+        if key == "style_images":
+            if not all(isinstance(v, str) for v in value):
+                raise ValueError(f"must be a list of image paths, got {value!r}")
+            return tuple(value)
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
             raise ValueError(f"must be a list of layer indices 0..{N_LAYERS - 1}, got {value!r}")
         return tuple(value)
@@ -216,6 +242,29 @@ def validate(cfg: Config) -> dict[str, str]:
         e["style_weights"] = f"must hold {N_LAYERS} numbers (one per layer 0..4), got {len(sw)}"
     elif not all(math.isfinite(w) and w >= 0 for w in sw):
         e["style_weights"] = "must be finite numbers of 0 or more"
+
+    if not (isinstance(cfg.ema, float) and math.isfinite(cfg.ema) and 0 <= cfg.ema < 1):
+        e["ema"] = f"must be at least 0 and below 1 (0 = off), got {cfg.ema!r}"
+    if cfg.scales:
+        sc = list(cfg.scales)
+        if not all(MIN_SIZE <= v <= MAX_SIZE for v in sc):
+            e["scales"] = f"sizes must be between {MIN_SIZE} and {MAX_SIZE}, got {sc}"
+        elif any(b <= a for a, b in itertools.pairwise(sc)):
+            e["scales"] = f"must go up, coarse to fine, got {sc}"
+        elif sc[-1] != cfg.size:
+            e["scales"] = f"must end at size ({cfg.size}), got {sc}"
+    if any(not p.strip() for p in cfg.style_images):
+        e["style_images"] = "must be paths to images (or builtin:NAME); one is empty"
+    blend = cfg.style_blend
+    if blend:
+        n_styles = 1 + len(cfg.style_images)
+        if len(blend) != n_styles:
+            e["style_blend"] = (
+                f"must hold one weight per style ({n_styles}: style_image, then style_images), "
+                f"got {len(blend)}"
+            )
+        elif not all(math.isfinite(w) and w >= 0 for w in blend) or sum(blend) <= 0:
+            e["style_blend"] = "must be finite numbers of 0 or more, not all 0"
 
     choice("optimizer", OPTIMIZERS)
     choice("layer_type", LAYER_TYPES)

@@ -191,9 +191,17 @@ class RunRecorder:
             self.finish(event)
 
     def _frames(self) -> Iterator[Image.Image]:
-        for path in sorted(self.frames_dir.glob("*.png")):
+        """The saved frames, each at the last frame's size (a multi-scale run's first
+        frames are smaller)."""
+        paths = sorted(self.frames_dir.glob("*.png"))
+        if not paths:
+            return
+        with Image.open(paths[-1]) as last:
+            size = last.size
+        for path in paths:
             with Image.open(path) as im:
-                yield im.convert("RGB")
+                frame = im.convert("RGB")
+            yield frame if frame.size == size else frame.resize(size, Image.Resampling.LANCZOS)
 
     def finish(self, result: Finished, extra: dict[str, Any] | None = None) -> Path:
         """Write the record. The frames stay in .frames until run.json is safely written."""

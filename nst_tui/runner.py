@@ -20,8 +20,8 @@ from nst_tui.config import MIN_SIZE, Config
 from nst_tui.engine.colors import shown
 from nst_tui.engine.events import Event, Finished, Status
 from nst_tui.engine.images import to_uint8
-from nst_tui.engine.optimize import optimize
 from nst_tui.engine.prepare import Prepared, prepare
+from nst_tui.engine.scales import optimize_scales, scale_configs
 from nst_tui.errors import RunError
 from nst_tui.records import RunRecorder, check_outputs
 
@@ -56,10 +56,14 @@ def run(
             listener(event)
 
     check_outputs(out_root)  # before seconds of loading, not after
+
+    def status(msg: str, frac: float | None = None) -> None:
+        emit(Status(msg, frac))
+
     prepared: Prepared | None = None
     try:
         try:
-            prepared = prepare(cfg, status=lambda msg, frac=None: emit(Status(msg, frac)))
+            prepared = prepare(scale_configs(cfg)[0], status)
         except Exception as exc:
             if is_out_of_memory(exc):
                 raise RunError(out_of_memory_reason(cfg, "preparing", cfg.device)) from None
@@ -78,7 +82,7 @@ def run(
 
         emit(Status(f"running on {info['device']} with {info['backbone']}", None))
         try:
-            finished = optimize(prepared.objective, prepared.canvas, cfg, emit_all, cancel)
+            finished = optimize_scales(prepared, cfg, emit_all, cancel, status)
         except BaseException as exc:
             finished = _record_the_crash(recorder, prepared, cfg, cancel, exc)
             emit(finished)

@@ -9,8 +9,8 @@ every combination. One key gives a single row; with two or more, the last key ru
 along the columns and the others (combined) down the rows.
 
 Cells that can share the network and canvas shape and use Adam run as one batch
-(engine.batch); L-BFGS cells, and cells alone in their group, run one after another
-exactly as a single run would. Either way each cell writes an ordinary run folder
+(engine.batch); L-BFGS and multi-scale cells, and cells alone in their group, run one
+after another exactly as a single run would. Either way each cell writes an ordinary run folder
 (its config.toml reproduces it alone) inside the sweep folder:
 
     sweep.toml      a preset that reproduces the whole sweep
@@ -232,13 +232,13 @@ class Batch:
 
 def plan_batches(sweep: Sweep, max_pixels: int = MAX_BATCH_PIXELS) -> tuple[Batch, ...]:
     """Adam cells sharing network and canvas shape form batches (split to fit `max_pixels`,
-    in cell order); the rest run alone, in cell order, after them."""
+    in cell order); the rest (L-BFGS, multi-scale) run alone, in cell order, after them."""
     from nst_tui.engine.batch import batch_key  # torch only once a sweep runs
 
     groups: dict[tuple[object, ...], list[int]] = {}
     alone: list[int] = []
     for cell in sweep.cells:
-        if cell.config.optimizer == "adam":
+        if cell.config.optimizer == "adam" and not cell.config.scales:
             groups.setdefault(batch_key(cell.config), []).append(cell.index)
         else:
             alone.append(cell.index)
@@ -315,7 +315,7 @@ class SweepProgress:
     """Folds cell events into one count, for a single progress bar over the sweep."""
 
     def __init__(self, sweep: Sweep) -> None:
-        self.total = sum(c.config.iterations for c in sweep.cells)
+        self.total = sum(c.config.total_iterations for c in sweep.cells)
         self.done = [0] * len(sweep.cells)
         self.start = time.perf_counter()
 
@@ -359,7 +359,13 @@ def run_sweep(
 ) -> SweepResult:
     """Run every cell and write the sweep folder. Raises NSTError before anything is
     written when an input is bad; a cancel ends every cell (each record says so)."""
-    from nst_tui.engine.prepare import get_backbone, load_inputs, resolve_device
+    from nst_tui.engine.prepare import (
+        get_backbone,
+        load_extra_styles,
+        load_inputs,
+        resolve_device,
+    )
+    from nst_tui.engine.scales import scale_configs
     from nst_tui.records import new_run_folder, write_atomic
 
     cancel = cancel or threading.Event()
@@ -371,11 +377,12 @@ def run_sweep(
     # Every cell's device, images and weights, before a folder exists.
     checked: set[tuple[object, ...]] = set()
     for cell in sweep.cells:
-        cfg = cell.config
-        key = (cfg.device, cfg.content_image, cfg.style_image, cfg.init, cfg.size)
+        cfg = scale_configs(cell.config)[0]  # the smallest scale: the likeliest to fail
+        key = (cfg.device, cfg.content_image, cfg.style_image, cfg.style_images, cfg.init, cfg.size)
         if key not in checked:
             checked.add(key)
             load_inputs(cfg, resolve_device(cfg.device))
+            load_extra_styles(cfg, resolve_device(cfg.device))
     for name in dict.fromkeys(c.config.backbone for c in sweep.cells):
         get_backbone(name, lambda msg, frac=None: emit(Status(msg, frac)))
 
@@ -446,20 +453,22 @@ class _CellRunner:
 
     def run(self, b: int, batch: Batch) -> None:
         from nst_tui.engine.batch import BatchCell, optimize_batch, shared_extractor
-        from nst_tui.engine.optimize import optimize
         from nst_tui.engine.prepare import prepare
+        from nst_tui.engine.scales import optimize_scales, scale_configs
 
         cells: list[BatchCell] = []
         for i in batch.cells:
             cell = self.sweep.cells[i]
-            prepared = prepare(cell.config, self._cell_status(i))
+            prepared = prepare(scale_configs(cell.config)[0], self._cell_status(i))
             self.device, self.backbone = str(prepared.device), prepared.backbone.name
             emit = self._recorded(b, batch, cell, prepared)
             if batch.batched:
                 cells.append(BatchCell.from_objective(prepared.objective, prepared.canvas, emit))
                 backbone, device = prepared.backbone, prepared.device
             else:
-                fin = optimize(prepared.objective, prepared.canvas, cell.config, emit, self.cancel)
+                fin = optimize_scales(
+                    prepared, cell.config, emit, self.cancel, self._cell_status(i)
+                )
                 self._done(b, i, fin)
             del prepared  # a batched cell keeps its targets only; its network goes
         if cells:

@@ -248,6 +248,7 @@ def optimize_batch(
                 loop = loops[k]
                 with torch.no_grad():
                     loop.canvas.clamp_(0, 1)
+                loop.update_average()
                 loop.done += 1
                 try:
                     if loop.logged(loop.done):

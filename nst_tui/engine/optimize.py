@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -57,6 +57,7 @@ class Objective(nn.Module):
         cfg: Config,
         content: torch.Tensor,
         style: torch.Tensor,
+        extra_styles: Sequence[torch.Tensor] = (),
     ) -> None:
         super().__init__()
         self.extractor = extractor
@@ -66,10 +67,15 @@ class Objective(nn.Module):
         self.use_tv = cfg.mode == "reconstruct"
         with torch.no_grad():
             cf = extractor(content) if self.content_layers else {}
-            sf = extractor(style) if self.style_layers else {}
+            styles = [style, *extra_styles] if self.style_layers else []
+            sfs = [extractor(s) for s in styles]
         # Targets are constants: computed once per run, never re-encoded per step.
         self.content_targets = {i: cf[i].detach() for i in self.content_layers}
-        self.style_targets = {i: gram(sf[i]).detach() for i in self.style_layers}
+        weights = blend_weights(cfg, len(styles))
+        self.style_targets = {
+            i: sum(w * gram(sf[i]) for w, sf in zip(weights, sfs, strict=True)).detach()
+            for i in self.style_layers
+        }
         self.style_w = {
             i: style_weight(cfg, i, self.style_targets[i].shape[-1]) for i in self.style_layers
         }
@@ -101,6 +107,13 @@ class Objective(nn.Module):
         return [total, content, style, tv, *per_content, *per_style]
 
 
+def blend_weights(cfg: Config, n_styles: int) -> list[float]:
+    """style_blend scaled to sum to 1 (equal weights when empty): the targets' Gram is
+    the weighted mean of the styles' Grams."""
+    raw = list(cfg.style_blend) or [1.0] * n_styles
+    return [w / sum(raw) for w in raw[:n_styles]]
+
+
 def style_weight(cfg: Config, layer: int, channels: int) -> float:
     """beta * the layer's weight (times its width factor when normalize_style_weights)."""
     w = cfg.beta * cfg.style_weights[layer]
@@ -112,19 +125,22 @@ def initial_canvas(
 ) -> torch.Tensor:
     """The canvas to optimize, shaped like the content image, as a leaf tensor.
 
-    `init_image` is the style or an image file already resized to the canvas.
+    `init_image` (the style, an image file or a coarser scale's canvas, already resized to
+    the canvas) is the start when given.
     """
     _, _, h, w = content.shape
-    if cfg.init == "noise":
+    if init_image is not None:
+        if init_image.shape != content.shape:
+            raise ValueError("init needs an image of the canvas's shape")
+        canvas = init_image.clone()
+    elif cfg.init == "noise":
         # Drawn on the CPU from the seed, so the start is the same on every device.
         gen = torch.Generator().manual_seed(cfg.seed)
         canvas = torch.rand(1, 3, h, w, generator=gen).to(content.device)
     elif cfg.init == "content":
         canvas = content.clone()
     else:
-        if init_image is None or init_image.shape != content.shape:
-            raise ValueError("init needs an image of the canvas's shape")
-        canvas = init_image.clone()
+        raise ValueError(f"init {cfg.init!r} needs an image")
     return canvas.clamp(0, 1).contiguous().requires_grad_(True)
 
 
@@ -165,7 +181,20 @@ class _Loop:
         self.losses: dict[str, float] = {}
         self.last_frame: np.ndarray | None = None
         self.status, self.reason = "finished", ""
+        # ema: what is shown and saved is a running average of the canvas (from its start),
+        # which smooths the step-to-step noise of the optimizer; losses stay the canvas's.
+        self.average = canvas.detach().clone() if cfg.ema else None
         self.start = time.perf_counter()
+
+    def update_average(self) -> None:
+        """Fold the canvas into the average; call once per step, after clamping."""
+        if self.average is not None:
+            with torch.no_grad():
+                self.average.lerp_(self.canvas.detach(), 1.0 - self.cfg.ema)
+
+    def shown_image(self) -> np.ndarray:
+        canvas = self.canvas if self.average is None else self.average
+        return to_uint8(shown(canvas, self.colors))
 
     def logged(self, iteration: int) -> bool:
         return iteration % self.cfg.sav_freq == 0 or iteration == self.cfg.iterations
@@ -191,7 +220,7 @@ class _Loop:
                 iteration, self.cfg.iterations, self.losses, iteration / max(elapsed, 1e-9), elapsed
             )
         )
-        self.last_frame = to_uint8(shown(self.canvas, self.colors))
+        self.last_frame = self.shown_image()
         self.emit(Frame(iteration, self.last_frame))
 
     def check_cancel(self) -> None:
@@ -228,7 +257,7 @@ class _Loop:
         wall = self.elapsed()
         image = self.last_frame if self.status == "failed" else None
         if image is None:
-            image = to_uint8(shown(self.canvas, self.colors))
+            image = self.shown_image()
         finished = Finished(
             self.status,
             self.reason,
@@ -249,6 +278,7 @@ class _Loop:
             opt.step()
             with torch.no_grad():
                 self.canvas.clamp_(0, 1)  # keep a valid image
+            self.update_average()
             if self.logged(self.done):
                 # Losses are of the canvas before this step (as optimizers report
                 # them); the frame is the canvas after it.
@@ -271,6 +301,7 @@ class _Loop:
         def closure() -> torch.Tensor:
             with torch.no_grad():
                 self.canvas.clamp_(0, 1)
+            self.update_average()  # each evaluation is an iteration, at the point it evaluates
             opt.zero_grad(set_to_none=True)
             total, terms = self.evaluate()
             if self.logged(self.done):

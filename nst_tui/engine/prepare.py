@@ -85,6 +85,28 @@ def load_inputs(
     )
 
 
+def load_extra_styles(
+    cfg: Config, device: torch.device, note: Note | None = None
+) -> list[torch.Tensor]:
+    """style_images, each at `size * style_scale` on its long edge, like style_image."""
+    note = note or (lambda text: None)
+    style_size = max(1, round(cfg.size * cfg.style_scale))
+    return [
+        to_tensor(
+            fit_canvas(load_image(path, "style_images", note), style_size, "style_images"), device
+        )
+        for path in cfg.style_images
+    ]
+
+
+def upsample(canvas: torch.Tensor, size: tuple[int, int] | torch.Size) -> torch.Tensor:
+    # Bilinear, antialiased: it also serves a scale list that goes down somewhere.
+    out = torch.nn.functional.interpolate(
+        canvas, size=tuple(size), mode="bilinear", align_corners=False, antialias=True
+    )
+    return out.clamp(0, 1)
+
+
 def run_final(folder_text: str) -> Path:
     """The final.png of the run folder `init = "run:FOLDER"` names."""
     folder = Path(folder_text.strip()).expanduser()
@@ -98,15 +120,22 @@ def run_final(folder_text: str) -> Path:
     return final
 
 
-def prepare(cfg: Config, status: StatusFn = _quiet) -> Prepared:
+def prepare(
+    cfg: Config, status: StatusFn = _quiet, init_canvas: torch.Tensor | None = None
+) -> Prepared:
+    """`init_canvas` (a coarser scale's canvas, 1x3xHxW in 0..1) overrides cfg.init: it is
+    resized to this size's canvas and optimized from."""
     device = resolve_device(cfg.device)
     notes: list[str] = []
     content, style, init = load_inputs(cfg, device, notes.append)  # errors before weights load
+    if init_canvas is not None:
+        init = upsample(init_canvas.detach().to(device), content.shape[-2:])
+    extra_styles = load_extra_styles(cfg, device, notes.append)
     for text in notes:
         status(text, None)
     backbone = get_backbone(cfg.backbone, status)
     extractor = FeatureExtractor(backbone, active_taps(cfg), cfg.layer_type, cfg.pooling)
     extractor = extractor.to(device)
-    objective = Objective(extractor, cfg, content, style)
+    objective = Objective(extractor, cfg, content, style, extra_styles)
     canvas = initial_canvas(cfg, content, init)
     return Prepared(cfg, device, backbone, objective, canvas, notes)

@@ -31,6 +31,7 @@ from nst_tui import presets
 from nst_tui.config import N_LAYERS, Config
 from nst_tui.errors import NSTError
 from nst_tui.tui.messages import RunProgress, RunStarted, RunStatus
+from nst_tui.tui.screens.compare_screen import CompareScreen
 from nst_tui.tui.screens.file_picker import FilePicker
 from nst_tui.tui.screens.help_screen import HelpScreen
 from nst_tui.tui.screens.preset_picker import PresetPicker
@@ -342,6 +343,7 @@ class NSTApp(SweepRuns, App[int]):
         if not (self.active and message.run_id == self.active.record.run_id):
             return
         self.query_one(LossPanel).add(message.rows)
+        self.active.record.rows.extend(message.rows)
         if message.preview is not None:
             self.canvas.image = message.preview
         self.query_one(
@@ -537,6 +539,9 @@ class NSTApp(SweepRuns, App[int]):
         yield SystemCommand("Save preset", "Save the form (ctrl+s)", self.action_save_preset)
         yield SystemCommand("Reset to defaults", "Every field (ctrl+n)", self.action_reset)
         yield SystemCommand("Sweep off / on", "The loaded sweep (ctrl+g)", self.action_toggle_sweep)
+        yield SystemCommand(
+            "Compare runs", "The marked run and the highlighted one (m, c)", self.compare_runs
+        )
         yield SystemCommand("Help", "Keys and panes (f1)", self.action_help)
 
     # ---- form and history events -------------------------------------------------
@@ -602,6 +607,30 @@ class NSTApp(SweepRuns, App[int]):
             self.start_sweep(record.config, record.sweep, record.label, record.base)
         else:
             self.start_run(record.config, record.label, record.base)
+
+    @on(RunHistory.CompareRequested)
+    def compare_runs(self) -> None:
+        """Open the comparison of the marked run and the highlighted one (or the two marked)."""
+        pair = self.history.compare_pair()
+        if pair is None:
+            self.notify(
+                "Mark a run with m, highlight another (or mark it too), then press c.",
+                title="Compare needs two runs",
+                severity="warning",
+            )
+            return
+        a, b = (self.records[run_id] for run_id in pair)
+        for record in (a, b):
+            why = ""
+            if record.sweep is not None:
+                why = "is a sweep: its cells are in its folder's sheet"
+            elif self.active is not None and record is self.active.record:
+                why = "is still running"
+            if why:
+                text = f"run {record.run_id} {why}"
+                self.notify(text, title="Cannot compare", severity="warning")
+                return
+        self.push_screen(CompareScreen(a, b, self.finals.get(a.run_id), self.finals.get(b.run_id)))
 
 
 def run_dashboard(preset: str | None, start: bool) -> int:

@@ -50,7 +50,10 @@ class Relay:
         elif isinstance(event, Frame):
             self.frame = event.image
             now = time.monotonic()
-            if now - self.last_post >= self.interval or event.iteration == self.config.iterations:
+            if (
+                now - self.last_post >= self.interval
+                or event.iteration == self.config.total_iterations
+            ):
                 self.flush()
         elif isinstance(event, Finished):
             self.flush()

@@ -98,7 +98,7 @@ class SweepRuns:
             state="loading",
             detail="starting",
             iteration=0,
-            total=sum(c.config.iterations for c in sweep.cells),
+            total=sum(c.config.total_iterations for c in sweep.cells),
             it_per_s=0.0,
             unit="cell-it",
             gpu_memory=None,

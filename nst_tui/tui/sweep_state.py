@@ -66,7 +66,9 @@ class SweepState:
         self.summary = summary  # the table in a few words
         short = short_labels(sweep.col_labels)
         self.cells = [
-            CellView(c.index, c.label, sweep.col_labels[c.col], short[c.col], c.config.iterations)
+            CellView(
+                c.index, c.label, sweep.col_labels[c.col], short[c.col], c.config.total_iterations
+            )
             for c in sweep.cells
         ]
         self.selected = 0

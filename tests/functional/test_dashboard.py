@@ -275,6 +275,10 @@ async def test_loading_a_preset_changes_every_field(tmp_path: Path) -> None:
         style_scale=1.5,
         normalize_style_weights=True,
         original_colors=True,
+        scales=(32, 48),
+        style_images=(str(STARRY),),
+        style_blend=(0.25, 0.75),
+        ema=0.5,
     )
     assert not set(Config().to_dict()) - set(everything.differences())  # really every field
     presets.save(everything, "everything", "all fields changed")

@@ -6,6 +6,7 @@ picture does not depend on timings or floating-point noise.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -53,7 +54,7 @@ async def replay_finished_run(pilot: Pilot) -> None:
     record = RunRecord(1, "tiny", config, tiny_config(), config.differences(tiny_config()))
     app.records[1] = record
     app.history.put(record)
-    app.active = SimpleNamespace(record=record, cancel=None, started=0.0)  # type: ignore[assignment]
+    app.active = SimpleNamespace(record=record, cancel=threading.Event(), started=0.0)  # type: ignore[assignment]
     app.post_message(RunStarted(1, "cpu", "vgg16-caffe"))
     rows = [
         (i, {"total": 10.0 ** (9 - i / 2), "content": 4e6 - i * 1e5, "style": 9e8 / i, "tv": 0.3})

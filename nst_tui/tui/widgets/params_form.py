@@ -31,6 +31,7 @@ from nst_tui.config import (
     POOLINGS,
     Config,
     parse_value,
+    toml_value,
 )
 from nst_tui.errors import ConfigError
 
@@ -44,7 +45,7 @@ class Field:
 
     name: str  # Config field, or "style_weights.N"
     label: str
-    kind: str  # number | text | path | choice | flag (a true/false choice)
+    kind: str  # number | text | path | choice | flag (a true/false choice) | list (TOML)
     choices: tuple[str, ...] = ()  # for choice; suggestions for text and path
     section: str = ""  # a heading drawn above this row
 
@@ -61,9 +62,12 @@ FIELDS: tuple[Field, ...] = (
     Field("content_image", "content", "path", section="Images"),
     Field("style_image", "style", "path"),
     Field("style_scale", "sty. scale", "number"),
+    Field("style_images", "more sty.", "list"),
+    Field("style_blend", "sty. blend", "list"),
     Field("init", "init", "path", (*INITS, "run:")),
     Field("original_colors", "keep color", "flag"),
     Field("size", "size", "number", section="Optimization"),
+    Field("scales", "scales", "list"),
     Field("iterations", "iterations", "number"),
     Field("optimizer", "optimizer", "choice", OPTIMIZERS),
     Field("lr", "lr", "number"),
@@ -81,6 +85,7 @@ FIELDS: tuple[Field, ...] = (
     Field("device", "device", "text", DEVICES),
     Field("sav_freq", "sav_freq", "number", section="Output"),
     Field("fps", "fps", "number"),
+    Field("ema", "ema", "number"),
 )
 LAYER_FIELDS = ("content_layers", "style_layers")
 ERROR_FIELDS = tuple(dict.fromkeys([f.config_field for f in FIELDS] + list(LAYER_FIELDS)))
@@ -90,6 +95,8 @@ def show_value(value: Any) -> str:
     """A field's value as typed in the form; reading it back gives the same value."""
     if isinstance(value, bool):
         return FLAG_CHOICES[value]
+    if isinstance(value, (list, tuple)):
+        return toml_value(value)  # ["a.jpg", "b.jpg"], [0.5, 0.5]: read back by parse_value
     return repr(value) if isinstance(value, float) else str(value)
 
 
@@ -261,7 +268,12 @@ class ParamsForm(VerticalScroll):
         for spec in FIELDS:
             widget = self.widget(spec.name)
             raw = widget.value if isinstance(widget, Select) else widget.value.strip()
-            value = parse_value(str(raw)) if spec.kind in ("number", "flag") else raw
+            if spec.kind == "list" and not raw:
+                value = []  # an emptied list field
+            elif spec.kind in ("number", "flag", "list"):
+                value = parse_value(str(raw))
+            else:
+                value = raw
             field, _, index = spec.name.partition(".")
             if index:
                 out[field][int(index)] = value

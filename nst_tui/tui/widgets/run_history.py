@@ -2,7 +2,8 @@
 
 A sweep is one row (its losses are its cells', in the grid). Highlighting a
 row shows its final image, or the sweep's grid; `r` reruns it and `l` loads its
-config into the form.
+config into the form. `m` marks a run (two at most) and `c` compares the marked
+run with the highlighted one, or the two marked.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from textual.message import Message
 from textual.widgets import DataTable
 
 from nst_tui.config import Config
+from nst_tui.tui.messages import LossRow
 from nst_tui.tui.widgets.loss_panel import TERMS, short
 
 COLUMNS = ("#", "status", "preset", "changes", "total", "content", "style", "tv", "time")
@@ -36,6 +38,7 @@ class RunRecord:
     reason: str = ""
     sweep: dict[str, list[Any]] | None = None  # the [sweep] table when this row is a sweep
     summary: str = ""  # that table in a few words
+    rows: list[LossRow] = field(default_factory=list)  # every logged point, for comparing
 
     def cells(self) -> tuple[str, ...]:
         changes = " ".join(f"{k}={v}" for k, v in self.changes.items())
@@ -53,6 +56,8 @@ class RunHistory(DataTable[str]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("r", "rerun", "Rerun", tooltip="Run the highlighted row's config again"),
         Binding("l", "load", "Load config", tooltip="Put the highlighted row's config in the form"),
+        Binding("m", "mark", "Mark", tooltip="Mark (or unmark) the highlighted run to compare"),
+        Binding("c", "compare", "Compare", tooltip="Compare the marked run with the highlighted"),
     ]
 
     @dataclass
@@ -61,6 +66,13 @@ class RunHistory(DataTable[str]):
 
         run_id: int
         action: str  # rerun | load
+
+    class CompareRequested(Message):
+        """The user asked to compare two runs (`compare_pair` says which, if any)."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.marked: list[int] = []  # run ids, oldest mark first
 
     def on_mount(self) -> None:
         self.cursor_type = "row"
@@ -72,6 +84,7 @@ class RunHistory(DataTable[str]):
         key = str(record.run_id)
         # Text, not str: DataTable reads a str as markup, and a path may hold `[/x]`.
         cells = [Text(cell) for cell in record.cells()]
+        cells[0] = self._id_cell(record.run_id)
         if key in self.rows:
             for name, value in zip(COLUMNS, cells, strict=True):
                 self.update_cell(key, name, value, update_width=True)
@@ -84,6 +97,37 @@ class RunHistory(DataTable[str]):
             return None
         key = self.coordinate_to_cell_key((self.cursor_row, 0)).row_key
         return int(key.value) if key.value is not None else None
+
+    def _id_cell(self, run_id: int) -> Text:
+        if run_id in self.marked:
+            return Text(f"{run_id} ◆", style="bold")
+        return Text(str(run_id))
+
+    def compare_pair(self) -> tuple[int, int] | None:
+        """The two marked runs, or the marked one and the highlighted one."""
+        if len(self.marked) == 2:
+            return self.marked[0], self.marked[1]
+        selected = self.selected_id()
+        if len(self.marked) == 1 and selected is not None and selected != self.marked[0]:
+            return self.marked[0], selected
+        return None
+
+    def action_mark(self) -> None:
+        run_id = self.selected_id()
+        if run_id is None:
+            return
+        changed = [run_id]
+        if run_id in self.marked:
+            self.marked.remove(run_id)
+        else:
+            if len(self.marked) == 2:  # a third mark replaces the oldest
+                changed.append(self.marked.pop(0))
+            self.marked.append(run_id)
+        for key in changed:
+            self.update_cell(str(key), "#", self._id_cell(key), update_width=True)
+
+    def action_compare(self) -> None:
+        self.post_message(self.CompareRequested())
 
     def _request(self, action: str) -> None:
         run_id = self.selected_id()

@@ -1,0 +1,89 @@
+"""Coarse-to-fine runs: optimize at each of cfg.scales, each started from the last one's
+canvas upsampled, as one run with one iteration count and one record."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+
+from nst_tui.config import Config
+from nst_tui.engine.backbones import StatusFn, _quiet
+from nst_tui.engine.events import Event, Finished, Frame, Progress
+from nst_tui.engine.optimize import Emit, optimize
+from nst_tui.engine.prepare import Prepared, prepare
+
+
+def scale_configs(cfg: Config) -> list[Config]:
+    """One config per scale (its size, no scales); [cfg] for a single-scale run."""
+    if not cfg.scales:
+        return [cfg]
+    return [cfg.replace(size=size, scales=[]) for size in cfg.scales]
+
+
+def optimize_scales(
+    first: Prepared,
+    cfg: Config,
+    emit: Emit,
+    cancel: threading.Event | None = None,
+    status: StatusFn = _quiet,
+) -> Finished:
+    """Run every scale of `cfg`; `first` is prepare(scale_configs(cfg)[0]).
+
+    Events carry iteration numbers that go on across scales (out of the total of all
+    scales), so a run's losses and frames read as one run; only the last scale's (or a
+    scale that did not finish) Finished is emitted.
+    """
+    configs = scale_configs(cfg)
+    if len(configs) == 1:
+        return optimize(first.objective, first.canvas, cfg, emit, cancel)
+    total = sum(c.iterations for c in configs)
+    offset, wall = 0, 0.0
+    prepared = first
+    for k, scale_cfg in enumerate(configs):
+        if k:
+            canvas = prepared.canvas.detach()
+            del prepared  # the coarser scale's objective goes before the finer one comes
+            prepared = prepare(scale_cfg, status, init_canvas=canvas)
+        status(f"scale {k + 1}/{len(configs)}: {scale_cfg.size} px", None)
+        ended: list[Finished] = []
+        shift = _shifted(emit, ended, offset, wall, total)
+        optimize(prepared.objective, prepared.canvas, scale_cfg, shift, cancel)
+        fin = ended[0]
+        offset += fin.iterations_done
+        wall += fin.wall_time
+        if fin.status != "finished" or k == len(configs) - 1:
+            reason = fin.reason + (f" (scale {scale_cfg.size} px)" if fin.reason else "")
+            whole = dataclasses.replace(
+                fin,
+                reason=reason,
+                iterations_done=offset,
+                wall_time=wall,
+                it_per_s=offset / max(wall, 1e-9),
+            )
+            emit(whole)
+            return whole
+    raise AssertionError("unreachable: the last scale returns")  # pragma: no cover
+
+
+def _shifted(emit: Emit, ended: list[Finished], offset: int, wall: float, total: int) -> Emit:
+    def shift(event: Event) -> None:
+        if isinstance(event, Progress):
+            elapsed = wall + event.elapsed
+            iteration = offset + event.iteration
+            emit(
+                dataclasses.replace(
+                    event,
+                    iteration=iteration,
+                    total=total,
+                    elapsed=elapsed,
+                    it_per_s=iteration / max(elapsed, 1e-9),
+                )
+            )
+        elif isinstance(event, Frame):
+            emit(dataclasses.replace(event, iteration=offset + event.iteration))
+        elif isinstance(event, Finished):
+            ended.append(event)
+        else:
+            emit(event)
+
+    return shift
