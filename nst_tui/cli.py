@@ -50,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, default=Path("outputs"), help="outputs folder")
     run.add_argument("--device", help="auto | cpu | cuda | cuda:N")
     run.add_argument("--backbone", help="auto | vgg19 | vgg16 | vgg16-caffe | path to .pth")
+    run.add_argument(
+        "--init", help="noise | content | style | an image | run:FOLDER (continue that run)"
+    )
     run.add_argument("--json", action="store_true", help="last line: a JSON summary")
 
     sub.add_parser("presets", help="list the presets")
@@ -139,7 +142,8 @@ def cmd_run(args: argparse.Namespace, err: Console) -> int:
     from nst_tui.runner import run
 
     preset = presets.load(args.preset or "default")
-    fixed = overrides(args.set, {"device": args.device, "backbone": args.backbone})
+    flags = {"device": args.device, "backbone": args.backbone, "init": args.init}
+    fixed = overrides(args.set, flags)
     name, cfg = preset.name, apply_overrides(preset.config, fixed)
     if preset.sweep:
         from nst_tui.sweeps import without

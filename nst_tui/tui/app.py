@@ -599,7 +599,14 @@ class NSTApp(SweepRuns, App[int]):
     @on(RunHistory.Requested)
     def _history_requested(self, message: RunHistory.Requested) -> None:
         record = self.records[message.run_id]
-        if message.action == "load":
+        if message.action == "continue":
+            if record.sweep is not None or record.folder is None:
+                self.notify("only a single run with a folder can be continued", severity="warning")
+                return
+            self.load_config(record.config.replace(init=f"run:{record.folder}"), record.label)
+            self.preset_config = record.base
+            self.notify(f"run {record.run_id}'s config, starting from its final image: ctrl+r")
+        elif message.action == "load":
             self.load_config(record.config, record.label, record.sweep)
             self.preset_config = record.base
             self.notify(f"loaded the config of run {record.run_id}")

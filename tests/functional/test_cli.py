@@ -96,3 +96,11 @@ def test_presets_lists_each_with_a_description(capsys) -> None:
     assert "default" in out and "quick" in out
     for line in out.strip().splitlines():
         assert len(line.split(None, 1)) == 2, f"no description: {line!r}"
+
+
+def test_init_flag_continues_an_earlier_run(tmp_path: Path, capsys) -> None:
+    assert main(["run", *TINY, "--out", str(tmp_path)]) == 0
+    first = Path(capsys.readouterr().out.strip().splitlines()[-1])
+    assert main(["run", *TINY, "--init", f"run:{first}", "--out", str(tmp_path)]) == 0
+    second = Path(capsys.readouterr().out.strip().splitlines()[-1])
+    assert f'init = "run:{first}"' in (second / "config.toml").read_text()

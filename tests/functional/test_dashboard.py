@@ -210,6 +210,15 @@ async def test_rerun_and_load_from_the_history(tmp_path: Path) -> None:
         await pilot.pause()
         assert app.form.widget("iterations").value == "2"
 
+        await pilot.press("n")  # continue run 1 from its final image
+        await pilot.pause()
+        folder = app.records[1].folder
+        assert app.form.widget("init").value == f"run:{folder}"
+        await pilot.press("ctrl+r")
+        await wait_for_run(pilot, app)
+        assert app.records[3].config.init == f"run:{folder}"
+        assert app.records[3].status == "finished"
+
 
 # ---- the form ---------------------------------------------------------------------
 

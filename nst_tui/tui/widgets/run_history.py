@@ -56,6 +56,9 @@ class RunHistory(DataTable[str]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("r", "rerun", "Rerun", tooltip="Run the highlighted row's config again"),
         Binding("l", "load", "Load config", tooltip="Put the highlighted row's config in the form"),
+        Binding(
+            "n", "continue", "Continue", tooltip="Load the row's config, starting from its image"
+        ),
         Binding("m", "mark", "Mark", tooltip="Mark (or unmark) the highlighted run to compare"),
         Binding("c", "compare", "Compare", tooltip="Compare the marked run with the highlighted"),
     ]
@@ -139,3 +142,6 @@ class RunHistory(DataTable[str]):
 
     def action_load(self) -> None:
         self._request("load")
+
+    def action_continue(self) -> None:
+        self._request("continue")
