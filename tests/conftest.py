@@ -30,6 +30,16 @@ def tiny_config(**changes: object) -> Config:
     return Config.from_dict({**TINY, **changes})
 
 
+def snapshot_config(**changes: object) -> Config:
+    """A tiny config whose images are the shipped ones.
+
+    Snapshots show the image paths; the shared photos' absolute path depends on
+    where the checkout lives, the builtin names do not.
+    """
+    builtin = {"content_image": "builtin:chelsea.png", "style_image": "builtin:swirls.png"}
+    return tiny_config(**{**builtin, **changes})
+
+
 @pytest.fixture(autouse=True)
 def _isolated_presets(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
     # Presets saved by tests go to a temporary folder, never the user's.

@@ -86,6 +86,7 @@ class NSTApp(SweepRuns, App[int]):
         Binding("ctrl+s", "save_preset", "Save", priority=True, tooltip="Save form as a preset"),
         Binding("ctrl+n", "reset", "Defaults", priority=True, tooltip="Reset to the defaults"),
         Binding("ctrl+g", "toggle_sweep", "Sweep", priority=True, tooltip="Sweep off / on"),
+        Binding("ctrl+t", "focus_runs", "Runs", priority=True, tooltip="Runs list / form"),
         Binding("f1", "help", "Help", priority=True),
         Binding("question_mark", "help", "Help", show=False),
         Binding("ctrl+q", "quit", "Quit", priority=True, tooltip="Cancel and save a run, quit"),
@@ -527,6 +528,13 @@ class NSTApp(SweepRuns, App[int]):
         """Toggle content or style layer index (0-based)."""
         self.form.query_one("#layers").toggle(kind, index)  # type: ignore[attr-defined]
 
+    def action_focus_runs(self) -> None:
+        """Jump to the run history (its keys: r l n m c), or from it back to the form."""
+        if self.focused is self.history:
+            self.form.focus_first()
+        else:
+            self.history.focus()
+
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
@@ -538,6 +546,7 @@ class NSTApp(SweepRuns, App[int]):
         yield SystemCommand("Load preset", "Pick a preset (ctrl+o)", self.action_pick_preset)
         yield SystemCommand("Save preset", "Save the form (ctrl+s)", self.action_save_preset)
         yield SystemCommand("Reset to defaults", "Every field (ctrl+n)", self.action_reset)
+        yield SystemCommand("Runs list", "Focus the run history (ctrl+t)", self.action_focus_runs)
         yield SystemCommand("Sweep off / on", "The loaded sweep (ctrl+g)", self.action_toggle_sweep)
         yield SystemCommand(
             "Compare runs", "The marked run and the highlighted one (m, c)", self.compare_runs

@@ -40,7 +40,8 @@ async def test_mark_two_runs_and_compare_them(tmp_path: Path) -> None:
         await wait_for_run(pilot, app)
         assert [r.status for r in app.records.values()] == ["finished", "finished"]
 
-        app.history.focus()
+        await pilot.press("tab", "ctrl+t")  # from a form field straight to the runs list
+        assert app.focused is app.history
         await pilot.press("up", "m", "down", "c")  # mark run 1, highlight run 2
         await pilot.pause()
         screen = app.screen
@@ -75,6 +76,17 @@ async def test_mark_two_runs_and_compare_them(tmp_path: Path) -> None:
         await pilot.pause()
         assert not isinstance(app.screen, CompareScreen)
         assert app.status.state.state == "finished"  # escape closed the screen, nothing else
+
+
+async def test_ctrl_t_goes_to_the_runs_and_back(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+t")  # nothing focused at start
+        assert app.focused is app.history
+        await pilot.press("ctrl+t")
+        assert app.focused is not None and app.form in app.focused.ancestors
+        await pilot.press("tab", "tab", "ctrl+t")
+        assert app.focused is app.history
 
 
 async def test_compare_without_two_runs_notifies(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
-from conftest import tiny_config
+from conftest import snapshot_config as tiny_config
 from PIL import Image
 from textual.pilot import Pilot
 from textual.widgets import Input

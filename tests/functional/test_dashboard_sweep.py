@@ -12,7 +12,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
-from conftest import STARRY, TUBINGEN, tiny_config
+from conftest import STARRY, TUBINGEN, snapshot_config, tiny_config
 from test_dashboard import wait_for_run, wait_until_running
 from textual.pilot import Pilot
 from textual.widgets import Input, OptionList, Sparkline
@@ -416,7 +416,7 @@ async def replay_finished_sweep(pilot: Pilot) -> None:
 
 class TestSweepSnapshot:
     def test_finished_sweep(self, snap_compare) -> None:
-        base = tiny_config(iterations=10, sav_freq=2)
+        base = snapshot_config(iterations=10, sav_freq=2)
         table = {"optimizer": ["adam", "lbfgs"], "content_layers": [[0], [3]]}
         app = NSTApp(base, preset_name="grid", outputs=Path("outputs"), warm_up=False, sweep=table)
         assert snap_compare(app, terminal_size=SIZE, run_before=replay_finished_sweep)

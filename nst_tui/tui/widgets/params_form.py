@@ -313,6 +313,9 @@ class ParamsForm(VerticalScroll):
         self.post_message(self.Validated(errors))
         return config
 
+    def focus_first(self) -> None:
+        self.widget(FIELDS[0].name).focus()
+
     def first_invalid(self) -> Widget | None:
         for spec in FIELDS:
             if spec.config_field in self.errors:
