@@ -40,12 +40,12 @@ def font(size: int = FONT_SIZE) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
 
 
 def wrap(text: str, fnt: ImageFont.FreeTypeFont | ImageFont.ImageFont, width: int) -> list[str]:
-    """Greedy line breaks after spaces, '+' and ','; a word wider than `width` is cut."""
+    """Greedy line breaks after spaces, '+', ',' and '-'; a word wider than `width` is cut."""
     if not text:
         return []
     lines: list[str] = []
     line = ""
-    for token in re.split(r"(?<=[ +,])", text):
+    for token in re.split(r"(?<=[ +,-])", text):
         if fnt.getlength(line + token) <= width or not line:
             line += token
         else:

@@ -73,6 +73,13 @@ def test_wrap_keeps_every_line_within_the_width() -> None:
     assert "".join(lines).replace(" ", "") == text.replace(" ", "")
 
 
+def test_wrap_breaks_a_run_folder_name_at_its_dashes() -> None:
+    fnt = sheet.font()
+    name = "20261128-211716-quick: lr=0.06"
+    width = int(fnt.getlength("20261128-211716-")) + 1
+    assert sheet.wrap(name, fnt, width) == ["20261128-211716-", "quick: lr=0.06"]
+
+
 def test_the_animation_plays_each_cell_and_holds_the_shorter_one(tmp_path: Path) -> None:
     # Cell (0, 0) saved 3 frames, cell (0, 1) only 1: the sheet has 3, the second held.
     long_gif, short_gif = tmp_path / "a.gif", tmp_path / "b.gif"
