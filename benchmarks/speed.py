@@ -1,6 +1,15 @@
 """Iterations per second of the engine against a loop written the way the study's code works.
 
     python benchmarks/speed.py [--device cpu|cuda] [--sizes 128 256 ...] [--json FILE]
+        [--memory-sizes 128 256 512] [--skip-sweep] [--skip-streaming]
+
+Besides engine against baseline per size, it reports: the floating-point work of
+one iteration (counted from the layer shapes, engine/flops.py), achieved TFLOP/s
+and, on a GPU it knows, the fraction of the datasheet peak; on CUDA the engine
+with CUDA graphs against without, and bf16 against fp32; peak memory per size
+(each size in a fresh process: peak RSS on the CPU, peak allocated on CUDA); the
+5-cell sweep batched against one cell after another; and what streaming progress
+to the dashboard costs against a headless run.
 
 Both loops run the same backbone (vgg16-caffe: its weights ship offline), the
 same size, device, config (reconstruct, Adam, content conv4_1, style conv1_1 ..
@@ -21,6 +30,7 @@ import argparse
 import json
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from datetime import datetime
@@ -33,6 +43,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from nst_tui.config import Config  # noqa: E402
+from nst_tui.engine.flops import (  # noqa: E402
+    achieved_tflops,
+    objective_flops,
+    peak_tflops,
+)
 from nst_tui.engine.losses import content_loss, gram, style_loss, tv_loss  # noqa: E402
 from nst_tui.engine.optimize import optimize  # noqa: E402
 from nst_tui.engine.prepare import get_backbone, load_inputs, prepare  # noqa: E402
@@ -40,7 +55,7 @@ from nst_tui.engine.prepare import get_backbone, load_inputs, prepare  # noqa: E
 IMAGES = ROOT.parent / "shared" / "images"
 
 
-def make_config(size: int, iterations: int, device: str) -> Config:
+def make_config(size: int, iterations: int, device: str, **changes: object) -> Config:
     return Config.from_dict(
         {
             "content_image": str(IMAGES / "tubingen.jpg"),
@@ -50,6 +65,7 @@ def make_config(size: int, iterations: int, device: str) -> Config:
             "sav_freq": iterations,  # one report at the end: measure the loop, not the recorder
             "backbone": "vgg16-caffe",
             "device": device,
+            **changes,
         }
     )
 
@@ -178,16 +194,113 @@ def measure_sweep(size: int, device: str, iterations: int, repeats: int) -> dict
     }
 
 
-def measure(size: int, device: str, iterations: int, repeats: int) -> dict[str, float]:
-    cfg = make_config(size, iterations, device)
-    warm = make_config(size, 2, device)
-    engine_rate(warm), baseline_rate(warm)  # first-call allocations and kernel choices
-    engine, baseline = [], []
+def device_name(device: str) -> str:
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name(torch.device(device))
+    return platform.processor() or "cpu"
+
+
+def flops_row(size: int, device: str, it_s: float, precision: str) -> dict[str, float | None]:
+    cfg = make_config(size, 1, device)
+    prepared = prepare(cfg)
+    flops = objective_flops(prepared.objective, prepared.canvas)
+    tflops = achieved_tflops(flops, it_s)
+    peak = peak_tflops(device_name(device), precision)
+    return {
+        "gflop_per_it": flops.total / 1e9,
+        "tflop_s": tflops,
+        "peak_tflop_s": peak,
+        "fraction_of_peak": None if peak is None else tflops / peak,
+    }
+
+
+def measure(size: int, device: str, iterations: int, repeats: int) -> dict[str, object]:
+    """Engine against baseline; on CUDA also without graphs and in bf16, side by side."""
+    variants: dict[str, dict[str, object]] = {"engine": {}}
+    if device.startswith("cuda"):
+        variants["engine_no_graphs"] = {"cuda_graphs": False}
+        variants["engine_bf16"] = {"precision": "bf16"}
+    warm = make_config(size, WARM_UP_ITERATIONS, device)
+    baseline_rate(warm)  # first-call allocations and kernel choices
+    for changes in variants.values():
+        engine_rate(warm.replace(**changes))
+    rates: dict[str, list[float]] = {name: [] for name in [*variants, "baseline"]}
     for _ in range(repeats):
-        engine.append(engine_rate(cfg))
-        baseline.append(baseline_rate(cfg))
-    e, b = statistics.median(engine), statistics.median(baseline)
-    return {"size": size, "engine_it_s": e, "baseline_it_s": b, "ratio": e / b}
+        for name, changes in variants.items():
+            rates[name].append(engine_rate(make_config(size, iterations, device, **changes)))
+        rates["baseline"].append(baseline_rate(make_config(size, iterations, device)))
+    med = {name: statistics.median(r) for name, r in rates.items()}
+    row: dict[str, object] = {"size": size}
+    row |= {f"{name}_it_s": v for name, v in med.items()}
+    row["ratio"] = med["engine"] / med["baseline"]
+    tf32 = device.startswith("cuda")
+    row |= flops_row(size, device, med["engine"], "tf32" if tf32 else "fp32")
+    return row
+
+
+WARM_UP_ITERATIONS = 6  # past the CUDA graph warm-up (3 plain steps, then the capture)
+
+
+def _proc_status_mib(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024  # kB
+    raise KeyError(field)
+
+
+def one_size_in_this_process(size: int, device: str, iterations: int) -> dict[str, float]:
+    """Run the engine once in this fresh process and report its peak memory during the
+    run (not while loading weights: the ONNX import peaks higher than a small run)."""
+    cfg = make_config(size, iterations, device)
+    engine_rate(make_config(size, 1, device))  # weights loaded, first-call allocations made
+    cuda = device.startswith("cuda")
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    Path("/proc/self/clear_refs").write_text("5")  # Linux: resets the peak RSS (VmHWM)
+    rss_before = _proc_status_mib("VmRSS")
+    it_s = engine_rate(cfg)
+    row = {"size": size, "iterations": iterations, "it_s": it_s}
+    if cuda:
+        row["peak_cuda_allocated_mib"] = torch.cuda.max_memory_allocated() / 2**20
+        row["peak_cuda_reserved_mib"] = torch.cuda.max_memory_reserved() / 2**20
+    row["rss_before_mib"] = rss_before
+    row["peak_rss_mib"] = _proc_status_mib("VmHWM")
+    return row
+
+
+def measure_memory(size: int, device: str, iterations: int) -> dict[str, float]:
+    """Each size in a fresh process, so one size's peak does not hide the next's."""
+    cmd = [sys.executable, __file__, "--device", device, "--one-size", str(size)]
+    cmd += ["--iterations", str(iterations)]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        return {"size": size, "error": (done.stderr.strip().splitlines() or ["?"])[-1]}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def streaming_rates(device: str, iterations: int) -> tuple[float, float]:
+    """Loop it/s of a headless run (the recorder only) and of a dashboard run (the
+    recorder and the dashboard's relay, posting into a list as the app's queue would)."""
+    import tempfile
+
+    from nst_tui.runner import run
+    from nst_tui.tui.relay import Relay
+
+    cfg = make_config(128, iterations, device, sav_freq=10)
+    with tempfile.TemporaryDirectory() as tmp:
+        headless = run(cfg, out_root=Path(tmp)).finished.it_per_s
+        posted: list[object] = []
+        relay = Relay(posted.append, 1, cfg)
+        watched = run(cfg, out_root=Path(tmp), listeners=[relay]).finished.it_per_s
+    return headless, watched
+
+
+def measure_streaming(device: str, iterations: int, repeats: int) -> dict[str, float]:
+    streaming_rates(device, WARM_UP_ITERATIONS)
+    runs = [streaming_rates(device, iterations) for _ in range(repeats)]
+    h = statistics.median(r[0] for r in runs)
+    w = statistics.median(r[1] for r in runs)
+    return {"size": 128, "headless_it_s": h, "dashboard_it_s": w, "cost": 1 - w / h}
 
 
 def main() -> int:
@@ -196,43 +309,77 @@ def main() -> int:
     parser.add_argument("--sizes", type=int, nargs="+")
     parser.add_argument("--iterations", type=int, help="per measurement (default by device)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--memory-sizes", type=int, nargs="*", help="peak memory per size")
+    parser.add_argument("--skip-sweep", action="store_true")
+    parser.add_argument("--skip-streaming", action="store_true")
+    parser.add_argument("--one-size", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args()
     cuda = args.device.startswith("cuda")
-    sizes = args.sizes or ([128, 256, 512, 1024] if cuda else [128, 256])
     iterations = args.iterations or (200 if cuda else 10)
     torch.set_grad_enabled(True)
+    if args.one_size:
+        print(json.dumps(one_size_in_this_process(args.one_size, args.device, iterations)))
+        return 0
+    sizes = args.sizes or ([128, 256, 512, 1024] if cuda else [128, 256])
+    memory_sizes = args.memory_sizes
+    if memory_sizes is None:
+        memory_sizes = [128, 256, 512, 1024] if cuda else [128, 256, 512]
 
+    result: dict[str, object] = {
+        "date": datetime.now().astimezone().isoformat(timespec="seconds"),
+        "device": device_name(args.device),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "iterations": iterations,
+        "repeats": args.repeats,
+        "backbone": "vgg16-caffe",
+    }
+    print(f"{result['device']}, {iterations} iterations x {args.repeats} repeats (median)")
     rows = []
-    print(f"device {args.device}, {iterations} iterations x {args.repeats} repeats (median)")
-    print(f"{'size':>6} {'engine it/s':>12} {'baseline it/s':>14} {'ratio':>7}")
     for size in sizes:
         row = measure(size, args.device, iterations, args.repeats)
         rows.append(row)
+        extra = "".join(
+            f"  {k[:-5]} {row[k]:.1f}"
+            for k in ("engine_no_graphs_it_s", "engine_bf16_it_s")
+            if k in row
+        )
+        peak = row["fraction_of_peak"]
         print(
-            f"{size:>6} {row['engine_it_s']:>12.2f} {row['baseline_it_s']:>14.2f} "
-            f"{row['ratio']:>6.2f}x",
+            f"{size:>5} px  engine {row['engine_it_s']:.2f} it/s  baseline "
+            f"{row['baseline_it_s']:.2f} it/s  {row['ratio']:.2f}x  "
+            f"{row['gflop_per_it']:.2f} GFLOP/it  {row['tflop_s']:.3f} TFLOP/s"
+            + ("" if peak is None else f" ({peak:.1%} of peak)")
+            + extra,
             flush=True,
         )
-    sweep = measure_sweep(128, args.device, iterations, args.repeats)
-    print(
-        f"5-cell sweep at 128 px (content layers 0..4): batched {sweep['batched_cell_it_s']:.2f} "
-        f"cell-it/s, one after another {sweep['sequential_cell_it_s']:.2f} cell-it/s, "
-        f"{sweep['ratio']:.2f}x",
-        flush=True,
-    )
+    result["results"] = rows
+    if not args.skip_sweep:
+        sweep = measure_sweep(sizes[0], args.device, iterations, args.repeats)
+        result["sweep"] = sweep
+        print(
+            f"5-cell sweep at {sweep['size']} px: batched "
+            f"{sweep['batched_cell_it_s']:.2f} cell-it/s, one after another "
+            f"{sweep['sequential_cell_it_s']:.2f}, {sweep['ratio']:.2f}x",
+            flush=True,
+        )
+    if not args.skip_streaming:
+        streaming = measure_streaming(args.device, max(iterations, 20), args.repeats)
+        result["streaming"] = streaming
+        print(
+            f"streaming at 128 px: headless {streaming['headless_it_s']:.2f} it/s, with the "
+            f"dashboard's relay {streaming['dashboard_it_s']:.2f} it/s, "
+            f"cost {streaming['cost']:.1%}",
+            flush=True,
+        )
+    memory = []
+    for size in memory_sizes:
+        row = measure_memory(size, args.device, 3 if not cuda else iterations)
+        memory.append(row)
+        print(f"memory at {size} px: {row}", flush=True)
+    result["memory"] = memory
     if args.json:
-        result = {
-            "date": datetime.now().astimezone().isoformat(timespec="seconds"),
-            "device": torch.cuda.get_device_name(0) if cuda else platform.processor() or "cpu",
-            "torch": torch.__version__,
-            "threads": torch.get_num_threads(),
-            "iterations": iterations,
-            "repeats": args.repeats,
-            "backbone": "vgg16-caffe",
-            "results": rows,
-            "sweep": sweep,
-        }
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2) + "\n")
     return 0

@@ -28,6 +28,7 @@ MODES = ("reconstruct", "content", "style", "both")
 POOLINGS = ("max", "avg")
 BACKBONES = ("auto", "vgg19", "vgg16", "vgg16-caffe")
 DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("fp32", "bf16")
 
 MIN_SIZE = 16  # four 2x2 poolings sit before conv5_1: below 16 px it sees nothing
 MAX_SIZE = 4096
@@ -71,6 +72,8 @@ class Config:
     style_blend: tuple[float, ...] = ()  # one weight per style (style_image first); () = equal
     scales: tuple[int, ...] = ()  # coarse-to-fine sizes, the last = size; () = one scale
     ema: float = 0.0  # frames and the final image show an exponential moving average of the canvas
+    precision: str = "fp32"  # fp32 | bf16: the network in bfloat16 (losses, canvas stay fp32)
+    cuda_graphs: bool = True  # on a GPU, replay each Adam step from a CUDA graph
 
     def __post_init__(self) -> None:
         errors = validate(self)
@@ -137,7 +140,7 @@ TUPLE_FIELDS = (
 )
 INT_FIELDS = ("iterations", "size", "sav_freq", "fps", "history", "seed")
 FLOAT_FIELDS = ("alpha", "beta", "gamma", "lr", "style_scale", "ema")
-BOOL_FIELDS = ("normalize_style_weights", "original_colors")
+BOOL_FIELDS = ("normalize_style_weights", "original_colors", "cuda_graphs")
 RUN_INIT = "run:"  # init = "run:FOLDER" starts from that run's final.png
 MIN_STYLE_SCALE, MAX_STYLE_SCALE = 0.1, 4.0
 STR_FIELDS = (
@@ -150,6 +153,7 @@ STR_FIELDS = (
     "pooling",
     "backbone",
     "device",
+    "precision",
 )
 
 
@@ -270,6 +274,7 @@ def validate(cfg: Config) -> dict[str, str]:
     choice("layer_type", LAYER_TYPES)
     choice("mode", MODES)
     choice("pooling", POOLINGS)
+    choice("precision", PRECISIONS)
     if cfg.init not in INITS and not cfg.init.strip():
         e["init"] = f"must be one of {', '.join(INITS)}, {RUN_INIT}FOLDER or a path to an image"
     elif cfg.init.startswith(RUN_INIT) and not cfg.init[len(RUN_INIT) :].strip():

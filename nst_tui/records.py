@@ -10,7 +10,9 @@ and a dashboard run write identical folders:
     run.json        status, reason, device, backbone, iterations, timing, final losses
 
 Frames wait in a hidden `.frames/` folder as PNGs (memory stays flat for long,
-large runs) and are removed once run.json is written. A final name only ever
+large runs) and are removed once run.json is written. One writer thread per recorder
+encodes and writes them, in order, so the optimizer's thread (which calls every
+listener) never waits on PNG encoding; finishing waits for it. A final name only ever
 holds a whole file: a full disk or a kill leaves the old file or none, never half.
 """
 
@@ -22,6 +24,7 @@ import io
 import json
 import os
 import platform
+import queue
 import re
 import shutil
 import threading
@@ -39,6 +42,10 @@ from nst_tui.engine.events import Event, Finished, Frame, Progress
 from nst_tui.errors import RunError
 
 FILES = ("final.png", "animation.gif", "config.toml", "losses.csv", "run.json")
+# Frames waiting for the writer thread; past this the optimizer waits for the disk,
+# so memory stays flat when the disk is slower than the loop.
+FRAME_BACKLOG = 64
+WRITER_IDLE_S = 1.0  # a writer with nothing to do ends; the next frame starts another
 
 
 def safe_label(text: str) -> str:
@@ -165,6 +172,11 @@ class RunRecorder:
         self.last_frame: np.ndarray | None = None  # for a record of a run that crashed
         self.started = datetime.now().astimezone()
         self.result: Finished | None = None
+        self._backlog: queue.Queue[Frame | None] = queue.Queue(FRAME_BACKLOG)
+        self._writer: threading.Thread | None = None  # started by the first frame
+        self._writer_lock = threading.Lock()  # starting and idle-ending the writer
+        self._write_error: BaseException | None = None  # the writer's first; it then stops
+        self._write_error_raised = False
         # The config goes first: even a killed run can be reproduced.
         description = f"Reproduces run {self.folder.name}" + (f" ({label})" if label else "")
         try:
@@ -178,6 +190,7 @@ class RunRecorder:
             raise RunError(f"could not write in {self.folder}: {exc.strerror or exc}") from None
 
     def __call__(self, event: Event) -> None:
+        self._raise_write_error()  # before this event: the run stops where a frame failed
         if isinstance(event, Progress):
             self.rows.append(
                 {"iteration": event.iteration, "elapsed_s": event.elapsed, **event.losses}
@@ -185,10 +198,62 @@ class RunRecorder:
         elif isinstance(event, Frame):
             self.n_frames += 1
             self.last_frame = event.image
-            name = self.frames_dir / f"{event.iteration:09d}.png"
-            write_atomic(name, png_bytes(event.image), durable=False)
+            self._queue_frame(event)
         elif isinstance(event, Finished):
             self.finish(event)
+
+    def _queue_frame(self, frame: Frame) -> None:
+        with self._writer_lock:
+            if self._writer is None:
+                # A daemon that also ends when idle: a crashed caller that never finishes
+                # leaves no thread behind, and none holds the exit.
+                self._writer = threading.Thread(
+                    target=self._write_frames, name=f"frames-{self.folder.name}", daemon=True
+                )
+                self._writer.start()
+            # Blocks while the writer is FRAME_BACKLOG frames behind; it never idles out
+            # with frames queued, so holding the lock here cannot stall it.
+            self._backlog.put(frame)
+
+    def _write_frames(self) -> None:
+        """The writer thread: every queued frame, in order, until the None that ends it
+        or WRITER_IDLE_S without a frame."""
+        while True:
+            try:
+                frame = self._backlog.get(timeout=WRITER_IDLE_S)
+            except queue.Empty:
+                with self._writer_lock:
+                    if self._backlog.empty():
+                        self._writer = None
+                        return
+                continue
+            if frame is None:
+                return
+            if self._write_error is not None:
+                continue  # as when the write failed in the loop: no frame after the failed one
+            name = self.frames_dir / f"{frame.iteration:09d}.png"
+            try:
+                write_atomic(name, png_bytes(frame.image), durable=False)
+            except BaseException as exc:  # raised in the caller's thread; this one must drain
+                self._write_error = exc
+
+    def _drain_frames(self) -> None:
+        """Wait until every queued frame is written and the writer thread has ended."""
+        with self._writer_lock:
+            writer = self._writer
+            if writer is not None:
+                self._backlog.put(None)
+        if writer is not None:
+            writer.join()
+            self._writer = None
+        self._raise_write_error()
+
+    def _raise_write_error(self) -> None:
+        """The writer's first error, raised once, as the frame's write itself raised before
+        it moved to the writer: the caller may then still record the run (abandon)."""
+        if self._write_error is not None and not self._write_error_raised:
+            self._write_error_raised = True
+            raise self._write_error
 
     def _frames(self) -> Iterator[Image.Image]:
         """The saved frames, each at the last frame's size (a multi-scale run's first
@@ -205,6 +270,7 @@ class RunRecorder:
 
     def finish(self, result: Finished, extra: dict[str, Any] | None = None) -> Path:
         """Write the record. The frames stay in .frames until run.json is safely written."""
+        self._drain_frames()  # the GIF needs every frame; a failed one fails this call
         self.result = result
         write_atomic(self.folder / "final.png", png_bytes(result.image))
         frames = write_gif(self.folder / "animation.gif", self._frames(), self.cfg.fps)

@@ -72,6 +72,7 @@ def run(
             "device": str(prepared.device),
             "backbone": prepared.backbone.name,
             "backbone_source": prepared.backbone.source,
+            "accel": prepared.objective.accel.describe(),  # as chosen; a failed capture says so
             **({"notes": prepared.notes} if prepared.notes else {}),
         }
         recorder = RunRecorder(out_root, cfg, label, info)
@@ -80,7 +81,7 @@ def run(
             recorder(event)
             emit(event)
 
-        emit(Status(f"running on {info['device']} with {info['backbone']}", None))
+        emit(Status(f"running on {info['device']} with {info['backbone']} ({info['accel']})", None))
         try:
             finished = optimize_scales(prepared, cfg, emit_all, cancel, status)
         except BaseException as exc:

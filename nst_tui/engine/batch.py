@@ -26,9 +26,11 @@ import torch
 import torch.nn.functional as F
 
 from nst_tui.config import N_LAYERS, Config
+from nst_tui.engine import accel as acc
 from nst_tui.engine.backbones import Backbone
 from nst_tui.engine.events import Finished
 from nst_tui.engine.features import FeatureExtractor
+from nst_tui.engine.graphs import StepRunner
 from nst_tui.engine.losses import content_loss, style_loss, tv_loss
 from nst_tui.engine.optimize import (
     Emit,
@@ -48,8 +50,16 @@ N_COLUMNS = 4 + 2 * N_LAYERS
 
 
 def batch_key(cfg: Config) -> tuple[object, ...]:
-    """Cells with equal keys can share a batch (same network, same canvas shape)."""
-    return (cfg.backbone, cfg.device, cfg.pooling, cfg.size, cfg.content_image)
+    """Cells with equal keys can share a batch (same network, precision, canvas shape)."""
+    return (
+        cfg.backbone,
+        cfg.device,
+        cfg.pooling,
+        cfg.size,
+        cfg.content_image,
+        cfg.precision,
+        cfg.cuda_graphs,
+    )
 
 
 @dataclass
@@ -93,7 +103,8 @@ def shared_extractor(
     """Conv taps at the union of the cells' layers; relu cells apply the ReLU themselves
     (relu{i}_1 is exactly relu(conv{i}_1)), so conv and relu cells share one network."""
     taps = set().union(*(active_taps(cfg) for cfg in cfgs))
-    return FeatureExtractor(backbone, taps, "conv", cfgs[0].pooling).to(device)
+    extractor = FeatureExtractor(backbone, taps, "conv", cfgs[0].pooling).to(device)
+    return acc.prepare_extractor(extractor, acc.choose(cfgs[0], device))
 
 
 def cell_columns(cell: BatchCell) -> list[int]:
@@ -116,6 +127,7 @@ class BatchObjective:
         self.extractor = extractor
         cfgs = [c.cfg for c in cells]
         device = cells[0].canvas.device
+        self.accel = acc.choose(cfgs[0], device)  # batch_key: one precision per batch
         relu = [cfg.layer_type == "relu" for cfg in cfgs]
         self.any_relu, self.all_relu = any(relu), all(relu)
         self.relu_mask = torch.tensor(relu, device=device).view(-1, 1, 1, 1)
@@ -152,7 +164,7 @@ class BatchObjective:
         def pick(t: torch.Tensor) -> torch.Tensor:
             return t if index is None or t.shape[0] == 1 else t[index]
 
-        feats = self.extractor(canvas)
+        feats = acc.features(self.extractor, canvas, self.accel)
         zero = canvas.new_zeros(canvas.shape[0])
         relu_mask = pick(self.relu_mask)
         content, style = [zero] * N_LAYERS, [zero] * N_LAYERS
@@ -205,68 +217,104 @@ def optimize_batch(
     and Finished through its `emit`, exactly as optimize() would for it alone."""
     if any(c.cfg.optimizer != "adam" for c in cells):
         raise ValueError("only Adam cells can share a batch; L-BFGS's line steps are per run")
-    cancel = cancel or threading.Event()
-    objective = BatchObjective(extractor, cells)
-    loops = [
-        _Loop(
-            _Names(c.names),  # type: ignore[arg-type]
-            c.canvas,
-            c.cfg,
-            c.emit,
-            cancel,
-            c.colors,
-        )
-        for c in cells
-    ]
-    columns = [cell_columns(c) for c in cells]
-    opt = torch.optim.Adam([{"params": [loop.canvas], "lr": loop.cfg.lr} for loop in loops])
-    results: dict[int, Finished] = {}
-    active = list(range(len(loops)))
+    return _Batch(extractor, cells, cancel or threading.Event()).run()
 
-    def end(k: int) -> None:
-        results[k] = loops[k].finish()
 
-    try:
-        while active:
-            if cancel.is_set():
-                for k in active:
-                    with contextlib.suppress(_Stop):  # it marks the loop cancelled
-                        loops[k].check_cancel()
-                    end(k)
-                active = []
-                break
-            index = None
-            if len(active) < len(loops):
-                index = torch.tensor(active, device=objective.relu_mask.device)
-            opt.zero_grad(set_to_none=True)
-            canvas = torch.cat([loops[k].canvas for k in active])
-            terms = objective(canvas, index)
-            terms[:, TOTAL].sum().backward()
-            opt.step()  # cells that have ended have no grad: Adam leaves them be
-            still = []
-            for row, k in enumerate(active):
-                loop = loops[k]
-                with torch.no_grad():
-                    loop.canvas.clamp_(0, 1)
-                loop.update_average()
-                loop.done += 1
-                try:
-                    if loop.logged(loop.done):
-                        loop.report(loop.done, list(terms[row, columns[k]]))
-                except _Stop:  # diverged: this cell ends, the others go on
-                    end(k)
-                    continue
-                if loop.done >= loop.cfg.iterations:
-                    end(k)
-                else:
-                    still.append(k)
-            active = still
-    except torch.OutOfMemoryError:
-        for k in [k for k in active if k not in results]:
-            loops[k].status = "failed"
-            loops[k].reason = (
-                f"out of device memory with {len(active)} canvases of size "
-                f"{loops[k].cfg.size} in one batch; try a smaller size or fewer cells"
+class _Batch:
+    def __init__(
+        self, extractor: FeatureExtractor, cells: Sequence[BatchCell], cancel: threading.Event
+    ) -> None:
+        self.cancel = cancel
+        self.objective = BatchObjective(extractor, cells)
+        self.loops = [
+            _Loop(
+                _Names(c.names),  # type: ignore[arg-type]
+                c.canvas,
+                c.cfg,
+                c.emit,
+                cancel,
+                c.colors,
             )
-            end(k)
-    return [results[k] for k in range(len(loops))]
+            for c in cells
+        ]
+        device = cells[0].canvas.device
+        # Each cell's columns as a device index: picking them never waits for the device.
+        self.columns = [torch.tensor(cell_columns(c), device=device) for c in cells]
+        graphs = self.objective.accel.cuda_graphs
+        self.opt = torch.optim.Adam(
+            [{"params": [loop.canvas], "lr": loop.cfg.lr} for loop in self.loops],
+            capturable=graphs,
+        )
+        self.results: dict[int, Finished] = {}
+        self.active = list(range(len(self.loops)))
+        self.index: torch.Tensor | None = None  # the active cells, once some have ended
+        # While every cell runs, the step is always the same: it may be a CUDA graph.
+        self.full_step = StepRunner(lambda: [self.step(None)], device, graphs, self.loops[0].note)
+
+    def step(self, index: torch.Tensor | None) -> torch.Tensor:
+        """One Adam step of the active cells; the (A, N_COLUMNS) loss matrix before it."""
+        self.opt.zero_grad(set_to_none=True)
+        canvas = torch.cat([self.loops[k].canvas for k in self.active])
+        terms = self.objective(canvas, index)
+        terms[:, TOTAL].sum().backward()
+        self.opt.step()  # cells that have ended have no grad: Adam leaves them be
+        for k in self.active:
+            loop = self.loops[k]
+            with torch.no_grad():
+                loop.canvas.clamp_(0, 1)
+            loop.update_average()
+        return terms
+
+    def end(self, k: int) -> None:
+        self.results[k] = self.loops[k].finish()
+
+    def run(self) -> list[Finished]:
+        try:
+            while self.active:
+                if self.cancel.is_set():
+                    self.cancel_all()
+                    break
+                self.iterate()
+        except torch.OutOfMemoryError:
+            for k in [k for k in self.active if k not in self.results]:
+                loop = self.loops[k]
+                loop.status = "failed"
+                loop.reason = (
+                    f"out of device memory with {len(self.active)} canvases of size "
+                    f"{loop.cfg.size} in one batch; try a smaller size or fewer cells"
+                )
+                self.end(k)
+        return [self.results[k] for k in range(len(self.loops))]
+
+    def iterate(self) -> None:
+        if len(self.active) == len(self.loops):
+            terms = self.full_step()[0]
+        else:
+            if self.index is None or len(self.index) != len(self.active):
+                self.index = torch.tensor(self.active, device=self.objective.relu_mask.device)
+            terms = self.step(self.index)
+        still = []
+        for row, k in enumerate(self.active):
+            loop = self.loops[k]
+            loop.done += 1
+            try:
+                if loop.logged(loop.done):
+                    loop.queue_report(loop.done, terms[row].index_select(0, self.columns[k]))
+                if loop.outbox:
+                    loop.deliver(loop.outbox.ready())  # finish() drains the rest
+            except _Stop:  # diverged: this cell ends, the others go on
+                self.end(k)
+                continue
+            if loop.done >= loop.cfg.iterations:
+                self.end(k)
+            else:
+                still.append(k)
+        self.active = still
+
+    def cancel_all(self) -> None:
+        for k in self.active:
+            loop = self.loops[k]
+            with contextlib.suppress(_Stop):  # it marks the loop cancelled
+                loop.check_cancel()
+            self.end(k)
+        self.active = []

@@ -17,6 +17,15 @@ import torch
 def gram(features: torch.Tensor) -> torch.Tensor:
     """(B, C, H, W) -> (B, C, C), divided by C*H*W."""
     b, c, h, w = features.shape
+    if (
+        features.dim() == 4
+        and not features.is_contiguous()
+        and features.is_contiguous(memory_format=torch.channels_last)
+    ):
+        # Channels-last features (GPU runs) are (B, H*W, C) in memory: a free view,
+        # where reshaping to (B, C, H*W) would copy the whole map.
+        f = features.permute(0, 2, 3, 1).reshape(b, h * w, c)
+        return torch.bmm(f.transpose(1, 2), f) / (c * h * w)
     f = features.reshape(b, c, h * w)
     return torch.bmm(f, f.transpose(1, 2)) / (c * h * w)
 

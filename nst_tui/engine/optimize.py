@@ -1,12 +1,17 @@
 """The optimization loop: objective, canvas init, Adam / L-BFGS, events, cancel.
 
-The loop never reads a number off the device to report it, except on logged
-iterations (every sav_freq and the last), where one stacked copy carries all
-loss terms at once; those are also where divergence is detected.
+The loop never waits for the device to report: on logged iterations (every
+sav_freq and the last) the loss terms, stacked into one tensor, and the frame
+are queued for an asynchronous copy (engine/outbox.py) and handed out as
+events once they have landed, a few steps later on a GPU, at once on a CPU.
+Divergence is detected on those reports. Adam's step may be replayed from a
+CUDA graph (engine/graphs.py); L-BFGS reads its loss every evaluation by
+design, so it always runs plain.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
@@ -17,11 +22,14 @@ import torch
 from torch import nn
 
 from nst_tui.config import Config
+from nst_tui.engine import accel as acc
 from nst_tui.engine.colors import shown
-from nst_tui.engine.events import Event, Finished, Frame, Progress
+from nst_tui.engine.events import Event, Finished, Frame, Progress, Status
 from nst_tui.engine.features import FeatureExtractor, layer_name
-from nst_tui.engine.images import to_uint8
+from nst_tui.engine.graphs import StepRunner
+from nst_tui.engine.images import frame_on_device, to_uint8
 from nst_tui.engine.losses import content_loss, gram, style_loss, style_width_factor, tv_loss
+from nst_tui.engine.outbox import Outbox, Report
 
 Emit = Callable[[Event], None]
 
@@ -58,17 +66,19 @@ class Objective(nn.Module):
         content: torch.Tensor,
         style: torch.Tensor,
         extra_styles: Sequence[torch.Tensor] = (),
+        accel: acc.Accel | None = None,
     ) -> None:
         super().__init__()
         self.extractor = extractor
         self.cfg = cfg
+        self.accel = accel or acc.Accel()
         self.content_layers = list(cfg.content_layers) if uses_content(cfg.mode) else []
         self.style_layers = list(cfg.style_layers) if uses_style(cfg.mode) else []
         self.use_tv = cfg.mode == "reconstruct"
         with torch.no_grad():
-            cf = extractor(content) if self.content_layers else {}
+            cf = self.features(content) if self.content_layers else {}
             styles = [style, *extra_styles] if self.style_layers else []
-            sfs = [extractor(s) for s in styles]
+            sfs = [self.features(s) for s in styles]
         # Targets are constants: computed once per run, never re-encoded per step.
         self.content_targets = {i: cf[i].detach() for i in self.content_layers}
         weights = blend_weights(cfg, len(styles))
@@ -82,6 +92,9 @@ class Objective(nn.Module):
         # original_colors: frames and the final image take their chroma from the content.
         self.colors = content.detach() if cfg.original_colors else None
 
+    def features(self, image: torch.Tensor) -> dict[int, torch.Tensor]:
+        return acc.features(self.extractor, image, self.accel)
+
     def term_names(self) -> list[str]:
         lt = self.cfg.layer_type
         names = ["total", "content", "style", "tv"]
@@ -92,7 +105,7 @@ class Objective(nn.Module):
     def forward(self, canvas: torch.Tensor) -> list[torch.Tensor]:
         """Terms in the order of term_names(), each of shape (B,)."""
         cfg = self.cfg
-        feats = self.extractor(canvas)
+        feats = self.features(canvas)
         zero = canvas.new_zeros(canvas.shape[0])
         per_content = [
             cfg.alpha * content_loss(feats[i], self.content_targets[i]) for i in self.content_layers
@@ -181,6 +194,7 @@ class _Loop:
         self.losses: dict[str, float] = {}
         self.last_frame: np.ndarray | None = None
         self.status, self.reason = "finished", ""
+        self.outbox = Outbox(canvas.device)
         # ema: what is shown and saved is a running average of the canvas (from its start),
         # which smooths the step-to-step noise of the optimizer; losses stay the canvas's.
         self.average = canvas.detach().clone() if cfg.ema else None
@@ -192,9 +206,12 @@ class _Loop:
             with torch.no_grad():
                 self.average.lerp_(self.canvas.detach(), 1.0 - self.cfg.ema)
 
-    def shown_image(self) -> np.ndarray:
+    def shown_tensor(self) -> torch.Tensor:
         canvas = self.canvas if self.average is None else self.average
-        return to_uint8(shown(canvas, self.colors))
+        return shown(canvas, self.colors)
+
+    def shown_image(self) -> np.ndarray:
+        return to_uint8(self.shown_tensor())
 
     def logged(self, iteration: int) -> bool:
         return iteration % self.cfg.sav_freq == 0 or iteration == self.cfg.iterations
@@ -202,26 +219,44 @@ class _Loop:
     def elapsed(self) -> float:
         return time.perf_counter() - self.start
 
+    def note(self, text: str) -> None:
+        self.emit(Status(text, None))
+
+    def queue_report(self, iteration: int, values: torch.Tensor) -> None:
+        """On logged iterations: queue the copy of the terms (1-D, in term_names() order)
+        and of the frame; never waits for the device."""
+        with torch.no_grad():
+            frame = frame_on_device(self.shown_tensor())
+        self.outbox.put(iteration, values.detach().float(), frame)
+
+    def deliver(self, reports: list[Report]) -> None:
+        """Events for reports that have landed; a non-finite loss ends the run."""
+        for r in reports:
+            if not all(math.isfinite(v) for v in r.values):
+                self.status = "failed"
+                self.reason = (
+                    f"diverged at iteration {r.iteration}: loss became {r.values[0]}; "
+                    "try a lower lr or smaller weights"
+                )
+                self.outbox.clear()
+                raise _Stop
+            self.losses = dict(zip(self.names, r.values, strict=True))
+            elapsed = self.elapsed()  # the device has done this iteration by now
+            self.emit(
+                Progress(
+                    r.iteration,
+                    self.cfg.iterations,
+                    self.losses,
+                    r.iteration / max(elapsed, 1e-9),
+                    elapsed,
+                )
+            )
+            self.last_frame = r.image
+            self.emit(Frame(r.iteration, r.image))
+
     def report(self, iteration: int, terms: list[torch.Tensor]) -> None:
-        """On logged iterations only: one host copy of all terms, then events."""
-        values = torch.stack([t.detach().sum() for t in terms]).tolist()
-        if not all(math.isfinite(v) for v in values):
-            bad = values[0]
-            self.status = "failed"
-            self.reason = (
-                f"diverged at iteration {iteration}: loss became {bad}; "
-                "try a lower lr or smaller weights"
-            )
-            raise _Stop
-        self.losses = dict(zip(self.names, values, strict=True))
-        elapsed = self.elapsed()
-        self.emit(
-            Progress(
-                iteration, self.cfg.iterations, self.losses, iteration / max(elapsed, 1e-9), elapsed
-            )
-        )
-        self.last_frame = self.shown_image()
-        self.emit(Frame(iteration, self.last_frame))
+        self.queue_report(iteration, torch.stack([t.detach().sum() for t in terms]))
+        self.deliver(self.outbox.ready())
 
     def check_cancel(self) -> None:
         if self.cancel.is_set():
@@ -254,6 +289,12 @@ class _Loop:
 
     def finish(self) -> Finished:
         """Emit and return the end of this run (also used per cell by engine.batch)."""
+        if self.status != "failed":
+            # Reports still in flight are of iterations done (a cancel ends the loop with
+            # some queued); a divergence among them makes the run failed after all.
+            with contextlib.suppress(_Stop):
+                self.deliver(self.outbox.drain())
+        self.outbox.clear()
         wall = self.elapsed()
         image = self.last_frame if self.status == "failed" else None
         if image is None:
@@ -271,18 +312,31 @@ class _Loop:
         return finished
 
     def run_adam(self) -> None:
-        opt = torch.optim.Adam([self.canvas], lr=self.cfg.lr)
-        for _ in range(self.cfg.iterations):
+        graphs = self.objective.accel.cuda_graphs
+        # capturable: Adam keeps its step count on the device, as a graph replay needs.
+        opt = torch.optim.Adam([self.canvas], lr=self.cfg.lr, capturable=graphs)
+
+        def step() -> list[torch.Tensor]:
             opt.zero_grad(set_to_none=True)
-            _, terms = self.evaluate()
+            terms = self.objective(self.canvas)
+            terms[0].sum().backward()
             opt.step()
             with torch.no_grad():
                 self.canvas.clamp_(0, 1)  # keep a valid image
             self.update_average()
+            return terms
+
+        runner = StepRunner(step, self.canvas.device, graphs, self.note)
+        for _ in range(self.cfg.iterations):
+            self.check_cancel()
+            terms = runner()
+            self.done += 1
             if self.logged(self.done):
                 # Losses are of the canvas before this step (as optimizers report
                 # them); the frame is the canvas after it.
                 self.report(self.done, terms)
+            elif self.outbox:
+                self.deliver(self.outbox.ready())
 
     def run_lbfgs(self) -> None:
         n = self.cfg.iterations

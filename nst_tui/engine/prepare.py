@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 
 from nst_tui.config import INITS, RUN_INIT, Config
+from nst_tui.engine.accel import choose, prepare_extractor
 from nst_tui.engine.backbones import Backbone, StatusFn, _quiet, load_backbone
 from nst_tui.engine.features import FeatureExtractor
 from nst_tui.engine.images import Note, fit_canvas, load_image, to_tensor
@@ -134,8 +135,9 @@ def prepare(
     for text in notes:
         status(text, None)
     backbone = get_backbone(cfg.backbone, status)
+    accel = choose(cfg, device)
     extractor = FeatureExtractor(backbone, active_taps(cfg), cfg.layer_type, cfg.pooling)
-    extractor = extractor.to(device)
-    objective = Objective(extractor, cfg, content, style, extra_styles)
+    extractor = prepare_extractor(extractor.to(device), accel)
+    objective = Objective(extractor, cfg, content, style, extra_styles, accel)
     canvas = initial_canvas(cfg, content, init)
     return Prepared(cfg, device, backbone, objective, canvas, notes)

@@ -1,0 +1,236 @@
+"""The optimizer's thread never waits on PNG encoding or preview shrinking.
+
+The recorder writes frames on its own thread and the dashboard's relay shrinks and
+posts on its own; both keep every frame and row, in order, and end their threads.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from conftest import tiny_config
+from PIL import Image
+
+from nst_tui import records
+from nst_tui.engine.events import Finished, Frame, Progress, Status
+from nst_tui.errors import RunError
+from nst_tui.records import RunRecorder
+from nst_tui.tui import relay as relay_module
+from nst_tui.tui.messages import RunProgress, RunStatus
+from nst_tui.tui.relay import Relay
+
+WAIT_S = 10.0  # a bound for waits that should take milliseconds (a loaded box is slow)
+
+
+def solid(value: int) -> np.ndarray:
+    return np.full((24, 32, 3), value, np.uint8)
+
+
+def finished(image: np.ndarray, done: int = 4) -> Finished:
+    return Finished("finished", "", done, 1.0, float(done), {"total": 1.0}, image)
+
+
+def named_threads(prefix: str) -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith(prefix)]
+
+
+class Gate:
+    """Wraps `inner` so that every call waits until the gate is opened."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.opened = threading.Event()
+
+    def __call__(self, *args: Any) -> Any:
+        assert self.opened.wait(WAIT_S), "the gate was never opened"
+        return self.inner(*args)
+
+
+def open_later(gate: Gate, delay: float = 0.1) -> None:
+    threading.Timer(delay, gate.opened.set).start()
+
+
+# ---- the recorder's frame writer ----------------------------------------------------
+
+
+def test_frames_are_written_off_the_callers_thread_and_all_reach_the_gif(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gate = Gate(records.png_bytes)
+    monkeypatch.setattr(records, "png_bytes", gate)
+    recorder = RunRecorder(tmp_path, tiny_config(fps=10), "x", {})
+    shades = [40, 80, 120, 160]
+    for i, shade in enumerate(shades, start=1):
+        recorder(Frame(i, solid(shade)))  # returns although no frame can be encoded yet
+    assert recorder.n_frames == 4 and recorder.last_frame is not None
+    assert recorder.last_frame[0, 0, 0] == 160
+    assert not list(recorder.frames_dir.iterdir())
+
+    gate.opened.set()
+    folder = recorder.finish(finished(solid(200)))
+    with Image.open(folder / "animation.gif") as gif:
+        seen = []
+        for i in range(gif.n_frames):
+            gif.seek(i)
+            seen.append(gif.convert("L").getpixel((0, 0)))
+    assert seen == shades
+    assert json.loads((folder / "run.json").read_text())["frames"] == 4
+    assert not named_threads(f"frames-{folder.name}")
+
+
+def test_a_slow_disk_holds_the_loop_back_once_the_backlog_is_full(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(records, "FRAME_BACKLOG", 2)
+    gate = Gate(records.png_bytes)
+    monkeypatch.setattr(records, "png_bytes", gate)
+    recorder = RunRecorder(tmp_path, tiny_config(), "x", {})
+    # One frame in the writer's hands, two waiting: the fourth must wait for the disk.
+    loop = threading.Thread(target=lambda: [recorder(Frame(i, solid(i))) for i in range(1, 5)])
+    loop.start()
+    loop.join(0.3)
+    assert loop.is_alive(), "the queue of frames is bounded"
+    gate.opened.set()
+    loop.join(WAIT_S)
+    folder = recorder.finish(finished(solid(9)))
+    assert json.loads((folder / "run.json").read_text())["frames"] == 4
+
+
+def full_disk_for_frame(monkeypatch: pytest.MonkeyPatch, iteration: int) -> None:
+    """`open` in records.py fails the way a full disk does for one frame's file."""
+    real_open = open
+
+    def fake_open(path: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+        if f"{iteration:09d}.png" in str(path) and "w" in mode:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        return real_open(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(records, "open", fake_open, raising=False)
+
+
+def test_a_failed_frame_write_is_raised_by_the_next_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    full_disk_for_frame(monkeypatch, 2)
+    recorder = RunRecorder(tmp_path, tiny_config(), "x", {})
+    recorder(Frame(1, solid(10)))
+    recorder(Frame(2, solid(20)))
+    deadline = time.monotonic() + WAIT_S
+    with pytest.raises(RunError) as info:  # whichever call comes after the writer failed
+        while time.monotonic() < deadline:
+            recorder(Status("tick"))
+            time.sleep(0.01)
+    message = str(info.value)
+    assert message.startswith("could not write ") and "000000002.png" in message
+    assert message.endswith("No space left on device")
+
+    recorder(Frame(3, solid(30)))  # raised once: the caller may go on to record the run
+    end = recorder.abandon("failed", message, None)
+    folder = recorder.folder
+    info_json = json.loads((folder / "run.json").read_text())
+    assert info_json["status"] == "failed" and info_json["frames"] == 1  # none after the failed
+    assert end.image[0, 0, 0] == 30
+    assert not named_threads(f"frames-{folder.name}")
+
+
+def test_finish_raises_a_failed_frame_no_call_saw_and_abandon_still_records(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    full_disk_for_frame(monkeypatch, 1)
+    recorder = RunRecorder(tmp_path, tiny_config(), "x", {})
+    recorder(Frame(1, solid(10)))
+    with pytest.raises(RunError, match=r"000000001\.png: No space left on device"):
+        recorder(finished(solid(10)))
+    assert recorder.result is None  # so the runner abandons the run, as before
+    recorder.abandon("failed", "RunError", None)
+    assert json.loads((recorder.folder / "run.json").read_text())["status"] == "failed"
+
+
+# ---- the dashboard's relay -----------------------------------------------------------
+
+
+def relay_with(post: Any, iterations: int) -> Relay:
+    relay = Relay(post, 1, tiny_config(iterations=iterations), rate=1e9)  # flush every frame
+    relay.device = "cpu"  # as if announced: this test loads no backbone
+    return relay
+
+
+def progress(i: int, total: int) -> Progress:
+    return Progress(i, total, {"total": float(i)}, 1.0, float(i))
+
+
+def test_the_relay_keeps_every_row_in_order_when_flushes_outpace_it() -> None:
+    posted: list[Any] = []
+    gate = Gate(posted.append)
+    relay = relay_with(gate, 20)
+    for i in range(1, 20):
+        relay(progress(i, 20))
+        relay(Frame(i, solid(i)))  # the poster is stuck on the first: the rest pile up
+    relay(progress(20, 20))  # a row with no frame after it: only Finished flushes it
+    open_later(gate)
+    relay(finished(solid(20), 20))
+
+    # Everything was posted before Finished returned, and the thread has ended.
+    assert not named_threads("relay-1")
+    batches = [m for m in posted if isinstance(m, RunProgress)]
+    assert [i for m in batches for i, _ in m.rows] == list(range(1, 21))
+    assert len(batches) < 20, "pending flushes were merged"
+    assert batches[-1].iteration == 20
+    newest = [m.preview for m in batches if m.preview is not None][-1]
+    assert newest.getpixel((0, 0)) == (19, 19, 19)
+
+
+def test_a_status_waits_for_the_rows_before_it() -> None:
+    posted: list[Any] = []
+    gate = Gate(posted.append)
+    relay = relay_with(gate, 8)
+    relay(progress(1, 8))
+    relay(Frame(1, solid(1)))
+    open_later(gate)
+    relay(Status("scale 2 of 2"))
+    assert [type(m) for m in posted] == [RunProgress, RunStatus]
+
+
+def test_the_relay_thread_ends_when_no_finished_comes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(relay_module, "IDLE_S", 0.05)
+    posted: list[Any] = []
+    relay = relay_with(posted.append, 8)
+    relay(progress(1, 8))
+    relay(Frame(1, solid(1)))  # and then the run raises: no Finished
+    deadline = time.monotonic() + WAIT_S
+    while named_threads("relay-1") and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not named_threads("relay-1")
+    assert len(posted) == 1
+    relay(progress(2, 8))
+    relay(Frame(2, solid(2)))  # a later flush starts a new thread
+    relay(finished(solid(2), 2))
+    assert [i for m in posted for i, _ in m.rows] == [1, 2]
+
+
+def test_an_idle_frame_writer_ends_and_the_next_frame_starts_another(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A run that crashes without finish() (a sweep cell's optimizer raising) must not
+    # leave its writer thread behind; a run that only pauses loses no frame.
+    monkeypatch.setattr(records, "WRITER_IDLE_S", 0.05)
+    recorder = RunRecorder(tmp_path, tiny_config(fps=10), "idle", {})
+    prefix = f"frames-{recorder.folder.name}"
+    recorder(Frame(1, solid(50)))
+    deadline = time.monotonic() + WAIT_S
+    while named_threads(prefix) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not named_threads(prefix)
+    recorder(Frame(2, solid(150)))
+    folder = recorder.finish(finished(solid(200), done=2))
+    with Image.open(folder / "animation.gif") as gif:
+        assert gif.n_frames == 2
+    assert not named_threads(prefix)
