@@ -278,7 +278,7 @@ def measure_memory(size: int, device: str, iterations: int) -> dict[str, float]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def streaming_rates(device: str, iterations: int) -> tuple[float, float]:
+def streaming_rates(device: str, iterations: int, dashboard_first: bool) -> tuple[float, float]:
     """Loop it/s of a headless run (the recorder only) and of a dashboard run (the
     recorder and the dashboard's relay, posting into a list as the app's queue would)."""
     import tempfile
@@ -287,26 +287,36 @@ def streaming_rates(device: str, iterations: int) -> tuple[float, float]:
     from nst_tui.tui.relay import Relay
 
     cfg = make_config(128, iterations, device, sav_freq=10)
+    rates = {}
     with tempfile.TemporaryDirectory() as tmp:
-        headless = run(cfg, out_root=Path(tmp)).finished.it_per_s
-        posted: list[object] = []
-        relay = Relay(posted.append, 1, cfg)
-        watched = run(cfg, out_root=Path(tmp), listeners=[relay]).finished.it_per_s
-    return headless, watched
+        for watched in (True, False) if dashboard_first else (False, True):
+            posted: list[object] = []
+            listeners = [Relay(posted.append, 1, cfg)] if watched else []
+            rates[watched] = run(cfg, out_root=Path(tmp), listeners=listeners).finished.it_per_s
+    return rates[False], rates[True]
 
 
-def measure_streaming(device: str, iterations: int, repeats: int) -> dict[str, float]:
-    streaming_rates(device, WARM_UP_ITERATIONS)
-    runs = [streaming_rates(device, iterations) for _ in range(repeats)]
+def measure_streaming(device: str, iterations: int, repeats: int) -> dict[str, object]:
+    """Alternating which goes first, so warm-up and drift fall on both alike."""
+    streaming_rates(device, WARM_UP_ITERATIONS, False)
+    runs = [streaming_rates(device, iterations, k % 2 == 1) for k in range(2 * repeats)]
     h = statistics.median(r[0] for r in runs)
     w = statistics.median(r[1] for r in runs)
-    return {"size": 128, "headless_it_s": h, "dashboard_it_s": w, "cost": 1 - w / h}
+    return {
+        "size": 128,
+        "iterations": iterations,
+        "pairs": len(runs),
+        "headless_it_s": h,
+        "dashboard_it_s": w,
+        "cost": 1 - w / h,
+        "per_pair_cost": [1 - r[1] / r[0] for r in runs],
+    }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--sizes", type=int, nargs="+")
+    parser.add_argument("--sizes", type=int, nargs="*", help="none: skip engine vs baseline")
     parser.add_argument("--iterations", type=int, help="per measurement (default by device)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--memory-sizes", type=int, nargs="*", help="peak memory per size")
@@ -321,7 +331,9 @@ def main() -> int:
     if args.one_size:
         print(json.dumps(one_size_in_this_process(args.one_size, args.device, iterations)))
         return 0
-    sizes = args.sizes or ([128, 256, 512, 1024] if cuda else [128, 256])
+    sizes = args.sizes
+    if sizes is None:
+        sizes = [128, 256, 512, 1024] if cuda else [128, 256]
     memory_sizes = args.memory_sizes
     if memory_sizes is None:
         memory_sizes = [128, 256, 512, 1024] if cuda else [128, 256, 512]
@@ -356,7 +368,7 @@ def main() -> int:
         )
     result["results"] = rows
     if not args.skip_sweep:
-        sweep = measure_sweep(sizes[0], args.device, iterations, args.repeats)
+        sweep = measure_sweep(128, args.device, iterations, args.repeats)
         result["sweep"] = sweep
         print(
             f"5-cell sweep at {sweep['size']} px: batched "
@@ -365,7 +377,7 @@ def main() -> int:
             flush=True,
         )
     if not args.skip_streaming:
-        streaming = measure_streaming(args.device, max(iterations, 20), args.repeats)
+        streaming = measure_streaming(args.device, max(iterations, 40), args.repeats)
         result["streaming"] = streaming
         print(
             f"streaming at 128 px: headless {streaming['headless_it_s']:.2f} it/s, with the "

@@ -100,7 +100,18 @@ def show_value(value: Any) -> str:
         return FLAG_CHOICES[value]
     if isinstance(value, (list, tuple)):
         return toml_value(value)  # ["a.jpg", "b.jpg"], [0.5, 0.5]: read back by parse_value
-    return repr(value) if isinstance(value, float) else str(value)
+    return show_float(value) if isinstance(value, float) else str(value)
+
+
+def show_float(value: float) -> str:
+    """repr, or a shorter exponent form that reads back exactly: gamma 1e7, not 10000000.0."""
+    text = repr(value)
+    mantissa, e, exponent = f"{value:g}".partition("e")
+    if e:
+        short = f"{mantissa}e{int(exponent)}"
+        if len(short) < len(text) and float(short) == value:
+            return short
+    return text
 
 
 class PathInput(Input):
