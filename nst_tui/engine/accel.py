@@ -38,7 +38,10 @@ class Accel:
         """The context the network's forward runs in."""
         if not self.bf16:
             return contextlib.nullcontext()
-        return torch.autocast(self.device_type, dtype=torch.bfloat16)
+        # No weight-cast cache: a CUDA graph must not capture casts cached by an earlier
+        # forward (PyTorch's CUDA graph notes), and each forward is its own autocast
+        # region anyway, so the cache would never be reused.
+        return torch.autocast(self.device_type, dtype=torch.bfloat16, cache_enabled=False)
 
     def describe(self) -> str:
         on = [

@@ -21,13 +21,25 @@ RGB_TO_YIQ = torch.tensor(
 YIQ_TO_RGB = torch.linalg.inv(RGB_TO_YIQ)
 
 
+_on_device: dict[tuple[str, torch.device, torch.dtype], torch.Tensor] = {}
+
+
+def _matrix(name: str, like: torch.Tensor) -> torch.Tensor:
+    # Copied to a GPU once: a copy from host memory makes the host wait for the device,
+    # and frames are made while the optimizer runs.
+    key = (name, like.device, like.dtype)
+    if key not in _on_device:
+        _on_device[key] = (RGB_TO_YIQ if name == "rgb_to_yiq" else YIQ_TO_RGB).to(like)
+    return _on_device[key]
+
+
 def rgb_to_yiq(image: torch.Tensor) -> torch.Tensor:
     """(B, 3, H, W) RGB -> YIQ, channel by channel."""
-    return torch.einsum("ij,bjhw->bihw", RGB_TO_YIQ.to(image), image)
+    return torch.einsum("ij,bjhw->bihw", _matrix("rgb_to_yiq", image), image)
 
 
 def yiq_to_rgb(image: torch.Tensor) -> torch.Tensor:
-    return torch.einsum("ij,bjhw->bihw", YIQ_TO_RGB.to(image), image)
+    return torch.einsum("ij,bjhw->bihw", _matrix("yiq_to_rgb", image), image)
 
 
 def keep_colors(canvas: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
