@@ -285,6 +285,7 @@ class RunRecorder:
             "iterations_done": result.iterations_done,
             "wall_time_s": round(result.wall_time, 4),
             "it_per_s": round(result.it_per_s, 3),
+            **self._tflop_s(result),
             "frames": frames,
             "gif_frame_ms": gif_duration_ms(self.cfg.fps),
             "final_losses": result.losses,
@@ -296,6 +297,13 @@ class RunRecorder:
         write_atomic(self.folder / "run.json", (json.dumps(summary, indent=2) + "\n").encode())
         shutil.rmtree(self.frames_dir, ignore_errors=True)
         return self.folder
+
+    def _tflop_s(self, result: Finished) -> dict[str, float]:
+        """Achieved TFLOP/s: the counted work of an iteration (run info) times it/s."""
+        gflop = self.info.get("gflop_per_iteration")
+        if gflop is None:
+            return {}
+        return {"tflop_s": round(gflop * result.it_per_s / 1e3, 6)}
 
     def abandon(self, status: str, reason: str, image: np.ndarray | None) -> Finished:
         """Record a run whose loop raised instead of finishing: what it logged so far.

@@ -19,6 +19,7 @@ import torch
 from nst_tui.config import MIN_SIZE, Config
 from nst_tui.engine.colors import shown
 from nst_tui.engine.events import Event, Finished, Status
+from nst_tui.engine.flops import objective_flops
 from nst_tui.engine.images import to_uint8
 from nst_tui.engine.prepare import Prepared, prepare
 from nst_tui.engine.scales import optimize_scales, scale_configs
@@ -73,6 +74,7 @@ def run(
             "backbone": prepared.backbone.name,
             "backbone_source": prepared.backbone.source,
             "accel": prepared.objective.accel.describe(),  # as chosen; a failed capture says so
+            **work_per_iteration(prepared, cfg),
             **({"notes": prepared.notes} if prepared.notes else {}),
         }
         recorder = RunRecorder(out_root, cfg, label, info)
@@ -130,6 +132,15 @@ def _record_the_crash(
         if oom:
             return finished
     raise exc
+
+
+def work_per_iteration(prepared: Prepared, cfg: Config) -> dict[str, float]:
+    """GFLOP of one iteration, counted from the layer shapes; run.json adds TFLOP/s. A
+    multi-scale run's iterations differ in size, so it has no one figure."""
+    if cfg.scales:
+        return {}
+    flops = objective_flops(prepared.objective, prepared.canvas)
+    return {"gflop_per_iteration": round(flops.total / 1e9, 4)}
 
 
 def is_out_of_memory(exc: BaseException) -> bool:

@@ -291,3 +291,22 @@ def test_channels_last_objective_gives_the_same_losses() -> None:
     objective.extractor.to(memory_format=torch.channels_last)
     nhwc = [t.item() for t in objective(prepared.canvas)]
     np.testing.assert_allclose(nhwc, plain, rtol=1e-4)
+
+
+def test_run_json_reports_the_counted_work_and_tflops(tmp_path) -> None:
+    import json
+
+    from nst_tui.engine.flops import objective_flops
+    from nst_tui.runner import run
+
+    cfg = tiny_config(iterations=4, sav_freq=2)
+    result = run(cfg, out_root=tmp_path)
+    info = json.loads((result.folder / "run.json").read_text())
+    prepared = prepare(cfg)
+    gflop = objective_flops(prepared.objective, prepared.canvas).total / 1e9
+    assert info["gflop_per_iteration"] == pytest.approx(gflop, rel=1e-3)
+    assert info["tflop_s"] == pytest.approx(gflop * info["it_per_s"] / 1e3, rel=1e-2)
+    assert info["accel"] == "plain fp32"
+    multi = run(tiny_config(iterations=2, sav_freq=2, size=48, scales=[32, 48]), out_root=tmp_path)
+    info = json.loads((multi.folder / "run.json").read_text())
+    assert "gflop_per_iteration" not in info and "tflop_s" not in info
