@@ -87,6 +87,9 @@ class NSTApp(SweepRuns, App[int]):
         Binding("ctrl+n", "reset", "Defaults", priority=True, tooltip="Reset to the defaults"),
         Binding("ctrl+g", "toggle_sweep", "Sweep", priority=True, tooltip="Sweep off / on"),
         Binding("ctrl+t", "focus_runs", "Runs", priority=True, tooltip="Runs list / form"),
+        Binding(
+            "ctrl+l", "toggle_layer_losses", "Layers", priority=True, tooltip="Per-layer losses"
+        ),
         Binding("f1", "help", "Help", priority=True),
         Binding("question_mark", "help", "Help", show=False),
         Binding("ctrl+q", "quit", "Quit", priority=True, tooltip="Cancel and save a run, quit"),
@@ -528,6 +531,11 @@ class NSTApp(SweepRuns, App[int]):
         """Toggle content or style layer index (0-based)."""
         self.form.query_one("#layers").toggle(kind, index)  # type: ignore[attr-defined]
 
+    def action_toggle_layer_losses(self) -> None:
+        """Show or hide one loss row per layer term under the four sums."""
+        panel = self.query_one(LossPanel)
+        panel.border_subtitle = "per layer" if panel.toggle_layers() else ""
+
     def action_focus_runs(self) -> None:
         """Jump to the run history (its keys: r l n m c), or from it back to the form."""
         if self.focused is self.history:
@@ -547,6 +555,11 @@ class NSTApp(SweepRuns, App[int]):
         yield SystemCommand("Save preset", "Save the form (ctrl+s)", self.action_save_preset)
         yield SystemCommand("Reset to defaults", "Every field (ctrl+n)", self.action_reset)
         yield SystemCommand("Runs list", "Focus the run history (ctrl+t)", self.action_focus_runs)
+        yield SystemCommand(
+            "Per-layer losses",
+            "Show / hide each layer's term (ctrl+l)",
+            self.action_toggle_layer_losses,
+        )
         yield SystemCommand("Sweep off / on", "The loaded sweep (ctrl+g)", self.action_toggle_sweep)
         yield SystemCommand(
             "Compare runs", "The marked run and the highlighted one (m, c)", self.compare_runs

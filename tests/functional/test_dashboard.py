@@ -21,7 +21,7 @@ from nst_tui.tui.screens.file_picker import FilePicker
 from nst_tui.tui.screens.help_screen import HELP_TEXT, HelpScreen
 from nst_tui.tui.screens.preset_picker import PresetPicker
 from nst_tui.tui.screens.save_preset import SavePreset
-from nst_tui.tui.widgets.loss_panel import LossPanel
+from nst_tui.tui.widgets.loss_panel import LossPanel, short
 from nst_tui.tui.widgets.params_form import FIELDS, LayerToggles, PathInput
 from nst_tui.tui.widgets.run_history import COLUMNS, RunHistory
 
@@ -443,6 +443,33 @@ async def test_every_documented_key(tmp_path: Path) -> None:
         await pilot.press("q")
         await pilot.pause()
     assert app.return_code == 0
+
+
+async def test_ctrl_l_shows_one_sparkline_per_layer_term(tmp_path: Path) -> None:
+    cfg = tiny_config(iterations=6, sav_freq=2, content_layers=[2], style_layers=[0, 3])
+    app = make_app(tmp_path, cfg)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+r")
+        await wait_for_run(pilot, app)
+        panel = app.query_one(LossPanel)
+        rows = list(panel.query(".layer-row"))
+        assert [r.term for r in rows] == ["content/conv3_1", "style/conv1_1", "style/conv4_1"]
+        assert not any(r.display for r in rows)  # hidden until asked for
+
+        app.form.widget("iterations").focus()  # works while typing in a field
+        await pilot.press("ctrl+l")
+        await pilot.pause()
+        assert all(r.display for r in rows) and panel.border_subtitle == "per layer"
+        shown = {str(r.name_label.render()).split()[1]: r for r in rows}
+        assert set(shown) == {"conv3_1", "conv1_1", "conv4_1"}
+        finals = app.records[1].losses
+        for row in rows:
+            assert len(row.spark.data) == 3  # iterations 2, 4, 6
+            assert str(row.value_label.render()) == short(finals[row.term])
+
+        await pilot.press("ctrl+l")
+        await pilot.pause()
+        assert not any(r.display for r in rows) and panel.border_subtitle == ""
 
 
 async def test_start_at_once_runs_the_preset(tmp_path: Path) -> None:
