@@ -139,8 +139,15 @@ def check_sweep(sweep: dict[str, Any], source: str) -> None:
         raise ConfigError(errors, source)
 
 
-def save(config: Config, name: str, description: str = "", overwrite: bool = False) -> Path:
-    """Write a preset to the user's preset folder; never clobbers unless asked."""
+def save(
+    config: Config,
+    name: str,
+    description: str = "",
+    overwrite: bool = False,
+    sweep: dict[str, list[Any]] | None = None,
+) -> Path:
+    """Write a preset (with its [sweep] table, if any) to the user's preset folder; never
+    clobbers unless asked."""
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", name):
         raise PresetError(
             f"preset name {name!r}: use letters, digits, '.', '_' or '-' (64 at most)"
@@ -155,7 +162,7 @@ def save(config: Config, name: str, description: str = "", overwrite: bool = Fal
         raise PresetError(f"preset {name!r} already exists at {path}")
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_text(config.to_toml(description), encoding="utf-8")
+        tmp.write_text(config.to_toml(description) + sweep_toml(sweep or {}), encoding="utf-8")
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)

@@ -508,7 +508,7 @@ class NSTApp(SweepRuns, App[int]):
         self.push_screen(PresetPicker(), chosen)
 
     def action_save_preset(self) -> None:
-        """Save the form as a preset."""
+        """Save the form as a preset, with the sweep table when the sweep is on."""
         config = self.form.check()
         if config is None:
             self.notify("Fix the marked fields first.", title="Cannot save", severity="error")
@@ -520,7 +520,8 @@ class NSTApp(SweepRuns, App[int]):
                 self._set_subtitle()
                 self.notify(f"saved preset {path.stem} to {path}")
 
-        self.push_screen(SavePreset(config, ""), saved)
+        sweep = self.sweep_table if self.sweep_on else None
+        self.push_screen(SavePreset(config, "", sweep), saved)
 
     def action_reset(self) -> None:
         """Reset every field to the study's defaults."""

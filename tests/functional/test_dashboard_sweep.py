@@ -420,3 +420,25 @@ class TestSweepSnapshot:
         table = {"optimizer": ["adam", "lbfgs"], "content_layers": [[0], [3]]}
         app = NSTApp(base, preset_name="grid", outputs=Path("outputs"), warm_up=False, sweep=table)
         assert snap_compare(app, terminal_size=SIZE, run_before=replay_finished_sweep)
+
+
+async def test_saving_with_a_sweep_loaded_keeps_the_table_unless_it_is_off(tmp_path: Path) -> None:
+    table = {"content_layers": [[0], [3]], "lr": [0.01, 0.1]}
+    app = NSTApp(tiny_config(), outputs=tmp_path / "outputs", warm_up=False, sweep=table)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert "[sweep] table over content_layers, lr" in str(
+            app.screen.query_one(".modal-hint").render()
+        )
+        await pilot.press(*"grid", "enter")
+        await pilot.pause()
+        saved = presets.load("grid")
+        assert saved.config == tiny_config() and saved.sweep == table
+
+        await pilot.press("ctrl+g")  # sweep off: ctrl+s saves the form alone
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        await pilot.press(*"single", "enter")
+        await pilot.pause()
+        assert presets.load("single").sweep == {}

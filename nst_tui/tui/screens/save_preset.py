@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from textual import on
 from textual.app import ComposeResult
@@ -23,14 +23,22 @@ class SavePreset(ModalScreen[Path | None]):
     AUTO_FOCUS = "#preset-name"
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Close")]
 
-    def __init__(self, config: Config, name: str = "") -> None:
+    def __init__(
+        self, config: Config, name: str = "", sweep: dict[str, list[Any]] | None = None
+    ) -> None:
         super().__init__()
         self.config = config
         self.suggested = name
+        self.sweep = sweep or None  # saved as the preset's [sweep] table
 
     def compose(self) -> ComposeResult:
         with Vertical(id="save-body", classes="modal-body"):
             yield Label(f"Save as a preset in {presets.user_dir()}", classes="modal-title")
+            if self.sweep:
+                fields = ", ".join(self.sweep)
+                yield Label(
+                    f"with its [sweep] table over {fields}", classes="modal-hint", markup=False
+                )
             yield Input(self.suggested, placeholder="name", id="preset-name")
             yield Input(placeholder="description (optional)", id="preset-description")
             yield Checkbox("overwrite an existing preset", id="preset-overwrite")
@@ -43,7 +51,9 @@ class SavePreset(ModalScreen[Path | None]):
         description = self.query_one("#preset-description", Input).value.strip()
         overwrite = self.query_one("#preset-overwrite", Checkbox).value
         try:
-            path = presets.save(self.config, name, description, overwrite=overwrite)
+            path = presets.save(
+                self.config, name, description, overwrite=overwrite, sweep=self.sweep
+            )
         except NSTError as exc:
             error = self.query_one("#save-error", Static)
             error.update(str(exc))
