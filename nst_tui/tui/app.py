@@ -86,6 +86,7 @@ class NSTApp(SweepRuns, App[int]):
         Binding("ctrl+s", "save_preset", "Save", priority=True, tooltip="Save form as a preset"),
         Binding("ctrl+n", "reset", "Defaults", priority=True, tooltip="Reset to the defaults"),
         Binding("ctrl+g", "toggle_sweep", "Sweep", priority=True, tooltip="Sweep off / on"),
+        Binding("f2", "edit_sweep", "Sweep table", priority=True, tooltip="Type a sweep table"),
         Binding("ctrl+t", "focus_runs", "Runs", priority=True, tooltip="Runs list / form"),
         Binding(
             "ctrl+l", "toggle_layer_losses", "Layers", priority=True, tooltip="Per-layer losses"

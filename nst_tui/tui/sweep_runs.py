@@ -66,6 +66,29 @@ class SweepRuns:
         self._show_sweep_note()
         self.notify("sweep on: ctrl+r runs every cell" if self.sweep_on else "sweep off")
 
+    def action_edit_sweep(self: NSTApp) -> None:
+        """Type the sweep table (or a first one): checked over the form's values."""
+        from nst_tui.tui.screens.sweep_editor import SweepEditor
+
+        config = self.form.check()
+        if config is None:
+            self.notify("Fix the marked fields first.", title="Cannot sweep", severity="error")
+            return
+
+        def check(table: SweepTable) -> str:
+            from nst_tui.sweeps import expand
+
+            expand(config, table)  # raises ConfigError naming the bad field or value
+            return table_summary(table)
+
+        def done(table: SweepTable | None) -> None:
+            if table is None:
+                return
+            self.set_sweep(table)
+            self.notify(f"sweep: {table_summary(table)}" if table else "sweep removed")
+
+        self.push_screen(SweepEditor(self.sweep_table, check), done)
+
     # ---- starting ----------------------------------------------------------------
     def start_sweep(
         self: NSTApp, config: Config, table: SweepTable, label: str, base: Config

@@ -442,3 +442,38 @@ async def test_saving_with_a_sweep_loaded_keeps_the_table_unless_it_is_off(tmp_p
         await pilot.press(*"single", "enter")
         await pilot.pause()
         assert presets.load("single").sweep == {}
+
+
+async def test_f2_types_a_sweep_table_checked_over_the_form(tmp_path: Path) -> None:
+    from nst_tui.tui.screens.sweep_editor import SweepEditor
+
+    app = NSTApp(tiny_config(), outputs=tmp_path / "outputs", warm_up=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f2")
+        await pilot.pause()
+        assert isinstance(app.screen, SweepEditor)
+        line = app.screen.query_one("#sweep-line", Input)
+        assert line.value == ""
+
+        async def submit(text: str) -> str:
+            line.value = text
+            line.focus()
+            await pilot.press("enter")
+            await pilot.pause()
+            if isinstance(app.screen, SweepEditor):
+                return str(app.screen.query_one("#sweep-error").render())
+            return ""
+
+        assert "unknown field" in await submit("lrr = [0.1]")
+        assert "sweep.lr" in await submit("lr = [0.1, -1.0]")  # a value the config refuses
+        assert "not a list" in await submit("lr = [0.1")
+        assert await submit("lr = [0.01, 0.1], content_layers = [[0], [3]]") == ""
+        assert app.sweep_table == {"lr": [0.01, 0.1], "content_layers": [[0], [3]]}
+        assert app.sweep_on
+
+        await pilot.press("f2")  # opens with the table as it is; empty removes it
+        await pilot.pause()
+        line = app.screen.query_one("#sweep-line", Input)
+        assert line.value == "lr = [0.01, 0.1], content_layers = [[0], [3]]"
+        assert await submit("") == ""
+        assert app.sweep_table is None and not app.sweep_on
