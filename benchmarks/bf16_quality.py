@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -33,7 +34,8 @@ from nst_tui.engine.optimize import optimize  # noqa: E402
 from nst_tui.engine.prepare import Prepared, prepare  # noqa: E402
 from nst_tui.sheet import render_sheet, write_sheet_png  # noqa: E402
 
-IMAGES = ROOT.parent / "shared" / "images"
+# NST_TUI_IMAGES: the same photos elsewhere (a GPU box gets a copy inside the checkout).
+IMAGES = Path(os.environ.get("NST_TUI_IMAGES", ROOT.parent / "shared" / "images"))
 
 
 def run(cfg: Config) -> tuple[Prepared, Finished]:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import subprocess
@@ -52,7 +53,8 @@ from nst_tui.engine.losses import content_loss, gram, style_loss, tv_loss  # noq
 from nst_tui.engine.optimize import optimize  # noqa: E402
 from nst_tui.engine.prepare import get_backbone, load_inputs, prepare  # noqa: E402
 
-IMAGES = ROOT.parent / "shared" / "images"
+# NST_TUI_IMAGES: the same photos elsewhere (a GPU box gets a copy inside the checkout).
+IMAGES = Path(os.environ.get("NST_TUI_IMAGES", ROOT.parent / "shared" / "images"))
 
 
 def make_config(size: int, iterations: int, device: str, **changes: object) -> Config:
@@ -214,8 +216,16 @@ def flops_row(size: int, device: str, it_s: float, precision: str) -> dict[str, 
     }
 
 
+def scaled_iterations(iterations: int, size: int) -> int:
+    """`iterations` at 128 px, fewer for larger canvases (work grows with the pixels), so
+    that every size takes a similar time and a GPU session's script stays short."""
+    return max(20, round(iterations * (128 / size) ** 2)) if size > 128 else iterations
+
+
 def measure(size: int, device: str, iterations: int, repeats: int) -> dict[str, object]:
     """Engine against baseline; on CUDA also without graphs and in bf16, side by side."""
+    if device.startswith("cuda"):
+        iterations = scaled_iterations(iterations, size)
     variants: dict[str, dict[str, object]] = {"engine": {}}
     if device.startswith("cuda"):
         variants["engine_no_graphs"] = {"cuda_graphs": False}
@@ -230,7 +240,7 @@ def measure(size: int, device: str, iterations: int, repeats: int) -> dict[str, 
             rates[name].append(engine_rate(make_config(size, iterations, device, **changes)))
         rates["baseline"].append(baseline_rate(make_config(size, iterations, device)))
     med = {name: statistics.median(r) for name, r in rates.items()}
-    row: dict[str, object] = {"size": size}
+    row: dict[str, object] = {"size": size, "iterations": iterations}
     row |= {f"{name}_it_s": v for name, v in med.items()}
     row["ratio"] = med["engine"] / med["baseline"]
     tf32 = device.startswith("cuda")
@@ -387,7 +397,7 @@ def main() -> int:
         )
     memory = []
     for size in memory_sizes:
-        row = measure_memory(size, args.device, 3 if not cuda else iterations)
+        row = measure_memory(size, args.device, scaled_iterations(iterations, size) if cuda else 3)
         memory.append(row)
         print(f"memory at {size} px: {row}", flush=True)
     result["memory"] = memory

