@@ -3,14 +3,13 @@
 Called in the worker thread. Loss rows are buffered and posted at most
 `rate` times a second (and always at the last iteration and the end), with a
 downscaled canvas, so the UI thread redraws at a human rate whatever the GPU
-does. The relay's own thread shrinks the canvas and posts, so the optimizer never
+does. A `Poster`'s thread shrinks the canvas and posts, so the optimizer never
 waits on PIL; at the run's end everything pending is posted before the worker
 returns. Imported by the worker only: it imports torch.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,12 +23,10 @@ from nst_tui.config import Config
 from nst_tui.engine.events import Event, Finished, Frame, Progress, Status
 from nst_tui.engine.prepare import get_backbone, resolve_device
 from nst_tui.tui.messages import LossRow, RunProgress, RunStarted, RunStatus
+from nst_tui.tui.poster import Poster
 from nst_tui.tui.widgets.image_view import shrink
 
 PREVIEW_PX = 256  # the preview pane never needs more than this on its long edge
-# The posting thread ends after this long without a flush: a run that raises never
-# sends Finished, and its relay must not keep a thread. The next flush starts another.
-IDLE_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -59,16 +56,13 @@ class Relay:
         self.frame: np.ndarray | None = None
         self.last_post = 0.0
         self.device: str | None = None
-        self._mail = threading.Condition()  # guards the four below
-        self._mailbox: _Batch | None = None  # a single slot: a later flush merges into it
-        self._poster: threading.Thread | None = None
-        self._draining = False
-        self._error: Exception | None = None  # the poster's, raised in the caller's thread
+        # Shrinks and posts off this thread; a flush merges into the one still waiting.
+        self.poster: Poster[_Batch] = Poster(self._post, _Batch.then, f"relay-{run_id}")
 
     def __call__(self, event: Event) -> None:
-        self._raise_error()
+        self.poster.raise_error()
         if isinstance(event, Status):
-            self._drain()  # rare (before the loop, between scales): keeps messages in order
+            self.poster.drain()  # rare (before the loop, between scales): keeps the order
             self.post(RunStatus(self.run_id, event.message, event.fraction))
         elif isinstance(event, Progress):
             if self.device is None:
@@ -85,7 +79,7 @@ class Relay:
                 self.flush()
         elif isinstance(event, Finished):
             self.flush()
-            self._drain()  # the dashboard sees the last rows before the run's end
+            self.poster.drain()  # the dashboard sees the last rows before the run's end
 
     def _announce(self) -> None:
         # Both are cached by now (prepare ran), so this costs nothing.
@@ -96,53 +90,9 @@ class Relay:
     def flush(self) -> None:
         if self.progress is None or (not self.rows and self.frame is None):
             return
-        self._send(_Batch(self.rows, self.progress, self.frame))
+        self.poster.send(_Batch(self.rows, self.progress, self.frame))
         self.rows, self.frame = [], None
         self.last_post = time.monotonic()
-
-    def _send(self, batch: _Batch) -> None:
-        with self._mail:
-            self._mailbox = batch if self._mailbox is None else self._mailbox.then(batch)
-            if self._poster is None:
-                self._poster = threading.Thread(
-                    target=self._deliver, name=f"relay-{self.run_id}", daemon=True
-                )
-                self._poster.start()
-            self._mail.notify()
-
-    def _deliver(self) -> None:
-        """The posting thread: each batch in turn, until drained or idle."""
-        while (batch := self._take()) is not None:
-            try:
-                self._post(batch)
-            except Exception as exc:  # raised in the caller's thread; later batches still go
-                with self._mail:
-                    self._error = self._error or exc
-
-    def _take(self) -> _Batch | None:
-        """The next batch; None (and the thread ends) once draining or idle with none."""
-        with self._mail:
-            self._mail.wait_for(lambda: self._mailbox is not None or self._draining, IDLE_S)
-            batch, self._mailbox = self._mailbox, None
-            if batch is None:
-                self._poster = None
-            return batch
-
-    def _drain(self) -> None:
-        """Post what is pending and end the posting thread."""
-        with self._mail:
-            poster, self._draining = self._poster, True
-            self._mail.notify()
-        if poster is not None:
-            poster.join()
-        self._draining = False
-        self._raise_error()
-
-    def _raise_error(self) -> None:
-        with self._mail:
-            error, self._error = self._error, None
-        if error is not None:
-            raise error
 
     def _post(self, batch: _Batch) -> None:
         p = batch.progress

@@ -23,7 +23,7 @@ from nst_tui import records
 from nst_tui.engine.events import Finished, Frame, Progress, Status
 from nst_tui.errors import RunError
 from nst_tui.records import RunRecorder
-from nst_tui.tui import relay as relay_module
+from nst_tui.tui import poster as poster_module
 from nst_tui.tui.messages import RunProgress, RunStatus
 from nst_tui.tui.relay import Relay
 
@@ -200,7 +200,7 @@ def test_a_status_waits_for_the_rows_before_it() -> None:
 
 
 def test_the_relay_thread_ends_when_no_finished_comes(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(relay_module, "IDLE_S", 0.05)
+    monkeypatch.setattr(poster_module, "IDLE_S", 0.05)
     posted: list[Any] = []
     relay = relay_with(posted.append, 8)
     relay(progress(1, 8))
