@@ -63,8 +63,9 @@ class LossRowView(Horizontal):
         drawn, log = scaled(values)
         self.spark.data = drawn
         name = label_of(self.term)
-        self.name_label.update(f"{name} log" if log else name)
-        self.value_label.update(short(values[-1]) if values else "-")
+        # Fixed-size cells: repaint them only (a layout pass redraws the whole screen).
+        self.name_label.update(f"{name} log" if log else name, layout=False)
+        self.value_label.update(short(values[-1]) if values else "-", layout=False)
 
 
 class LossPanel(Vertical):
@@ -88,6 +89,7 @@ class LossPanel(Vertical):
     def toggle_layers(self) -> bool:
         """Show or hide the per-layer rows; returns whether they are shown now."""
         self.toggle_class("-layers")
+        self._redraw()  # hidden rows are not kept drawn
         return self.layers_shown
 
     def reset(self) -> None:
@@ -117,5 +119,7 @@ class LossPanel(Vertical):
         self.series = {t: [] for t in TERMS}
 
     def _redraw(self) -> None:
+        shown = self.layers_shown
         for term, view in self.views.items():
-            view.show(self.series[term])
+            if shown or term in TERMS:
+                view.show(self.series[term])

@@ -77,4 +77,6 @@ class StatusLine(Static):
 
     def show(self, **changes: object) -> None:
         self.state = replace(self.state, **changes)  # type: ignore[arg-type]
-        self.update(describe(self.state))
+        # One line of a fixed height: a repaint, not a layout of the whole screen (which
+        # costs the UI thread tens of ms per update, time a run's thread waits for).
+        self.update(describe(self.state), layout=False)
