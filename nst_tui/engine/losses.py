@@ -17,11 +17,7 @@ import torch
 def gram(features: torch.Tensor) -> torch.Tensor:
     """(B, C, H, W) -> (B, C, C), divided by C*H*W."""
     b, c, h, w = features.shape
-    if (
-        features.dim() == 4
-        and not features.is_contiguous()
-        and features.is_contiguous(memory_format=torch.channels_last)
-    ):
+    if not features.is_contiguous() and features.is_contiguous(memory_format=torch.channels_last):
         # Channels-last features (GPU runs) are (B, H*W, C) in memory: a free view,
         # where reshaping to (B, C, H*W) would copy the whole map.
         f = features.permute(0, 2, 3, 1).reshape(b, h * w, c)
