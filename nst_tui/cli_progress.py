@@ -17,10 +17,20 @@ from rich.progress import (
 )
 
 from nst_tui.engine import events
+from nst_tui.engine.events import work_rate
+
+
+def work_text(event: events.Progress) -> str:
+    """ "91.3 GFLOP/s", "12.35 TFLOP/s 2.5% of peak", or "" where the work was not counted."""
+    if event.tflop_s is None:
+        return ""
+    peak = "" if event.of_peak is None else f" {event.of_peak:.1%} of peak"
+    return work_rate(event.tflop_s) + peak
 
 
 class ProgressView:
-    """Iterations, it/s, ETA and the current loss; status lines above the bar."""
+    """Iterations, it/s (and the counted work per second), ETA and the current loss;
+    status lines above the bar."""
 
     def __init__(self, console: Console, total: int) -> None:
         self.console = console
@@ -29,6 +39,7 @@ class ProgressView:
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("{task.fields[rate]:>8} it/s"),
+            TextColumn("{task.fields[work]}"),
             TextColumn("ETA"),
             TimeRemainingColumn(),
             TimeElapsedColumn(),
@@ -36,7 +47,7 @@ class ProgressView:
             console=console,
             transient=False,
         )
-        self.task = self.progress.add_task("starting", total=total, rate="-", loss="-")
+        self.task = self.progress.add_task("starting", total=total, rate="-", loss="-", work="")
         self.download: TaskID | None = None
 
     def __enter__(self) -> ProgressView:
@@ -59,7 +70,9 @@ class ProgressView:
                 return
             # A download: one bar updated in place, not a line per chunk.
             if self.download is None:
-                self.download = self.progress.add_task("download", total=1.0, rate="-", loss="-")
+                self.download = self.progress.add_task(
+                    "download", total=1.0, rate="-", loss="-", work=""
+                )
             self.progress.update(self.download, completed=event.fraction, description="download")
         elif isinstance(event, events.Progress):
             self.progress.update(
@@ -67,6 +80,7 @@ class ProgressView:
                 description="running",
                 completed=event.iteration,
                 rate=f"{event.it_per_s:.1f}",
+                work=work_text(event),
                 loss=f"{event.losses['total']:.4g}",
             )
         elif isinstance(event, events.Finished):

@@ -56,6 +56,12 @@ class Accel:
         ]
         return ", ".join(on) or "plain fp32"
 
+    @property
+    def arithmetic(self) -> str:
+        """The tensor-core precision the convolutions and Grams run in: which datasheet
+        peak a run's TFLOP/s is a fraction of."""
+        return "bf16" if self.bf16 else "tf32" if self.tf32 else "fp32"
+
 
 def choose(cfg: Config, device: torch.device) -> Accel:
     cuda = device.type == "cuda"

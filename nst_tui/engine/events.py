@@ -29,6 +29,16 @@ class Progress:
     losses: dict[str, float]
     it_per_s: float
     elapsed: float  # seconds since the loop started
+    # Counted work per second (engine/flops.py) and its fraction of the device's
+    # datasheet peak; None where not known (a multi-scale run, a CPU, an unlisted GPU).
+    tflop_s: float | None = None
+    of_peak: float | None = None
+
+
+def work_rate(tflop_s: float) -> str:
+    """How a Progress's tflop_s reads. A CPU does a fraction of a TFLOP/s: GFLOP/s there,
+    so the digits say something."""
+    return f"{tflop_s:.2f} TFLOP/s" if tflop_s >= 1 else f"{tflop_s * 1e3:.1f} GFLOP/s"
 
 
 @dataclass(frozen=True)

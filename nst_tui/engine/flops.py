@@ -36,11 +36,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import torch
 from torch import nn
 
 if TYPE_CHECKING:
-    import torch
-
     from nst_tui.engine.features import FeatureExtractor
     from nst_tui.engine.optimize import Objective
 
@@ -139,6 +138,25 @@ PEAK_TFLOPS: dict[str, dict[str, float]] = {
 
 # Parts whose names contain a key above but whose peaks differ (laptop chips).
 _NOT_LISTED = ("laptop", "mobile", "max-q")
+
+
+def device_peak_tflops(device: torch.device, precision: str) -> float | None:
+    """peak_tflops for a torch device; None on a CPU (no datasheet figure to divide by)."""
+    if device.type != "cuda":
+        return None
+    return peak_tflops(torch.cuda.get_device_name(device), precision)
+
+
+@dataclass(frozen=True)
+class Throughput:
+    """Turns iterations per second into TFLOP/s and a fraction of the device's peak."""
+
+    flops: IterationFlops
+    peak_tflop_s: float | None
+
+    def at(self, it_per_s: float) -> tuple[float, float | None]:
+        tflop_s = achieved_tflops(self.flops, it_per_s)
+        return tflop_s, None if self.peak_tflop_s is None else tflop_s / self.peak_tflop_s
 
 
 def peak_tflops(device_name: str, precision: str) -> float | None:

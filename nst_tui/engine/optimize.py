@@ -26,6 +26,7 @@ from nst_tui.engine import accel as acc
 from nst_tui.engine.colors import shown
 from nst_tui.engine.events import Event, Finished, Frame, Progress, Status
 from nst_tui.engine.features import FeatureExtractor, layer_name
+from nst_tui.engine.flops import Throughput, device_peak_tflops, objective_flops
 from nst_tui.engine.graphs import StepRunner
 from nst_tui.engine.images import frame_on_device, to_uint8
 from nst_tui.engine.losses import content_loss, gram, style_loss, style_width_factor, tv_loss
@@ -169,7 +170,13 @@ def optimize(
     cancel: threading.Event | None = None,
 ) -> Finished:
     """Run cfg.iterations steps on `canvas` in place, emitting Progress and Frame events."""
-    loop = _Loop(objective, canvas, cfg, emit, cancel or threading.Event(), objective.colors)
+    throughput = Throughput(
+        objective_flops(objective, canvas),
+        device_peak_tflops(canvas.device, objective.accel.arithmetic),
+    )
+    loop = _Loop(
+        objective, canvas, cfg, emit, cancel or threading.Event(), objective.colors, throughput
+    )
     return loop.run()
 
 
@@ -182,8 +189,10 @@ class _Loop:
         emit: Emit,
         cancel: threading.Event,
         colors: torch.Tensor | None = None,
+        throughput: Throughput | None = None,  # None: TFLOP/s not reported (batched cells)
     ) -> None:
         self.objective = objective
+        self.throughput = throughput
         self.colors = colors  # the content, when frames keep its colours
         self.canvas = canvas
         self.cfg = cfg
@@ -242,13 +251,17 @@ class _Loop:
                 raise _Stop
             self.losses = dict(zip(self.names, r.values, strict=True))
             elapsed = self.elapsed()  # the device has done this iteration by now
+            it_per_s = r.iteration / max(elapsed, 1e-9)
+            tflop_s, of_peak = self.throughput.at(it_per_s) if self.throughput else (None, None)
             self.emit(
                 Progress(
                     r.iteration,
                     self.cfg.iterations,
                     self.losses,
-                    r.iteration / max(elapsed, 1e-9),
+                    it_per_s,
                     elapsed,
+                    tflop_s,
+                    of_peak,
                 )
             )
             self.last_frame = r.image

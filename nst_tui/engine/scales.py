@@ -77,6 +77,9 @@ def _shifted(emit: Emit, ended: list[Finished], offset: int, wall: float, total:
                     total=total,
                     elapsed=elapsed,
                     it_per_s=iteration / max(elapsed, 1e-9),
+                    # Each scale's iterations do different work: no one figure.
+                    tflop_s=None,
+                    of_peak=None,
                 )
             )
         elif isinstance(event, Frame):

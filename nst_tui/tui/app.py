@@ -49,8 +49,8 @@ from nst_tui.tui.widgets.sweep_grid import SweepGrid
 DEFAULT_OUTPUTS = Path("outputs")
 THUMB_PX = 128
 STYLE_KEYS = ("exclamation_mark", "at", "number_sign", "dollar_sign", "percent_sign")
-CONTENT_GROUP = Binding.Group("Content layer", compact=True)
-STYLE_GROUP = Binding.Group("Style layer", compact=True)
+CONTENT_GROUP = Binding.Group("Content", compact=True)
+STYLE_GROUP = Binding.Group("Style", compact=True)
 # Actions that make no sense behind a modal (priority keys reach the App even there).
 RECORD_TIMEOUT_S = 600.0  # a cancelled run stops within an iteration, then writes its GIF
 MAIN_SCREEN_ACTIONS = {
@@ -84,7 +84,7 @@ class NSTApp(SweepRuns, App[int]):
         Binding("escape", "cancel_run", "Cancel", tooltip="Stop the run and save it, marked"),
         Binding("ctrl+o", "pick_preset", "Preset", priority=True, tooltip="Load a preset"),
         Binding("ctrl+s", "save_preset", "Save", priority=True, tooltip="Save form as a preset"),
-        Binding("ctrl+n", "reset", "Defaults", priority=True, tooltip="Reset to the defaults"),
+        Binding("ctrl+n", "reset", "Reset", priority=True, tooltip="Reset the form to the defaults"),
         Binding("ctrl+g", "toggle_sweep", "Sweep", priority=True, tooltip="Sweep off / on"),
         Binding("f2", "edit_sweep", "Sweep table", priority=True, tooltip="Type a sweep table"),
         Binding("ctrl+t", "focus_runs", "Runs", priority=True, tooltip="Runs list / form"),
@@ -358,6 +358,8 @@ class NSTApp(SweepRuns, App[int]):
             iteration=message.iteration,
             total=message.total,
             it_per_s=message.it_per_s,
+            tflop_s=message.tflop_s,
+            of_peak=message.of_peak,
             gpu_memory=message.gpu_memory,
         )
 
@@ -379,6 +381,7 @@ class NSTApp(SweepRuns, App[int]):
             detail=fin.reason,
             iteration=fin.iterations_done,
             it_per_s=fin.it_per_s,
+            **self.status.state.work_at(fin.it_per_s),
             device=result.device,
             backbone=result.backbone,
             folder=result.folder,
@@ -433,6 +436,8 @@ class NSTApp(SweepRuns, App[int]):
             iteration=0,
             total=config.iterations,
             it_per_s=0.0,
+            tflop_s=None,
+            of_peak=None,
             unit="it",
             gpu_memory=None,
             folder=None,
@@ -479,7 +484,9 @@ class NSTApp(SweepRuns, App[int]):
         if action in MAIN_SCREEN_ACTIONS and isinstance(self.screen, ModalScreen):
             return False
         if action == "cancel_run" and self.active is None:
-            return None  # shown dimmed; escape goes on to whoever wants it
+            # Not in the footer while there is nothing to cancel (it gives the room to the
+            # layer keys at 120 columns); escape goes on to whoever wants it.
+            return False
         # With no sweep loaded, ctrl+g is not in the footer.
         return not (action == "toggle_sweep" and self.sweep_table is None)
 

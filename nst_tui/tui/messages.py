@@ -46,6 +46,8 @@ class RunProgress(Message):
     elapsed: float
     preview: Any = field(default=None, repr=False)  # a small PIL image, or None
     gpu_memory: int | None = None  # bytes reserved on the CUDA device
+    tflop_s: float | None = None  # counted work per second (engine/flops.py)
+    of_peak: float | None = None  # fraction of the device's datasheet peak
 
     def can_replace(self, message: Message) -> bool:
         # Textual asks the older queued message whether the newer one may take

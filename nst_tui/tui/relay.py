@@ -109,6 +109,8 @@ class Relay:
                 p.elapsed,
                 preview,
                 self._gpu_memory(),
+                p.tflop_s,
+                p.of_peak,
             )
         )
 

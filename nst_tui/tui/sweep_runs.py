@@ -123,6 +123,8 @@ class SweepRuns:
             iteration=0,
             total=sum(c.config.total_iterations for c in sweep.cells),
             it_per_s=0.0,
+            tflop_s=None,
+            of_peak=None,
             unit="cell-it",
             gpu_memory=None,
             folder=None,

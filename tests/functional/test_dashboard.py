@@ -133,6 +133,11 @@ async def test_fill_the_form_and_run(tmp_path: Path) -> None:
         assert status.folder == folder
         assert (status.device, status.backbone) == ("cpu", "vgg16-caffe")
         assert app.canvas.image is not None
+        # The counted work per second, as run.json has it; a CPU has no peak to divide by.
+        assert status.tflop_s == pytest.approx(summary["tflop_s"], rel=1e-3)
+        shown = str(app.status.render())
+        assert f"{summary['tflop_s'] * 1e3:.1f} GFLOP/s" in shown
+        assert "of peak" not in shown
 
 
 async def test_cancel_marks_and_saves_the_run(tmp_path: Path) -> None:

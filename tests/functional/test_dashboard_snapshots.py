@@ -61,7 +61,8 @@ async def replay_finished_run(pilot: Pilot) -> None:
         for i in range(2, 11, 2)
     ]
     image = gradient(32, 24)
-    app.post_message(RunProgress(1, rows, 10, 10, 8.0, 1.25, Image.fromarray(image), None))
+    preview = Image.fromarray(image)
+    app.post_message(RunProgress(1, rows, 10, 10, 8.0, 1.25, preview, None, 0.0512, None))
     await pilot.pause()
     finished = Finished("finished", "", 10, 1.25, 8.0, rows[-1][1], image)
     result = SimpleNamespace(

@@ -14,17 +14,23 @@ import torch
 from conftest import tiny_config
 from torch.utils.flop_counter import FlopCounterMode
 
+from nst_tui.engine.accel import Accel
 from nst_tui.engine.batch import BatchCell, BatchObjective, shared_extractor
+from nst_tui.engine.events import Progress
 from nst_tui.engine.features import FeatureExtractor
 from nst_tui.engine.flops import (
     IterationFlops,
+    Throughput,
     achieved_tflops,
+    device_peak_tflops,
     iteration_flops,
     objective_flops,
     peak_tflops,
 )
 from nst_tui.engine.losses import style_loss
+from nst_tui.engine.optimize import optimize
 from nst_tui.engine.prepare import prepare
+from nst_tui.engine.scales import optimize_scales, scale_configs
 
 TOLERANCE = 0.02
 
@@ -143,3 +149,43 @@ def test_achieved_and_peak_tflops() -> None:
     assert peak_tflops("NVIDIA RTX A4000 Laptop GPU", "fp32") is None
     assert peak_tflops("NVIDIA H200", "fp64") is None
     assert peak_tflops("cpu", "fp32") is None
+
+
+def test_progress_reports_the_counted_work_per_second() -> None:
+    """Every Progress of a single-scale run carries TFLOP/s = counted flops x its it/s; a
+    CPU has no datasheet peak, so no fraction of one."""
+    prepared = prepare(tiny_config(size=64, iterations=10))
+    per_iteration = objective_flops(prepared.objective, prepared.canvas).total
+    events: list[Progress] = []
+    optimize(
+        prepared.objective,
+        prepared.canvas,
+        tiny_config(size=64, iterations=10),
+        lambda e: events.append(e) if isinstance(e, Progress) else None,
+    )
+    assert [e.iteration for e in events] == [5, 10]
+    for e in events:
+        assert e.tflop_s == pytest.approx(per_iteration * e.it_per_s / 1e12)
+        assert e.of_peak is None
+
+
+def test_multiscale_progress_has_no_single_work_figure() -> None:
+    """A multi-scale run's iterations differ in size: its it/s spans them, so no TFLOP/s."""
+    cfg = tiny_config(size=64, scales=[32, 64], iterations=5)
+    events: list[Progress] = []
+    optimize_scales(
+        prepare(scale_configs(cfg)[0]),
+        cfg,
+        lambda e: events.append(e) if isinstance(e, Progress) else None,
+    )
+    assert events and all(e.tflop_s is None and e.of_peak is None for e in events)
+
+
+def test_throughput_divides_by_the_peak_of_the_arithmetic_in_use() -> None:
+    flops = IterationFlops(1e12, 1e12, 0.0)
+    assert Throughput(flops, 500.0).at(10.0) == pytest.approx((20.0, 0.04))
+    assert Throughput(flops, None).at(10.0) == (pytest.approx(20.0), None)
+    assert device_peak_tflops(torch.device("cpu"), "fp32") is None
+    assert Accel().arithmetic == "fp32"
+    assert Accel(tf32=True, channels_last=True).arithmetic == "tf32"
+    assert Accel(tf32=True, bf16=True).arithmetic == "bf16"

@@ -1,4 +1,5 @@
-"""One line: state, iteration / total, it/s, ETA, device and backbone, GPU memory, folder.
+"""One line: state, iteration / total, it/s, TFLOP/s and the fraction of the device's peak,
+ETA, device and backbone, GPU memory, folder.
 
 For a sweep the count is cell-iterations: every cell's iterations, summed.
 """
@@ -10,6 +11,8 @@ from pathlib import Path
 
 from rich.text import Text
 from textual.widgets import Static
+
+from nst_tui.engine.events import work_rate
 
 STATE_STYLES = {
     "starting": "dim",
@@ -31,10 +34,21 @@ class RunState:
     total: int = 0
     it_per_s: float = 0.0
     unit: str = "it"  # "cell-it" for a sweep: iterations summed over its cells
+    tflop_s: float | None = None  # None: not counted (a sweep, a multi-scale run)
+    of_peak: float | None = None  # None: no datasheet peak for the device (a CPU)
     device: str = ""
     backbone: str = ""
     gpu_memory: int | None = None
     folder: Path | None = None
+
+    def work_at(self, it_per_s: float) -> dict[str, float | None]:
+        """TFLOP/s and fraction of peak at another rate (the run's overall one, at its end):
+        the work of an iteration is fixed for a run."""
+        if self.tflop_s is None or not self.it_per_s:
+            return {}
+        scale = it_per_s / self.it_per_s
+        of_peak = None if self.of_peak is None else self.of_peak * scale
+        return {"tflop_s": self.tflop_s * scale, "of_peak": of_peak}
 
 
 def eta(state: RunState) -> str:
@@ -54,6 +68,10 @@ def describe(s: RunState) -> Text:
     if s.total:
         text.append(f"  {s.iteration}/{s.total}")
         text.append(f"  {s.it_per_s:.1f} {s.unit}/s" if s.it_per_s else "")
+        if s.it_per_s and s.tflop_s is not None:
+            text.append(f"  {work_rate(s.tflop_s)}")
+            if s.of_peak is not None:
+                text.append(f" ({s.of_peak:.1%} of peak)", style="dim")
         if s.state == "running":
             text.append(f"  ETA {eta(s)}")
     if s.device:
