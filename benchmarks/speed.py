@@ -313,7 +313,7 @@ def app_rate(cfg: Config, out: Path) -> float:
 STREAMING_MODES = ("headless", "relay", "dashboard")
 
 
-def streaming_rates(device: str, iterations: int, first: int) -> dict[str, float]:
+def streaming_rates(device: str, size: int, iterations: int, first: int) -> dict[str, float]:
     """Loop it/s of one run each way: headless (the recorder only, as `nst-tui run`),
     with the dashboard's relay posting into a list, and in the dashboard itself.
     `first` rotates the order, so warm-up and drift fall on every mode alike."""
@@ -322,7 +322,7 @@ def streaming_rates(device: str, iterations: int, first: int) -> dict[str, float
     from nst_tui.runner import run
     from nst_tui.tui.relay import Relay
 
-    cfg = make_config(128, iterations, device, sav_freq=10)
+    cfg = make_config(size, iterations, device, sav_freq=10)
     rates = {}
     with tempfile.TemporaryDirectory() as tmp:
         for k in range(len(STREAMING_MODES)):
@@ -335,12 +335,13 @@ def streaming_rates(device: str, iterations: int, first: int) -> dict[str, float
     return rates
 
 
-def measure_streaming(device: str, iterations: int, repeats: int) -> dict[str, object]:
-    streaming_rates(device, WARM_UP_ITERATIONS, 0)
-    runs = [streaming_rates(device, iterations, k) for k in range(len(STREAMING_MODES) * repeats)]
+def measure_streaming(device: str, size: int, iterations: int, repeats: int) -> dict[str, object]:
+    streaming_rates(device, size, WARM_UP_ITERATIONS, 0)
+    rounds = len(STREAMING_MODES) * repeats
+    runs = [streaming_rates(device, size, iterations, k) for k in range(rounds)]
     med = {m: statistics.median(r[m] for r in runs) for m in STREAMING_MODES}
     return {
-        "size": 128,
+        "size": size,
         "iterations": iterations,
         "rounds": len(runs),
         **{f"{m}_it_s": v for m, v in med.items()},
@@ -359,6 +360,8 @@ def main() -> int:
     parser.add_argument("--memory-sizes", type=int, nargs="*", help="peak memory per size")
     parser.add_argument("--skip-sweep", action="store_true")
     parser.add_argument("--skip-streaming", action="store_true")
+    parser.add_argument("--streaming-size", type=int, default=128)
+    parser.add_argument("--streaming-iterations", type=int, help="default: max(40, --iterations)")
     parser.add_argument("--one-size", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args()
@@ -414,10 +417,16 @@ def main() -> int:
             flush=True,
         )
     if not args.skip_streaming:
-        streaming = measure_streaming(args.device, max(iterations, 40), args.repeats)
+        streaming = measure_streaming(
+            args.device,
+            args.streaming_size,
+            args.streaming_iterations or max(iterations, 40),
+            args.repeats,
+        )
         result["streaming"] = streaming
         print(
-            f"streaming at 128 px: headless {streaming['headless_it_s']:.2f} it/s, relay only "
+            f"streaming at {streaming['size']} px: headless "
+            f"{streaming['headless_it_s']:.2f} it/s, relay only "
             f"{streaming['relay_it_s']:.2f} ({streaming['relay_cost']:.1%}), in the dashboard "
             f"{streaming['dashboard_it_s']:.2f} ({streaming['dashboard_cost']:.1%})",
             flush=True,
