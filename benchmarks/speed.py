@@ -33,6 +33,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -310,43 +311,78 @@ def app_rate(cfg: Config, out: Path) -> float:
     return asyncio.run(go())
 
 
-STREAMING_MODES = ("headless", "relay", "dashboard")
+STREAMING_MODES = ("headless", "thread", "relay", "dashboard")
 
 
-def streaming_rates(device: str, size: int, iterations: int, first: int) -> dict[str, float]:
-    """Loop it/s of one run each way: headless (the recorder only, as `nst-tui run`),
-    with the dashboard's relay posting into a list, and in the dashboard itself.
-    `first` rotates the order, so warm-up and drift fall on every mode alike."""
+def in_a_thread(cfg: Config, out: Path) -> float:
+    """Loop it/s of a headless run in a worker thread, as the dashboard runs it."""
+    from nst_tui.runner import run
+
+    rates: list[float] = []
+    worker = threading.Thread(target=lambda: rates.append(run(cfg, out_root=out).finished.it_per_s))
+    worker.start()
+    worker.join()
+    if not rates:
+        raise RuntimeError("the threaded run raised (its traceback is above)")
+    return rates[0]
+
+
+def streaming_rate_in_this_process(mode: str, device: str, size: int, iterations: int) -> float:
+    """Loop it/s of one run in a fresh process: headless (the recorder only, on the main
+    thread, as `nst-tui run`), the same in a worker thread, headless with the dashboard's
+    relay posting into a list, or in the dashboard itself (its run in a worker thread,
+    its UI on the main thread, as `nst-tui`).
+
+    A fresh process each, and the warm-up run on the thread the measured one uses:
+    once the main thread has run a parallel torch op, libgomp keeps that thread's team
+    alive, and every other thread's parallel regions then wait passively (the process
+    has more OpenMP threads than cores): 2x slower at 32 px, 17% at 128 px on 2 cores,
+    measured. The dashboard never runs torch on its UI thread, so it does not pay that.
+    """
     import tempfile
 
     from nst_tui.runner import run
     from nst_tui.tui.relay import Relay
 
     cfg = make_config(size, iterations, device, sav_freq=10)
-    rates = {}
+    warm = cfg.replace(iterations=WARM_UP_ITERATIONS)
     with tempfile.TemporaryDirectory() as tmp:
-        for k in range(len(STREAMING_MODES)):
-            mode = STREAMING_MODES[(first + k) % len(STREAMING_MODES)]
-            if mode == "dashboard":
-                rates[mode] = app_rate(cfg, Path(tmp))
-                continue
-            listeners = [Relay([].append, 1, cfg)] if mode == "relay" else []
-            rates[mode] = run(cfg, out_root=Path(tmp), listeners=listeners).finished.it_per_s
-    return rates
+        out = Path(tmp)
+        if mode in ("thread", "dashboard"):
+            in_a_thread(warm, out)
+            return in_a_thread(cfg, out) if mode == "thread" else app_rate(cfg, out)
+        run(warm, out_root=out)
+        listeners = [Relay([].append, 1, cfg)] if mode == "relay" else []
+        return run(cfg, out_root=out, listeners=listeners).finished.it_per_s
+
+
+def streaming_rate(mode: str, device: str, size: int, iterations: int) -> float:
+    cmd = [sys.executable, __file__, "--device", device, "--streaming-one", mode]
+    cmd += ["--streaming-size", str(size), "--streaming-iterations", str(iterations)]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"streaming {mode}: {done.stderr.strip()[-2000:]}")
+    return float(done.stdout.strip().splitlines()[-1])
 
 
 def measure_streaming(device: str, size: int, iterations: int, repeats: int) -> dict[str, object]:
-    streaming_rates(device, size, WARM_UP_ITERATIONS, 0)
-    rounds = len(STREAMING_MODES) * repeats
-    runs = [streaming_rates(device, size, iterations, k) for k in range(rounds)]
+    """`repeats` rounds of every mode, each run in a fresh process; each round starts
+    with a different mode, so drift falls on every mode alike."""
+    runs = []
+    for k in range(repeats):
+        order = STREAMING_MODES[k % 4 :] + STREAMING_MODES[: k % 4]
+        runs.append({m: streaming_rate(m, device, size, iterations) for m in order})
     med = {m: statistics.median(r[m] for r in runs) for m in STREAMING_MODES}
     return {
         "size": size,
         "iterations": iterations,
         "rounds": len(runs),
         **{f"{m}_it_s": v for m, v in med.items()},
+        "thread_cost": 1 - med["thread"] / med["headless"],
         "relay_cost": 1 - med["relay"] / med["headless"],
         "dashboard_cost": 1 - med["dashboard"] / med["headless"],
+        # Against the same run in a worker thread: what drawing the dashboard costs.
+        "dashboard_cost_vs_thread": 1 - med["dashboard"] / med["thread"],
         "per_round_dashboard_cost": [1 - r["dashboard"] / r["headless"] for r in runs],
     }
 
@@ -363,11 +399,21 @@ def main() -> int:
     parser.add_argument("--streaming-size", type=int, default=128)
     parser.add_argument("--streaming-iterations", type=int, help="default: max(40, --iterations)")
     parser.add_argument("--one-size", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--streaming-one", choices=STREAMING_MODES, help=argparse.SUPPRESS)
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args()
     cuda = args.device.startswith("cuda")
     iterations = args.iterations or (200 if cuda else 10)
     torch.set_grad_enabled(True)
+    if args.streaming_one:
+        rate = streaming_rate_in_this_process(
+            args.streaming_one,
+            args.device,
+            args.streaming_size,
+            args.streaming_iterations or max(iterations, 40),
+        )
+        print(rate)
+        return 0
     if args.one_size:
         print(json.dumps(one_size_in_this_process(args.one_size, args.device, iterations)))
         return 0
@@ -426,7 +472,8 @@ def main() -> int:
         result["streaming"] = streaming
         print(
             f"streaming at {streaming['size']} px: headless "
-            f"{streaming['headless_it_s']:.2f} it/s, relay only "
+            f"{streaming['headless_it_s']:.2f} it/s, in a worker thread "
+            f"{streaming['thread_it_s']:.2f} ({streaming['thread_cost']:.1%}), relay only "
             f"{streaming['relay_it_s']:.2f} ({streaming['relay_cost']:.1%}), in the dashboard "
             f"{streaming['dashboard_it_s']:.2f} ({streaming['dashboard_cost']:.1%})",
             flush=True,

@@ -31,6 +31,7 @@ from nst_tui import presets
 from nst_tui.config import N_LAYERS, Config
 from nst_tui.errors import NSTError
 from nst_tui.tui.messages import RunProgress, RunStarted, RunStatus
+from nst_tui.tui.pace import Pace
 from nst_tui.tui.screens.compare_screen import CompareScreen
 from nst_tui.tui.screens.file_picker import FilePicker
 from nst_tui.tui.screens.help_screen import HelpScreen
@@ -65,6 +66,7 @@ class ActiveRun:
     started: float
     ended: threading.Event = field(default_factory=threading.Event)  # set by the worker thread
     sweep: SweepState | None = None  # set when this run is a sweep
+    pace: Pace = field(default_factory=Pace)  # how often its relay may post
 
 
 class NSTApp(SweepRuns, App[int]):
@@ -84,7 +86,7 @@ class NSTApp(SweepRuns, App[int]):
         Binding("escape", "cancel_run", "Cancel", tooltip="Stop the run and save it, marked"),
         Binding("ctrl+o", "pick_preset", "Preset", priority=True, tooltip="Load a preset"),
         Binding("ctrl+s", "save_preset", "Save", priority=True, tooltip="Save form as a preset"),
-        Binding("ctrl+n", "reset", "Reset", priority=True, tooltip="Reset the form to the defaults"),
+        Binding("ctrl+n", "reset", "Reset", priority=True, tooltip="Form to the defaults"),
         Binding("ctrl+g", "toggle_sweep", "Sweep", priority=True, tooltip="Sweep off / on"),
         Binding("f2", "edit_sweep", "Sweep table", priority=True, tooltip="Type a sweep table"),
         Binding("ctrl+t", "focus_runs", "Runs", priority=True, tooltip="Runs list / form"),
@@ -300,7 +302,7 @@ class NSTApp(SweepRuns, App[int]):
             from nst_tui.runner import run
             from nst_tui.tui.relay import Relay
 
-            relay = Relay(self.post_message, run_id, config)
+            relay = Relay(self.post_message, run_id, config, active.pace)
             return run(
                 config, out_root=self.outputs, label=label, listeners=[relay], cancel=active.cancel
             )
@@ -347,6 +349,7 @@ class NSTApp(SweepRuns, App[int]):
     def _run_progress(self, message: RunProgress) -> None:
         if not (self.active and message.run_id == self.active.record.run_id):
             return
+        self.active.pace.drawn()
         self.query_one(LossPanel).add(message.rows)
         self.active.record.rows.extend(message.rows)
         if message.preview is not None:

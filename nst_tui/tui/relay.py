@@ -1,8 +1,9 @@
 """The run worker's listener: engine events in, dashboard messages out.
 
-Called in the worker thread. Loss rows are buffered and posted at most
-`rate` times a second (and always at the last iteration and the end), with a
-downscaled canvas, so the UI thread redraws at a human rate whatever the GPU
+Called in the worker thread. Loss rows are buffered and posted with a downscaled
+canvas at most as often as the dashboard's `Pace` allows (20 a second, fewer when
+drawing takes the UI thread more than its budget), and always at the last
+iteration and the end, so the UI thread redraws at a human rate whatever the GPU
 does. A `Poster`'s thread shrinks the canvas and posts, so the optimizer never
 waits on PIL; at the run's end everything pending is posted before the worker
 returns. Imported by the worker only: it imports torch.
@@ -23,6 +24,7 @@ from nst_tui.config import Config
 from nst_tui.engine.events import Event, Finished, Frame, Progress, Status
 from nst_tui.engine.prepare import get_backbone, resolve_device
 from nst_tui.tui.messages import LossRow, RunProgress, RunStarted, RunStatus
+from nst_tui.tui.pace import Pace
 from nst_tui.tui.poster import Poster
 from nst_tui.tui.widgets.image_view import shrink
 
@@ -45,12 +47,16 @@ class _Batch:
 
 class Relay:
     def __init__(
-        self, post: Callable[[Message], object], run_id: int, config: Config, rate: float = 20.0
+        self,
+        post: Callable[[Message], object],
+        run_id: int,
+        config: Config,
+        pace: Pace | None = None,
     ) -> None:
         self.post = post
         self.run_id = run_id
         self.config = config
-        self.interval = 1.0 / rate
+        self.pace = pace or Pace()  # the dashboard's: it slows the posts when drawing is dear
         self.rows: list[LossRow] = []
         self.progress: Progress | None = None
         self.frame: np.ndarray | None = None
@@ -73,7 +79,7 @@ class Relay:
             self.frame = event.image
             now = time.monotonic()
             if (
-                now - self.last_post >= self.interval
+                now - self.last_post >= self.pace.interval
                 or event.iteration == self.config.total_iterations
             ):
                 self.flush()

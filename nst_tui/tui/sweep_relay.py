@@ -1,13 +1,14 @@
 """The sweep worker's listener: sweep events in, dashboard messages out.
 
 Runs in the worker thread. Every cell's loss rows are buffered and posted, with
-each cell's newest canvas downscaled to a tile, at most `rate` times a second
+each cell's newest canvas downscaled to a tile, at most as often as the dashboard's
+`Pace` allows
 (and always when a cell ends), so the UI redraws the grid at a human rate
 however many cells log at once. The cells of a batch report one after another
 at the same step: a message goes once the round is complete (every live cell
 of the batch has a new frame), so no cell waits a whole round to be shown.
 A `Poster`'s thread shrinks the tiles and posts, so the optimizer never waits on
-PIL (25 cells' frames at `rate` a second add up); a note, and the sweep's end,
+PIL (25 cells' frames, several times a second, add up); a note, and the sweep's end,
 wait for what is pending, so messages keep their order and the last rows are
 posted before the worker returns. Imported by the worker only: it imports torch.
 """
@@ -34,6 +35,7 @@ from nst_tui.sweeps import (
     SweepStarted,
 )
 from nst_tui.tui.messages import CellUpdate, SweepBegan, SweepNote, SweepProgressed
+from nst_tui.tui.pace import SWEEP_FASTEST, Pace
 from nst_tui.tui.poster import Poster
 from nst_tui.tui.sweep_state import TILE_PX
 from nst_tui.tui.widgets.image_view import shrink
@@ -60,12 +62,17 @@ class _Flush:
 
 class SweepRelay:
     def __init__(
-        self, post: Callable[[Message], object], run_id: int, sweep: Sweep, rate: float = 10.0
+        self,
+        post: Callable[[Message], object],
+        run_id: int,
+        sweep: Sweep,
+        pace: Pace | None = None,
     ) -> None:
         self.post = post
         self.run_id = run_id
         self.sweep = sweep
-        self.interval = 1.0 / rate
+        # The dashboard's: at most 10 posts a second (a grid of tiles), fewer when dear.
+        self.pace = pace or Pace(fastest=SWEEP_FASTEST)
         self.count = SweepProgress(sweep)
         self.updates: dict[int, CellUpdate] = {}
         self.frames: dict[int, np.ndarray] = {}
@@ -114,7 +121,7 @@ class SweepRelay:
             repeated = index in self.frames
             self.frames[index] = event.image
             round_done = self.live <= self.frames.keys()
-            if (round_done or repeated) and time.monotonic() - self.last_post >= self.interval:
+            if (round_done or repeated) and time.monotonic() - self.last_post >= self.pace.interval:
                 self.flush()
         elif isinstance(event, Finished):
             update.iteration = event.iterations_done

@@ -20,6 +20,7 @@ from textual import work
 from nst_tui.config import Config
 from nst_tui.errors import ConfigError
 from nst_tui.tui.messages import SweepBegan, SweepNote, SweepProgressed
+from nst_tui.tui.pace import SWEEP_FASTEST, Pace
 from nst_tui.tui.sweep_state import SweepState, table_summary
 from nst_tui.tui.widgets.loss_panel import LossPanel
 from nst_tui.tui.widgets.run_history import RunRecord
@@ -114,7 +115,9 @@ class SweepRuns:
         self.history.put(record)
         state = SweepState(run_id, sweep, summary)
         self.sweeps[run_id] = state
-        self.active = ActiveRun(record, threading.Event(), time.monotonic(), sweep=state)
+        self.active = ActiveRun(
+            record, threading.Event(), time.monotonic(), sweep=state, pace=Pace(SWEEP_FASTEST)
+        )
         self.show_sweep_view(state)
         self.grid.focus()  # the arrow keys pick a cell at once
         self.status.show(
@@ -140,7 +143,7 @@ class SweepRuns:
             from nst_tui.sweeps import run_sweep
             from nst_tui.tui.sweep_relay import SweepRelay
 
-            relay = SweepRelay(self.post_message, run_id, sweep)
+            relay = SweepRelay(self.post_message, run_id, sweep, active.pace)
             return run_sweep(
                 sweep, out_root=self.outputs, label=label, listeners=[relay], cancel=active.cancel
             )
@@ -208,6 +211,8 @@ class SweepRuns:
     def on_sweep_progressed(self: NSTApp, message: SweepProgressed) -> None:
         if not self._is_active_sweep(message.run_id):
             return
+        assert self.active is not None
+        self.active.pace.drawn()
         state = self.sweeps[message.run_id]
         changed = state.apply(message.cells)
         if self.grid.state is state:

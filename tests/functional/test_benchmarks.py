@@ -49,7 +49,7 @@ def test_speed_measures_every_section(tmp_path: Path) -> None:
     (memory,) = result["memory"]
     assert memory["size"] == 64 and memory["peak_rss_mib"] >= memory["rss_before_mib"] > 0
     streaming = result["streaming"]
-    for mode in ("headless", "relay", "dashboard"):
+    for mode in ("headless", "thread", "relay", "dashboard"):
         assert streaming[f"{mode}_it_s"] > 0
     assert "64 px  engine" in printed and "streaming at 64 px" in printed
 

@@ -19,6 +19,7 @@ from textual.widgets import Input
 from nst_tui.engine.events import Finished
 from nst_tui.tui.app import NSTApp
 from nst_tui.tui.messages import RunProgress, RunStarted
+from nst_tui.tui.pace import Pace
 
 SIZE = (120, 36)
 
@@ -54,7 +55,9 @@ async def replay_finished_run(pilot: Pilot) -> None:
     record = RunRecord(1, "tiny", config, tiny_config(), config.differences(tiny_config()))
     app.records[1] = record
     app.history.put(record)
-    app.active = SimpleNamespace(record=record, cancel=threading.Event(), started=0.0)  # type: ignore[assignment]
+    app.active = SimpleNamespace(  # type: ignore[assignment]
+        record=record, cancel=threading.Event(), started=0.0, pace=Pace()
+    )
     app.post_message(RunStarted(1, "cpu", "vgg16-caffe"))
     rows = [
         (i, {"total": 10.0 ** (9 - i / 2), "content": 4e6 - i * 1e5, "style": 9e8 / i, "tv": 0.3})

@@ -22,6 +22,7 @@ from nst_tui.engine.events import Finished
 from nst_tui.records import FILES
 from nst_tui.tui.app import NSTApp
 from nst_tui.tui.messages import CellUpdate, SweepBegan, SweepProgressed
+from nst_tui.tui.pace import Pace
 from nst_tui.tui.screens.help_screen import HELP_TEXT
 from nst_tui.tui.screens.preset_picker import PresetPicker
 from nst_tui.tui.widgets.loss_panel import LossPanel
@@ -339,7 +340,7 @@ def test_the_relay_posts_a_batch_round_at_once() -> None:
 
     sweep = expand(tiny_config(iterations=4, sav_freq=2), {"content_layers": [[0], [2]]})
     posted: list[object] = []
-    relay = SweepRelay(posted.append, 1, sweep, rate=1e9)  # no rate limit: rounds only
+    relay = SweepRelay(posted.append, 1, sweep, Pace(fastest=0))  # no rate limit: rounds only
     image = gradient(32, 24, 0)
     relay(BatchStarted(0, (0, 1), True))
     for step in (2, 4):

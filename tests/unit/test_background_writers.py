@@ -25,6 +25,7 @@ from nst_tui.errors import RunError
 from nst_tui.records import RunRecorder
 from nst_tui.tui import poster as poster_module
 from nst_tui.tui.messages import RunProgress, RunStatus
+from nst_tui.tui.pace import Pace
 from nst_tui.tui.relay import Relay
 
 WAIT_S = 10.0  # a bound for waits that should take milliseconds (a loaded box is slow)
@@ -158,7 +159,7 @@ def test_finish_raises_a_failed_frame_no_call_saw_and_abandon_still_records(
 
 
 def relay_with(post: Any, iterations: int) -> Relay:
-    relay = Relay(post, 1, tiny_config(iterations=iterations), rate=1e9)  # flush every frame
+    relay = Relay(post, 1, tiny_config(iterations=iterations), Pace(fastest=0))  # every frame
     relay.device = "cpu"  # as if announced: this test loads no backbone
     return relay
 

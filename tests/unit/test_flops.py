@@ -189,3 +189,10 @@ def test_throughput_divides_by_the_peak_of_the_arithmetic_in_use() -> None:
     assert Accel().arithmetic == "fp32"
     assert Accel(tf32=True, channels_last=True).arithmetic == "tf32"
     assert Accel(tf32=True, bf16=True).arithmetic == "bf16"
+
+
+def test_a_cuda_device_is_looked_up_by_its_name(monkeypatch) -> None:
+    # No GPU needed: only the name lookup is CUDA's.
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H200")
+    assert device_peak_tflops(torch.device("cuda"), "tf32") == 494.7
+    assert device_peak_tflops(torch.device("cuda:0"), "bf16") == 989.5

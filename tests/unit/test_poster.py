@@ -21,6 +21,7 @@ from nst_tui.sweeps import BatchStarted, CellEvent, SweepFinished, SweepResult, 
 from nst_tui.tui import poster as poster_module
 from nst_tui.tui import sweep_relay as sweep_relay_module
 from nst_tui.tui.messages import SweepNote, SweepProgressed
+from nst_tui.tui.pace import Pace
 from nst_tui.tui.poster import Poster
 from nst_tui.tui.sweep_relay import SweepRelay
 
@@ -171,7 +172,7 @@ def test_the_sweep_relay_makes_tiles_off_the_optimizers_thread_and_keeps_every_r
     monkeypatch.setattr(sweep_relay_module, "shrink", gate)
     sweep = expand(tiny_config(iterations=6, sav_freq=1), {"content_layers": [[0], [2]]})
     posted: list[Any] = []
-    relay = SweepRelay(posted.append, 1, sweep, rate=1e9)  # no rate limit: every round
+    relay = SweepRelay(posted.append, 1, sweep, Pace(fastest=0))  # no rate limit: every round
     relay(BatchStarted(0, (0, 1), True))
     for step in range(1, 6):
         for cell in (0, 1):

@@ -1,7 +1,8 @@
-"""Images drawn with half blocks (rich-pixels): one cell shows 1x2 pixels.
+"""Images drawn with half blocks (as rich-pixels draws them): one cell shows 1x2 pixels.
 
 The image is fitted to the widget's content area with its aspect ratio kept,
-and the drawing is cached until the image or the size changes.
+placed by the widget's `content-align`, and its lines are cached until the image
+or the size changes.
 """
 
 from __future__ import annotations
@@ -10,46 +11,47 @@ from functools import lru_cache
 
 import numpy as np
 from PIL import Image
-from rich.color import Color
+from rich.color import Color, ColorType
+from rich.color_triplet import ColorTriplet
 from rich.console import RenderableType
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
-from rich_pixels import Pixels
 from textual.reactive import reactive
+from textual.strip import Strip
 from textual.widget import Widget
 
 LOWER_HALF = "\u2584"  # as rich-pixels draws: glyph = lower pixel, background = upper
 
 
+def _color(rgb: int) -> Color:
+    """rich's Color.from_rgb for 0xRRGGBB, without its detours (two per cell, per frame)."""
+    triplet = ColorTriplet(rgb >> 16, (rgb >> 8) & 255, rgb & 255)
+    return Color(f"#{rgb:06x}", ColorType.TRUECOLOR, triplet=triplet)
+
+
 @lru_cache(maxsize=1 << 16)
 def _cell_style(top: int, bottom: int) -> Style:
     """One style per colour pair (0xRRGGBB each), made once: previews share colours."""
-    return Style(
-        color=Color.from_rgb(bottom >> 16, (bottom >> 8) & 255, bottom & 255),
-        bgcolor=Color.from_rgb(top >> 16, (top >> 8) & 255, top & 255),
-    )
+    return Style.from_color(_color(bottom), _color(top))
 
 
-def half_blocks(image: Image.Image) -> Pixels:
-    """The image as rich-pixels' half-block cells.
+def half_block_rows(image: Image.Image) -> list[list[Segment]]:
+    """The image as rich-pixels' half-block cells, a list of segments per line of cells.
 
-    Built here rather than with Pixels.from_image, which parses a style string per cell
-    on the UI thread (about four times slower on a 100 x 80 preview): a run redraws
-    its preview several times a second while its own thread waits for the GIL.
+    Built here rather than with rich-pixels' Pixels.from_image, which parses a style
+    string per cell, and drawn as strips (no rich rendering pass, which adds the
+    widget's style to every cell again): a run redraws its preview every few frames
+    on the UI thread while the optimizer's thread waits for the GIL.
     """
     rgb = np.asarray(image.convert("RGB"), dtype=np.uint32)
     packed = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
-    if packed.shape[0] % 2:  # an odd last row fills its cell, as rich-pixels draws it
+    if packed.shape[0] % 2:  # the last row fills its cell (the widget only sends even heights)
         packed = np.vstack([packed, packed[-1:]])
-    segments: list[Segment] = []
-    newline = Segment.line()
-    for top, bottom in zip(packed[0::2].tolist(), packed[1::2].tolist(), strict=True):
-        segments += [
-            Segment(LOWER_HALF, _cell_style(t, b)) for t, b in zip(top, bottom, strict=True)
-        ]
-        segments.append(newline)
-    return Pixels.from_segments(segments)
+    return [
+        [Segment(LOWER_HALF, _cell_style(t, b)) for t, b in zip(top, bottom, strict=True)]
+        for top, bottom in zip(packed[0::2].tolist(), packed[1::2].tolist(), strict=True)
+    ]
 
 
 def fit(image_size: tuple[int, int], cells: tuple[int, int]) -> tuple[int, int]:
@@ -78,20 +80,56 @@ class ImageView(Widget):
     ) -> None:
         super().__init__(id=id, classes=classes)
         self.placeholder = placeholder
-        self._cache: tuple[int, tuple[int, int], Pixels] | None = None
+        self._cache: tuple[object, list[Strip]] | None = None
 
     def render(self) -> RenderableType:
+        """The placeholder; an image is drawn line by line (render_line)."""
+        return Text(self.placeholder, style="dim")
+
+    def render_line(self, y: int) -> Strip:
+        lines = self._lines()
+        if lines is None:
+            return super().render_line(y)  # the placeholder, through render()
+        if 0 <= y < len(lines):
+            return lines[y]
+        return Strip.blank(self.content_size.width, self.visual_style.rich_style)
+
+    def _lines(self) -> list[Strip] | None:
+        """Every line of the content area, the image placed in it; None: no image to draw."""
         image = self.image
-        cells = (self.content_size.width, self.content_size.height)
-        if image is None or cells[0] < 1 or cells[1] < 1:
-            return Text(self.placeholder, style="dim")
-        if self._cache and self._cache[0] == id(image) and self._cache[1] == cells:
-            return self._cache[2]
-        size = fit(image.size, cells)
+        width, height = self.content_size
+        if image is None or width < 1 or height < 1:
+            return None
+        align = (self.styles.content_align_horizontal, self.styles.content_align_vertical)
+        key = (id(image), width, height, align)
+        if self._cache and self._cache[0] == key:
+            return self._cache[1]
+        size = fit(image.size, (width, height))
         size = (size[0], size[1] + size[1] % 2)  # whole cells: two pixel rows each
         # Nearest keeps a tiny canvas crisp when enlarged; box filters a large one.
         enlarging = size[0] > image.size[0]
         resample = Image.Resampling.NEAREST if enlarging else Image.Resampling.BOX
-        pixels = half_blocks(image.convert("RGB").resize(size, resample))
-        self._cache = (id(image), cells, pixels)
-        return pixels
+        rows = half_block_rows(image.convert("RGB").resize(size, resample))
+        lines = _placed(rows, size[0], width, height, align, self.visual_style.rich_style)
+        self._cache = (key, lines)
+        return lines
+
+
+def _placed(
+    rows: list[list[Segment]],
+    row_width: int,
+    width: int,
+    height: int,
+    align: tuple[str, str],
+    blank_style: Style,
+) -> list[Strip]:
+    """`height` strips of `width` cells: the rows placed as content-align says."""
+    free_x, free_y = max(0, width - row_width), max(0, height - len(rows))
+    left = {"left": 0, "center": free_x // 2, "right": free_x}.get(align[0], 0)
+    top = {"top": 0, "middle": free_y // 2, "bottom": free_y}.get(align[1], 0)
+    before = [Segment(" " * left, blank_style)] if left else []
+    after = [Segment(" " * (free_x - left), blank_style)] if free_x - left else []
+    blank = Strip.blank(width, blank_style)
+    lines = [blank] * top
+    lines += [Strip([*before, *row, *after], width).crop(0, width) for row in rows[:height]]
+    return lines + [blank] * (height - len(lines))

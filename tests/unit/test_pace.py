@@ -1,0 +1,74 @@
+"""The dashboard's pace: how often a relay posts, from what drawing costs the UI thread."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from conftest import tiny_config
+
+from nst_tui.engine.events import Frame, Progress
+from nst_tui.tui.messages import RunProgress
+from nst_tui.tui.pace import BUDGET, FASTEST, SLOWEST, Pace
+from nst_tui.tui.relay import Relay
+
+
+class Clock:
+    """A stand-in for the UI thread's CPU clock."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_cheap_updates_go_at_the_fastest_rate() -> None:
+    clock = Clock()
+    pace = Pace(cpu_clock=clock)
+    for _ in range(5):
+        pace.drawn()
+        clock.now += 0.001  # 1 ms of UI work per update: 2% of a 50 ms interval
+    assert pace.interval == FASTEST
+
+
+def test_dear_updates_are_spaced_to_keep_the_ui_within_its_budget() -> None:
+    clock = Clock()
+    pace = Pace(cpu_clock=clock)
+    pace.drawn()
+    for _ in range(8):
+        clock.now += 0.030  # 30 ms per update
+        pace.drawn()
+    assert pace.cost == pytest.approx(0.030)
+    assert pace.interval == pytest.approx(0.030 / BUDGET)  # 0.6 s: 5% of the UI's time
+    # The cost is averaged: one slow update (a resize) does not halve the rate at once.
+    clock.now += 0.090
+    pace.drawn()
+    assert 0.030 / BUDGET < pace.interval < 0.090 / BUDGET
+    # However dear, the dashboard still shows something every second.
+    for _ in range(8):
+        clock.now += 0.5
+        pace.drawn()
+    assert pace.interval == SLOWEST
+
+
+def test_the_relay_posts_at_the_paces_interval(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Frames every iteration; with an interval of 1 s and a clock that moves 0.25 s per
+    frame, one flush in four goes, and every row still arrives, in order."""
+    wall = Clock()
+    monkeypatch.setattr("nst_tui.tui.relay.time.monotonic", wall)
+    pace = Pace(cpu_clock=Clock())
+    pace.interval = 1.0
+    posted: list[Any] = []
+    relay = Relay(posted.append, 1, tiny_config(iterations=16), pace)
+    relay.device = "cpu"  # as if announced: no backbone loaded here
+    image = np.zeros((4, 4, 3), np.uint8)
+    for i in range(1, 16):
+        wall.now += 0.25
+        relay(Progress(i, 16, {"total": float(i)}, 1.0, float(i)))
+        relay(Frame(i, image))
+        relay.poster.drain()  # each flush posted on its own (not merged into a later one)
+    batches = [m for m in posted if isinstance(m, RunProgress)]
+    assert [m.iteration for m in batches] == [4, 8, 12]
+    assert [i for m in batches for i, _ in m.rows] == list(range(1, 13))
