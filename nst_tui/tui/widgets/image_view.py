@@ -80,7 +80,7 @@ class ImageView(Widget):
     ) -> None:
         super().__init__(id=id, classes=classes)
         self.placeholder = placeholder
-        self._cache: tuple[object, list[Strip]] | None = None
+        self._cache: tuple[tuple[Image.Image, int, int, tuple[str, str]], list[Strip]] | None = None
 
     def render(self) -> RenderableType:
         """The placeholder; an image is drawn line by line (render_line)."""
@@ -101,8 +101,9 @@ class ImageView(Widget):
         if image is None or width < 1 or height < 1:
             return None
         align = (self.styles.content_align_horizontal, self.styles.content_align_vertical)
-        key = (id(image), width, height, align)
-        if self._cache and self._cache[0] == key:
+        # The image itself, not its id: an id can be reused once the image it named is gone.
+        key = (image, width, height, align)
+        if self._cache and self._cache[0][0] is image and self._cache[0][1:] == key[1:]:
             return self._cache[1]
         size = fit(image.size, (width, height))
         size = (size[0], size[1] + size[1] % 2)  # whole cells: two pixel rows each
