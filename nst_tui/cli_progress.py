@@ -20,14 +20,6 @@ from nst_tui.engine import events
 from nst_tui.engine.events import work_rate
 
 
-def work_text(event: events.Progress) -> str:
-    """ "91.3 GFLOP/s", "12.35 TFLOP/s 2.5% of peak", or "" where the work was not counted."""
-    if event.tflop_s is None:
-        return ""
-    peak = "" if event.of_peak is None else f" {event.of_peak:.1%} of peak"
-    return work_rate(event.tflop_s) + peak
-
-
 class ProgressView:
     """Iterations, it/s (and the counted work per second), ETA and the current loss;
     status lines above the bar."""
@@ -80,7 +72,7 @@ class ProgressView:
                 description="running",
                 completed=event.iteration,
                 rate=f"{event.it_per_s:.1f}",
-                work=work_text(event),
+                work="" if event.tflop_s is None else work_rate(event.tflop_s, event.of_peak),
                 loss=f"{event.losses['total']:.4g}",
             )
         elif isinstance(event, events.Finished):

@@ -35,10 +35,11 @@ class Progress:
     of_peak: float | None = None
 
 
-def work_rate(tflop_s: float) -> str:
-    """How a Progress's tflop_s reads. A CPU does a fraction of a TFLOP/s: GFLOP/s there,
-    so the digits say something."""
-    return f"{tflop_s:.2f} TFLOP/s" if tflop_s >= 1 else f"{tflop_s * 1e3:.1f} GFLOP/s"
+def work_rate(tflop_s: float, of_peak: float | None = None) -> str:
+    """How a Progress's work reads, in the status line and the headless bar. A CPU does
+    a fraction of a TFLOP/s: GFLOP/s there, so the digits say something."""
+    rate = f"{tflop_s:.2f} TFLOP/s" if tflop_s >= 1 else f"{tflop_s * 1e3:.1f} GFLOP/s"
+    return rate if of_peak is None else f"{rate} ({of_peak:.1%} of peak)"
 
 
 @dataclass(frozen=True)

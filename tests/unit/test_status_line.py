@@ -3,9 +3,12 @@ the device's peak."""
 
 from __future__ import annotations
 
-import pytest
+import io
 
-from nst_tui.cli_progress import work_text
+import pytest
+from rich.console import Console
+
+from nst_tui.cli_progress import ProgressView
 from nst_tui.engine.events import Progress
 from nst_tui.tui.widgets.status_line import RunState, describe
 
@@ -36,9 +39,12 @@ def test_work_at_the_final_rate_keeps_the_work_per_iteration() -> None:
 
 
 def test_headless_bar_reads_the_same_work() -> None:
-    def progress(tflop_s: float | None, of_peak: float | None) -> Progress:
-        return Progress(10, 100, {"total": 1.0}, 11.7, 0.9, tflop_s, of_peak)
+    view = ProgressView(Console(file=io.StringIO(), width=200), 100)
 
-    assert work_text(progress(0.0913, None)) == "91.3 GFLOP/s"
-    assert work_text(progress(12.345, 0.02495)) == "12.35 TFLOP/s 2.5% of peak"
-    assert work_text(progress(None, None)) == ""
+    def shown(tflop_s: float | None, of_peak: float | None) -> str:
+        view(Progress(10, 100, {"total": 1.0}, 11.7, 0.9, tflop_s, of_peak))
+        return view.progress.tasks[0].fields["work"]
+
+    assert shown(0.0913, None) == "91.3 GFLOP/s"
+    assert shown(12.345, 0.02495) == "12.35 TFLOP/s (2.5% of peak)"
+    assert shown(None, None) == ""

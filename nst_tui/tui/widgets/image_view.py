@@ -80,7 +80,9 @@ class ImageView(Widget):
     ) -> None:
         super().__init__(id=id, classes=classes)
         self.placeholder = placeholder
-        self._cache: tuple[tuple[Image.Image, int, int, tuple[str, str]], list[Strip]] | None = None
+        # (image, (width, height, align), lines): the image itself, not its id, which can be
+        # reused once the image it named is gone.
+        self._cache: tuple[Image.Image, tuple[object, ...], list[Strip]] | None = None
 
     def render(self) -> RenderableType:
         """The placeholder; an image is drawn line by line (render_line)."""
@@ -101,10 +103,9 @@ class ImageView(Widget):
         if image is None or width < 1 or height < 1:
             return None
         align = (self.styles.content_align_horizontal, self.styles.content_align_vertical)
-        # The image itself, not its id: an id can be reused once the image it named is gone.
-        key = (image, width, height, align)
-        if self._cache and self._cache[0][0] is image and self._cache[0][1:] == key[1:]:
-            return self._cache[1]
+        place = (width, height, align)
+        if self._cache and self._cache[0] is image and self._cache[1] == place:
+            return self._cache[2]
         size = fit(image.size, (width, height))
         size = (size[0], size[1] + size[1] % 2)  # whole cells: two pixel rows each
         # Nearest keeps a tiny canvas crisp when enlarged; box filters a large one.
@@ -112,7 +113,7 @@ class ImageView(Widget):
         resample = Image.Resampling.NEAREST if enlarging else Image.Resampling.BOX
         rows = half_block_rows(image.convert("RGB").resize(size, resample))
         lines = _placed(rows, size[0], width, height, align, self.visual_style.rich_style)
-        self._cache = (key, lines)
+        self._cache = (image, place, lines)
         return lines
 
 

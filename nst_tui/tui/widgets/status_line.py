@@ -69,9 +69,7 @@ def describe(s: RunState) -> Text:
         text.append(f"  {s.iteration}/{s.total}")
         text.append(f"  {s.it_per_s:.1f} {s.unit}/s" if s.it_per_s else "")
         if s.it_per_s and s.tflop_s is not None:
-            text.append(f"  {work_rate(s.tflop_s)}")
-            if s.of_peak is not None:
-                text.append(f" ({s.of_peak:.1%} of peak)", style="dim")
+            text.append(f"  {work_rate(s.tflop_s, s.of_peak)}")
         if s.state == "running":
             text.append(f"  ETA {eta(s)}")
     if s.device:
