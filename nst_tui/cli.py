@@ -13,7 +13,6 @@ import re
 import signal
 import sys
 import threading
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
@@ -22,7 +21,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from nst_tui.config import Config, parse_assignment
+from nst_tui.config import OUTPUTS, Config, parse_assignment
 from nst_tui.errors import NSTError
 
 EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 1, 2, 130
@@ -47,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override a field; VALUE is TOML (--set content_layers=[1] --set optimizer=lbfgs)",
     )
-    run.add_argument("--out", type=Path, default=Path("outputs"), help="outputs folder")
+    run.add_argument("--out", type=Path, default=OUTPUTS, help="outputs folder")
     run.add_argument("--device", help="auto | cpu | cuda | cuda:N")
     run.add_argument("--backbone", help="auto | vgg19 | vgg16 | vgg16-caffe | path to .pth")
     run.add_argument(
@@ -89,16 +88,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CANCELLED
 
 
-def config_from_args(
-    preset_name: str | None, sets: Sequence[str], **flags: Any
-) -> tuple[str, Config]:
-    """Preset, then each --set, then the --device/--backbone flags."""
-    from nst_tui import presets
-
-    preset = presets.load(preset_name or "default")
-    return preset.name, apply_overrides(preset.config, overrides(sets, flags))
-
-
 def overrides(sets: Sequence[str], flags: dict[str, Any]) -> dict[str, Any]:
     """The fields that --set and the flags fix, in the order they apply."""
     values: dict[str, Any] = {}
@@ -138,85 +127,39 @@ def first_sentence(text: str) -> str:
 
 def cmd_run(args: argparse.Namespace, err: Console) -> int:
     from nst_tui import presets
-    from nst_tui.cli_progress import ProgressView
-    from nst_tui.runner import run
+    from nst_tui.cli_progress import JobView
+    from nst_tui.job.plan import job_for, without
+    from nst_tui.job.run import run_job
 
     preset = presets.load(args.preset or "default")
     flags = {"device": args.device, "backbone": args.backbone, "init": args.init}
     fixed = overrides(args.set, flags)
     name, cfg = preset.name, apply_overrides(preset.config, fixed)
-    if preset.sweep:
-        from nst_tui.sweeps import without
-
-        table = without(preset.sweep, list(fixed))  # --set applies to every cell
-        if table:
-            return cmd_sweep(args, err, name, cfg, table)
+    table = without(preset.sweep, list(fixed)) if preset.sweep else None  # --set: every cell
+    if preset.sweep and not table:
         err.print("[dim]--set fixes every swept field: one run, no sweep[/]")
+    job = job_for(cfg, table, name)
     cancel = threading.Event()
     restore = _cancel_on_signals(cancel, err)
     try:
-        with ProgressView(err, cfg.total_iterations) as view:
-            result = run(cfg, out_root=args.out, label=name, listeners=[view], cancel=cancel)
+        with JobView(err, job) as view:
+            result = run_job(job, out_root=args.out, label=name, listeners=[view], cancel=cancel)
     finally:
         restore()
-    fin = result.finished
-    if fin.status != "finished":
-        err.print(f"[yellow]{fin.status}:[/] {escape(fin.reason)}", soft_wrap=True)
+    if job.is_sweep:
+        for cell in result.cells:
+            if cell.finished.status == "failed":
+                label, reason = escape(cell.cell.label), escape(cell.finished.reason)
+                err.print(f"[yellow]{label}: failed:[/] {reason}")
+        err.print(
+            f"[dim]{result.status}: {result.cell_iterations} cell-iterations in "
+            f"{result.wall_time:.1f} s ({result.cell_it_per_s:.1f} cell-it/s)[/]"
+        )
+    elif result.status != "finished":
+        err.print(f"[yellow]{result.status}:[/] {escape(result.finished.reason)}", soft_wrap=True)
     if args.json:
-        summary = json.loads((result.folder / "run.json").read_text())
-        print(json.dumps({"folder": str(result.folder), **summary}))
-    else:
-        print(result.folder)
-    return {"finished": 0, "cancelled": EXIT_CANCELLED}.get(fin.status, EXIT_FAILED)
-
-
-def cmd_sweep(
-    args: argparse.Namespace, err: Console, name: str, cfg: Config, table: dict[str, Any]
-) -> int:
-    from nst_tui.cli_progress import ProgressView
-    from nst_tui.engine.events import Finished, Progress, Status
-    from nst_tui.sweeps import SweepFinished, SweepProgress, SweepStarted, expand, run_sweep
-
-    sweep = expand(cfg, table, name)
-    count = SweepProgress(sweep)
-    cancel = threading.Event()
-    restore = _cancel_on_signals(cancel, err)
-    try:
-        with ProgressView(err, count.total) as view:
-
-            def listen(event: Any) -> None:
-                # One bar over every cell's iterations (cell-iterations per second).
-                if isinstance(event, Status) and count.completed == 0:
-                    view(event)
-                elif isinstance(event, Status):  # after the bar has started: just the line
-                    err.print(f"[dim]{escape(event.message)}[/]")
-                elif isinstance(event, SweepStarted):
-                    n = len(event.batches)
-                    err.print(f"[dim]{len(sweep.cells)} cells in {n} batch{'es' * (n != 1)}[/]")
-                elif isinstance(event, SweepFinished):
-                    r = event.result
-                    view(Finished(r.status, "", r.cell_iterations, r.wall_time, r.cell_it_per_s,
-                                  {}, r.cells[0].finished.image))  # fmt: skip
-                elif count.update(event):
-                    losses = getattr(event.event, "losses", {}) or {"total": float("nan")}
-                    elapsed = time.perf_counter() - count.start
-                    view(Progress(count.completed, count.total, losses, count.rate(), elapsed))
-
-            result = run_sweep(sweep, out_root=args.out, label=name, listeners=[listen],
-                               cancel=cancel)  # fmt: skip
-    finally:
-        restore()
-    for cell in result.cells:
-        if cell.finished.status == "failed":
-            err.print(
-                f"[yellow]{escape(cell.cell.label)}: failed:[/] {escape(cell.finished.reason)}"
-            )
-    err.print(
-        f"[dim]{result.status}: {result.cell_iterations} cell-iterations in "
-        f"{result.wall_time:.1f} s ({result.cell_it_per_s:.1f} cell-it/s)[/]"
-    )
-    if args.json:
-        summary = json.loads((result.folder / "sweep.json").read_text())
+        record = "sweep.json" if job.is_sweep else "run.json"
+        summary = json.loads((result.folder / record).read_text())
         print(json.dumps({**summary, "folder": str(result.folder)}))
     else:
         print(result.folder)

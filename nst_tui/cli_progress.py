@@ -1,7 +1,8 @@
-"""A rich progress bar as an engine listener for headless runs."""
+"""A rich progress bar for headless runs: engine events (ProgressView), jobs (JobView)."""
 
 from __future__ import annotations
 
+import time
 from types import TracebackType
 
 from rich.console import Console
@@ -18,6 +19,8 @@ from rich.progress import (
 
 from nst_tui.engine import events
 from nst_tui.engine.events import work_rate
+from nst_tui.job.events import CellEvent, JobEvent, JobFinished, JobProgress, JobStarted
+from nst_tui.job.plan import Job
 
 
 class ProgressView:
@@ -77,3 +80,61 @@ class ProgressView:
             )
         elif isinstance(event, events.Finished):
             self.progress.update(self.task, description=event.status)
+
+
+class JobView:
+    """A job's events on one bar: a single run's own counters and losses; a sweep's
+    cell-iterations over all its cells (cell-it/s), with its status lines."""
+
+    def __init__(self, console: Console, job: Job) -> None:
+        self.console = console
+        self.job = job
+        self.count = JobProgress(job)
+        self.bar = ProgressView(console, job.total_iterations)
+        self.placed = False
+
+    def __enter__(self) -> JobView:
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.__exit__(None, None, None)
+
+    def __call__(self, event: JobEvent) -> None:
+        single = not self.job.is_sweep
+        if isinstance(event, events.Status):
+            self._status(event)
+        elif isinstance(event, JobStarted) and not single:
+            n = len(event.batches)
+            cells = len(self.job.cells)
+            self.console.print(f"[dim]{cells} cells in {n} batch{'es' * (n != 1)}[/]")
+        elif isinstance(event, JobFinished) and not single:
+            r = event.result
+            self.bar(events.Finished(r.status, "", r.cell_iterations, r.wall_time,
+                                     r.cell_it_per_s, {}, r.cells[0].finished.image))  # fmt: skip
+        elif isinstance(event, CellEvent):
+            changed = self.count.update(event)
+            inner = event.event
+            if isinstance(inner, events.Placed) and not self.placed:
+                self.placed = True
+                accel = inner.info.get("accel", "")
+                self.console.print(
+                    f"[dim]running on {escape(inner.device)} with {escape(inner.backbone)}"
+                    f"{f' ({escape(str(accel))})' if accel else ''}[/]"
+                )
+            elif isinstance(inner, events.Status):
+                self._status(inner)
+            elif single and isinstance(inner, events.Progress | events.Finished):
+                self.bar(inner)  # one cell: its own it/s, work rate and losses
+            elif changed:
+                losses = getattr(inner, "losses", {}) or {"total": float("nan")}
+                elapsed = time.perf_counter() - self.count.start
+                rate = self.count.rate()
+                self.bar(events.Progress(self.count.completed, self.count.total, losses, rate,
+                                         elapsed))  # fmt: skip
+
+    def _status(self, event: events.Status) -> None:
+        if self.count.completed == 0:
+            self.bar(event)
+        else:  # after the bar has started: just the line
+            self.console.print(f"[dim]{escape(event.message)}[/]")

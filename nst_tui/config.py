@@ -15,10 +15,12 @@ import json
 import math
 import tomllib
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 from nst_tui.errors import ConfigError
 
+OUTPUTS = Path("outputs")  # where run folders go unless --out (or the app) says otherwise
 N_LAYERS = 5  # VGG blocks 1..5; index i means the first conv (or its ReLU) of block i+1
 
 OPTIMIZERS = ("adam", "lbfgs")

@@ -38,7 +38,7 @@ from PIL import Image
 
 from nst_tui import __version__
 from nst_tui.config import Config
-from nst_tui.engine.events import Event, Finished, Frame, Progress
+from nst_tui.engine.events import Event, Finished, Frame, Placed, Progress
 from nst_tui.errors import RunError
 
 FILES = ("final.png", "animation.gif", "config.toml", "losses.csv", "run.json")
@@ -156,16 +156,15 @@ class RunRecorder:
 
     def __init__(
         self,
-        root: Path,
         cfg: Config,
         label: str,
-        info: dict[str, Any],
-        folder: Path | None = None,  # an empty folder made by the caller (a sweep's cell)
+        folder: Path,  # a new, empty folder (new_run_folder, or a sweep's cell)
+        info: dict[str, Any] | None = None,
     ) -> None:
         self.cfg = cfg
         self.label = label
-        self.info = dict(info)  # device, backbone, ... for run.json
-        self.folder = folder if folder is not None else new_run_folder(root, label)
+        self.info = dict(info or {})  # device, backbone, ... for run.json (Placed adds)
+        self.folder = folder
         self.frames_dir = self.folder / ".frames"
         self.rows: list[dict[str, float]] = []
         self.n_frames = 0
@@ -183,15 +182,15 @@ class RunRecorder:
             self.frames_dir.mkdir()
             write_atomic(self.folder / "config.toml", cfg.to_toml(description).encode())
         except (OSError, RunError) as exc:
-            if folder is None:  # ours, and holding nothing yet: leave no empty husk behind
-                shutil.rmtree(self.folder, ignore_errors=True)
             if isinstance(exc, RunError):
                 raise
             raise RunError(f"could not write in {self.folder}: {exc.strerror or exc}") from None
 
     def __call__(self, event: Event) -> None:
         self._raise_write_error()  # before this event: the run stops where a frame failed
-        if isinstance(event, Progress):
+        if isinstance(event, Placed):
+            self.info.update(event.info)
+        elif isinstance(event, Progress):
             self.rows.append(
                 {"iteration": event.iteration, "elapsed_s": event.elapsed, **event.losses}
             )
@@ -268,7 +267,7 @@ class RunRecorder:
                 frame = im.convert("RGB")
             yield frame if frame.size == size else frame.resize(size, Image.Resampling.LANCZOS)
 
-    def finish(self, result: Finished, extra: dict[str, Any] | None = None) -> Path:
+    def finish(self, result: Finished) -> Path:
         """Write the record. The frames stay in .frames until run.json is safely written."""
         self._drain_frames()  # the GIF needs every frame; a failed one fails this call
         self.result = result
@@ -280,7 +279,6 @@ class RunRecorder:
             "reason": result.reason,
             "label": self.label,
             **self.info,
-            **(extra or {}),
             "iterations": self.cfg.iterations,
             "iterations_done": result.iterations_done,
             "wall_time_s": round(result.wall_time, 4),
@@ -304,22 +302,6 @@ class RunRecorder:
         if gflop is None:
             return {}
         return {"tflop_s": round(gflop * result.it_per_s / 1e3, 6)}
-
-    def abandon(self, status: str, reason: str, image: np.ndarray | None) -> Finished:
-        """Record a run whose loop raised instead of finishing: what it logged so far.
-
-        `image` stands in for the canvas when no frame was saved yet.
-        """
-        last = self.rows[-1] if self.rows else {}
-        done = int(last.get("iteration", 0))
-        wall = (datetime.now().astimezone() - self.started).total_seconds()
-        losses = {k: v for k, v in last.items() if k not in ("iteration", "elapsed_s")}
-        canvas = self.last_frame if self.last_frame is not None else image
-        if canvas is None:
-            canvas = np.zeros((1, 1, 3), np.uint8)
-        finished = Finished(status, reason, done, wall, done / max(wall, 1e-9), losses, canvas)
-        self.finish(finished)
-        return finished
 
     def _write_losses(self) -> None:
         columns = ["iteration", "elapsed_s"]

@@ -16,6 +16,16 @@ class Status:
 
 
 @dataclass(frozen=True)
+class Placed:
+    """Where a run was placed, once prepared: its device and network, for listeners and
+    run.json (`info`: device, backbone, backbone_source, accel, work per iteration, notes)."""
+
+    device: str
+    backbone: str
+    info: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Progress:
     """Losses at a logged iteration (every sav_freq and the last).
 
@@ -63,4 +73,4 @@ class Finished:
     image: np.ndarray = field(repr=False)
 
 
-Event = Status | Progress | Frame | Finished
+Event = Status | Placed | Progress | Frame | Finished

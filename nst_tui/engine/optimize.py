@@ -1,12 +1,18 @@
-"""The optimization loop: objective, canvas init, Adam / L-BFGS, events, cancel.
+"""The optimization loop: canvas init, Adam / L-BFGS over the one objective, events, cancel.
 
-The loop never waits for the device to report: on logged iterations (every
-sav_freq and the last) the loss terms, stacked into one tensor, and the frame
-are queued for an asynchronous copy (engine/outbox.py) and handed out as
-events once they have landed, a few steps later on a GPU, at once on a CPU.
-Divergence is detected on those reports. Adam's step may be replayed from a
-CUDA graph (engine/graphs.py); L-BFGS reads its loss every evaluation by
-design, so it always runs plain.
+Every run is a batch of cells (a single run is a batch of one) sharing one
+`Objective`. Adam steps every live cell's canvas at once; L-BFGS runs one cell
+(its line search is per run). Each cell keeps its own reporting state
+(`CellLoop`): it logs every sav_freq iterations and at its last, ends on its own
+(its length, a divergence) while the others go on.
+
+The loop never waits for the device to report: on logged iterations the loss
+terms and the frame are queued for an asynchronous copy (engine/outbox.py) and
+handed out as events once they have landed, a few steps later on a GPU, at once
+on a CPU. Divergence is detected on those reports. The one exception is the
+first iteration, read at once: a loss that is not finite before any step was
+taken means the weights or inputs are broken, not that lr is too high. Adam's
+step may be replayed from a CUDA graph (engine/graphs.py).
 """
 
 from __future__ import annotations
@@ -19,119 +25,22 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
-from torch import nn
 
 from nst_tui.config import Config
-from nst_tui.engine import accel as acc
 from nst_tui.engine.colors import shown
 from nst_tui.engine.events import Event, Finished, Frame, Progress, Status
-from nst_tui.engine.features import FeatureExtractor, layer_name
 from nst_tui.engine.flops import Throughput, device_peak_tflops, objective_flops
 from nst_tui.engine.graphs import StepRunner
 from nst_tui.engine.images import frame_on_device, to_uint8
-from nst_tui.engine.losses import content_loss, gram, style_loss, style_width_factor, tv_loss
+from nst_tui.engine.objective import TOTAL, CellTargets, Objective
 from nst_tui.engine.outbox import Outbox, Report
 
 Emit = Callable[[Event], None]
 
-
-def uses_content(mode: str) -> bool:
-    return mode in ("reconstruct", "content", "both")
-
-
-def uses_style(mode: str) -> bool:
-    return mode in ("reconstruct", "style", "both")
-
-
-def active_taps(cfg: Config) -> set[int]:
-    """The layers a run needs: only these (and the blocks before them) run."""
-    taps: set[int] = set()
-    if uses_content(cfg.mode):
-        taps |= set(cfg.content_layers)
-    if uses_style(cfg.mode):
-        taps |= set(cfg.style_layers)
-    return taps
-
-
-class Objective(nn.Module):
-    """Weighted loss terms of a canvas against targets computed once, at init.
-
-    forward() returns per-sample tensors: total, content, style, tv, then one
-    term per layer, each already multiplied by its weight.
-    """
-
-    def __init__(
-        self,
-        extractor: FeatureExtractor,
-        cfg: Config,
-        content: torch.Tensor,
-        style: torch.Tensor,
-        extra_styles: Sequence[torch.Tensor] = (),
-        accel: acc.Accel | None = None,
-    ) -> None:
-        super().__init__()
-        self.extractor = extractor
-        self.cfg = cfg
-        self.accel = accel or acc.Accel()
-        self.content_layers = list(cfg.content_layers) if uses_content(cfg.mode) else []
-        self.style_layers = list(cfg.style_layers) if uses_style(cfg.mode) else []
-        self.use_tv = cfg.mode == "reconstruct"
-        with torch.no_grad():
-            cf = self.features(content) if self.content_layers else {}
-            styles = [style, *extra_styles] if self.style_layers else []
-            sfs = [self.features(s) for s in styles]
-        # Targets are constants: computed once per run, never re-encoded per step.
-        self.content_targets = {i: cf[i].detach() for i in self.content_layers}
-        weights = blend_weights(cfg, len(styles))
-        self.style_targets = {
-            i: sum(w * gram(sf[i]) for w, sf in zip(weights, sfs, strict=True)).detach()
-            for i in self.style_layers
-        }
-        self.style_w = {
-            i: style_weight(cfg, i, self.style_targets[i].shape[-1]) for i in self.style_layers
-        }
-        # original_colors: frames and the final image take their chroma from the content.
-        self.colors = content.detach() if cfg.original_colors else None
-
-    def features(self, image: torch.Tensor) -> dict[int, torch.Tensor]:
-        return acc.features(self.extractor, image, self.accel)
-
-    def term_names(self) -> list[str]:
-        lt = self.cfg.layer_type
-        names = ["total", "content", "style", "tv"]
-        names += [f"content/{layer_name(i, lt)}" for i in self.content_layers]
-        names += [f"style/{layer_name(i, lt)}" for i in self.style_layers]
-        return names
-
-    def forward(self, canvas: torch.Tensor) -> list[torch.Tensor]:
-        """Terms in the order of term_names(), each of shape (B,)."""
-        cfg = self.cfg
-        feats = self.features(canvas)
-        zero = canvas.new_zeros(canvas.shape[0])
-        per_content = [
-            cfg.alpha * content_loss(feats[i], self.content_targets[i]) for i in self.content_layers
-        ]
-        per_style = [
-            self.style_w[i] * style_loss(feats[i], self.style_targets[i]) for i in self.style_layers
-        ]
-        content = torch.stack(per_content).sum(0) if per_content else zero
-        style = torch.stack(per_style).sum(0) if per_style else zero
-        tv = cfg.gamma * tv_loss(canvas) if self.use_tv else zero
-        total = content + style + tv
-        return [total, content, style, tv, *per_content, *per_style]
-
-
-def blend_weights(cfg: Config, n_styles: int) -> list[float]:
-    """style_blend scaled to sum to 1 (equal weights when empty): the targets' Gram is
-    the weighted mean of the styles' Grams."""
-    raw = list(cfg.style_blend) or [1.0] * n_styles
-    return [w / sum(raw) for w in raw[:n_styles]]
-
-
-def style_weight(cfg: Config, layer: int, channels: int) -> float:
-    """beta * the layer's weight (times its width factor when normalize_style_weights)."""
-    w = cfg.beta * cfg.style_weights[layer]
-    return w * style_width_factor(channels, cfg.normalize_style_weights)
+NOT_FINITE_AT_START = (
+    "the loss is not finite at the first iteration (before any step): the network "
+    "weights or the input images hold NaN or infinite values"
+)
 
 
 def initial_canvas(
@@ -159,54 +68,37 @@ def initial_canvas(
 
 
 class _Stop(Exception):
-    """Ends an L-BFGS step from inside its closure (cancel or divergence)."""
+    """Ends a cell's loop (cancel or divergence)."""
 
 
-def optimize(
-    objective: Objective,
-    canvas: torch.Tensor,
-    cfg: Config,
-    emit: Emit,
-    cancel: threading.Event | None = None,
-) -> Finished:
-    """Run cfg.iterations steps on `canvas` in place, emitting Progress and Frame events."""
-    throughput = Throughput(
-        objective_flops(objective, canvas),
-        device_peak_tflops(canvas.device, objective.accel.arithmetic),
-    )
-    loop = _Loop(
-        objective, canvas, cfg, emit, cancel or threading.Event(), objective.colors, throughput
-    )
-    return loop.run()
+class CellLoop:
+    """One cell's side of the loop: its canvas, counters, reports and end."""
 
-
-class _Loop:
     def __init__(
         self,
-        objective: Objective,
+        targets: CellTargets,
         canvas: torch.Tensor,
-        cfg: Config,
         emit: Emit,
         cancel: threading.Event,
-        colors: torch.Tensor | None = None,
-        throughput: Throughput | None = None,  # None: TFLOP/s not reported (batched cells)
+        throughput: Throughput | None = None,  # None: TFLOP/s not reported
     ) -> None:
-        self.objective = objective
-        self.throughput = throughput
-        self.colors = colors  # the content, when frames keep its colours
+        self.cfg = targets.cfg
+        self.names = targets.term_names()
+        self.colors = targets.colors  # the content, when frames keep its colours
         self.canvas = canvas
-        self.cfg = cfg
         self.emit = emit
         self.cancel = cancel
-        self.names = objective.term_names()
+        self.throughput = throughput
         self.done = 0
+        self.queued = 0  # the last iteration queued for a report
+        self.last_values: torch.Tensor | None = None  # the last step's terms
         self.losses: dict[str, float] = {}
         self.last_frame: np.ndarray | None = None
         self.status, self.reason = "finished", ""
         self.outbox = Outbox(canvas.device)
         # ema: what is shown and saved is a running average of the canvas (from its start),
         # which smooths the step-to-step noise of the optimizer; losses stay the canvas's.
-        self.average = canvas.detach().clone() if cfg.ema else None
+        self.average = canvas.detach().clone() if self.cfg.ema else None
         self.start = time.perf_counter()
 
     def update_average(self) -> None:
@@ -219,9 +111,6 @@ class _Loop:
         canvas = self.canvas if self.average is None else self.average
         return shown(canvas, self.colors)
 
-    def shown_image(self) -> np.ndarray:
-        return to_uint8(self.shown_tensor())
-
     def logged(self, iteration: int) -> bool:
         return iteration % self.cfg.sav_freq == 0 or iteration == self.cfg.iterations
 
@@ -231,24 +120,32 @@ class _Loop:
     def note(self, text: str) -> None:
         self.emit(Status(text, None))
 
+    def fail(self, reason: str) -> None:
+        self.status, self.reason = "failed", reason
+        self.outbox.clear()
+        raise _Stop
+
+    def check_start(self, total: torch.Tensor) -> None:
+        """At the first iteration only: a loss that is not finite before any step."""
+        if self.done == 1 and not math.isfinite(float(total.detach())):
+            self.fail(NOT_FINITE_AT_START)
+
     def queue_report(self, iteration: int, values: torch.Tensor) -> None:
         """On logged iterations: queue the copy of the terms (1-D, in term_names() order)
         and of the frame; never waits for the device."""
         with torch.no_grad():
             frame = frame_on_device(self.shown_tensor())
         self.outbox.put(iteration, values.detach().float(), frame)
+        self.queued = iteration
 
     def deliver(self, reports: list[Report]) -> None:
-        """Events for reports that have landed; a non-finite loss ends the run."""
+        """Events for reports that have landed; a non-finite loss ends the cell."""
         for r in reports:
             if not all(math.isfinite(v) for v in r.values):
-                self.status = "failed"
-                self.reason = (
+                self.fail(
                     f"diverged at iteration {r.iteration}: loss became {r.values[0]}; "
                     "try a lower lr or smaller weights"
                 )
-                self.outbox.clear()
-                raise _Stop
             self.losses = dict(zip(self.names, r.values, strict=True))
             elapsed = self.elapsed()  # the device has done this iteration by now
             it_per_s = r.iteration / max(elapsed, 1e-9)
@@ -267,41 +164,27 @@ class _Loop:
             self.last_frame = r.image
             self.emit(Frame(r.iteration, r.image))
 
-    def report(self, iteration: int, terms: list[torch.Tensor]) -> None:
-        self.queue_report(iteration, torch.stack([t.detach().sum() for t in terms]))
-        self.deliver(self.outbox.ready())
+    def after_step(self, values: torch.Tensor) -> None:
+        """Count the step; report it when logged (`values`: this cell's terms, 1-D)."""
+        self.done += 1
+        self.last_values = values
+        self.check_start(values[TOTAL])
+        if self.logged(self.done):
+            self.queue_report(self.done, values)
+        if self.outbox:
+            self.deliver(self.outbox.ready())  # finish() drains the rest
 
     def check_cancel(self) -> None:
         if self.cancel.is_set():
             self.status, self.reason = "cancelled", f"cancelled at iteration {self.done}"
             raise _Stop
 
-    def evaluate(self) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        self.check_cancel()
-        terms = self.objective(self.canvas)
-        total = terms[0].sum()
-        total.backward()
-        self.done += 1
-        return total, terms
-
-    def run(self) -> Finished:
-        try:
-            if self.cfg.optimizer == "lbfgs":
-                self.run_lbfgs()
-            else:
-                self.run_adam()
-        except _Stop:
-            pass
-        except torch.OutOfMemoryError:
-            self.status = "failed"
-            self.reason = (
-                f"out of device memory at size {self.cfg.size}; try a smaller size "
-                "or fewer/shallower layers"
-            )
-        return self.finish()
-
     def finish(self) -> Finished:
-        """Emit and return the end of this run (also used per cell by engine.batch)."""
+        """Emit and return the end of this cell's run."""
+        if self.status == "cancelled" and self.last_values is not None and self.queued < self.done:
+            # A last row and frame where it stopped: final.png, the GIF, losses.csv and
+            # run.json then agree on the iteration.
+            self.queue_report(self.done, self.last_values)
         if self.status != "failed":
             # Reports still in flight are of iterations done (a cancel ends the loop with
             # some queued); a divergence among them makes the run failed after all.
@@ -311,7 +194,7 @@ class _Loop:
         wall = self.elapsed()
         image = self.last_frame if self.status == "failed" else None
         if image is None:
-            image = self.shown_image()
+            image = to_uint8(self.shown_tensor())
         finished = Finished(
             self.status,
             self.reason,
@@ -324,57 +207,166 @@ class _Loop:
         self.emit(finished)
         return finished
 
-    def run_adam(self) -> None:
-        graphs = self.objective.accel.cuda_graphs
-        # capturable: Adam keeps its step count on the device, as a graph replay needs.
-        opt = torch.optim.Adam([self.canvas], lr=self.cfg.lr, capturable=graphs)
 
-        def step() -> list[torch.Tensor]:
-            opt.zero_grad(set_to_none=True)
-            terms = self.objective(self.canvas)
-            terms[0].sum().backward()
-            opt.step()
-            with torch.no_grad():
-                self.canvas.clamp_(0, 1)  # keep a valid image
-            self.update_average()
-            return terms
-
-        runner = StepRunner(step, self.canvas.device, graphs, self.note)
-        for _ in range(self.cfg.iterations):
-            self.check_cancel()
-            terms = runner()
-            self.done += 1
-            if self.logged(self.done):
-                # Losses are of the canvas before this step (as optimizers report
-                # them); the frame is the canvas after it.
-                self.report(self.done, terms)
-            elif self.outbox:
-                self.deliver(self.outbox.ready())
-
-    def run_lbfgs(self) -> None:
-        n = self.cfg.iterations
-        # max_eval bounds function evaluations, so an L-BFGS "iteration" is one
-        # evaluation (as for Adam); the tolerances never end the run early.
-        opt = torch.optim.LBFGS(
-            [self.canvas],
-            lr=self.cfg.lr,
-            max_iter=n,
-            max_eval=n,
-            tolerance_grad=-1,
-            tolerance_change=-1,
-            history_size=self.cfg.history,
+def optimize(
+    objective: Objective,
+    canvases: Sequence[torch.Tensor],
+    emits: Sequence[Emit],
+    cancel: threading.Event | None = None,
+) -> list[Finished]:
+    """Run every cell of `objective` from its canvas (optimized in place), each cell
+    emitting its own Progress, Frame and Finished; returns each cell's Finished."""
+    cancel = cancel or threading.Event()
+    cells = objective.cells
+    throughput = None
+    if len(cells) == 1:  # a batch's cells do different work: no one figure per cell
+        throughput = Throughput(
+            objective_flops(objective, canvases[0]),
+            device_peak_tflops(canvases[0].device, objective.accel.arithmetic),
         )
+    loops = [
+        CellLoop(t, c, e, cancel, throughput)
+        for t, c, e in zip(cells, canvases, emits, strict=True)
+    ]
+    if any(t.cfg.optimizer == "lbfgs" for t in cells):
+        if len(loops) != 1:
+            raise ValueError("only Adam cells can share a batch; L-BFGS's line steps are per run")
+        return [_lbfgs(objective, loops[0])]
+    return _Adam(objective, loops, cancel).run()
 
-        def closure() -> torch.Tensor:
-            with torch.no_grad():
-                self.canvas.clamp_(0, 1)
-            self.update_average()  # each evaluation is an iteration, at the point it evaluates
-            opt.zero_grad(set_to_none=True)
-            total, terms = self.evaluate()
-            if self.logged(self.done):
-                self.report(self.done, terms)
-            return total
 
+def _lbfgs(objective: Objective, loop: CellLoop) -> Finished:
+    n = loop.cfg.iterations
+    # max_eval bounds function evaluations, so an L-BFGS "iteration" is one
+    # evaluation (as for Adam); the tolerances never end the run early.
+    opt = torch.optim.LBFGS(
+        [loop.canvas],
+        lr=loop.cfg.lr,
+        max_iter=n,
+        max_eval=n,
+        tolerance_grad=-1,
+        tolerance_change=-1,
+        history_size=loop.cfg.history,
+    )
+
+    columns = torch.tensor(objective.cells[0].columns(), device=loop.canvas.device)
+
+    def closure() -> torch.Tensor:
+        loop.check_cancel()
+        with torch.no_grad():
+            loop.canvas.clamp_(0, 1)
+        loop.update_average()  # each evaluation is an iteration, at the point it evaluates
+        opt.zero_grad(set_to_none=True)
+        terms = objective(loop.canvas)[0]
+        terms[TOTAL].backward()
+        loop.after_step(terms.index_select(0, columns))
+        return terms[TOTAL]
+
+    try:
         opt.step(closure)
         with torch.no_grad():
-            self.canvas.clamp_(0, 1)
+            loop.canvas.clamp_(0, 1)
+    except _Stop:
+        pass
+    except torch.OutOfMemoryError:
+        loop.status, loop.reason = (
+            "failed",
+            (
+                f"out of device memory at size {loop.cfg.size}; try a smaller size "
+                "or fewer/shallower layers"
+            ),
+        )
+    return loop.finish()
+
+
+class _Adam:
+    """Every live cell's Adam step at once: one forward and one backward for all."""
+
+    def __init__(self, objective: Objective, loops: list[CellLoop], cancel: threading.Event):
+        self.cancel = cancel
+        self.objective = objective
+        self.loops = loops
+        device = loops[0].canvas.device
+        # Each cell's columns as a device index: picking them never waits for the device.
+        self.columns = [torch.tensor(t.columns(), device=device) for t in objective.cells]
+        graphs = objective.accel.cuda_graphs
+        # One parameter group per cell keeps each cell's state and lr its own.
+        # capturable: Adam keeps its step count on the device, as a graph replay needs.
+        self.opt = torch.optim.Adam(
+            [{"params": [loop.canvas], "lr": loop.cfg.lr} for loop in loops],
+            capturable=graphs,
+        )
+        self.results: dict[int, Finished] = {}
+        self.active = list(range(len(loops)))
+        self.index: torch.Tensor | None = None  # the active cells, once some have ended
+        # While every cell runs, the step is always the same: it may be a CUDA graph.
+        self.full_step = StepRunner(lambda: [self.step(None)], device, graphs, loops[0].note)
+
+    def step(self, index: torch.Tensor | None) -> torch.Tensor:
+        """One Adam step of the active cells; the (A, N_COLUMNS) loss matrix before it."""
+        self.opt.zero_grad(set_to_none=True)
+        canvas = torch.cat([self.loops[k].canvas for k in self.active])
+        terms = self.objective(canvas, index)
+        terms[:, TOTAL].sum().backward()
+        self.opt.step()  # cells that have ended have no grad: Adam leaves them be
+        for k in self.active:
+            loop = self.loops[k]
+            with torch.no_grad():
+                loop.canvas.clamp_(0, 1)  # keep a valid image
+            loop.update_average()
+        return terms
+
+    def end(self, k: int) -> None:
+        self.results[k] = self.loops[k].finish()
+
+    def run(self) -> list[Finished]:
+        try:
+            while self.active:
+                if self.cancel.is_set():
+                    self.cancel_all()
+                    break
+                self.iterate()
+        except torch.OutOfMemoryError:
+            for k in [k for k in self.active if k not in self.results]:
+                loop = self.loops[k]
+                many = f"with {len(self.active)} canvases " if len(self.loops) > 1 else ""
+                loop.status, loop.reason = (
+                    "failed",
+                    (
+                        f"out of device memory {many}at size {loop.cfg.size}; try a smaller size"
+                        f"{', fewer cells' if many else ''} or fewer/shallower layers"
+                    ),
+                )
+                self.end(k)
+        return [self.results[k] for k in range(len(self.loops))]
+
+    def iterate(self) -> None:
+        if len(self.active) == len(self.loops):
+            terms = self.full_step()[0]
+        else:
+            if self.index is None or len(self.index) != len(self.active):
+                self.index = torch.tensor(self.active, device=self.objective.relu_mask.device)
+            terms = self.step(self.index)
+        still = []
+        for row, k in enumerate(self.active):
+            loop = self.loops[k]
+            try:
+                # Losses are of the canvas before this step (as optimizers report them);
+                # the frame is the canvas after it.
+                loop.after_step(terms[row].index_select(0, self.columns[k]))
+            except _Stop:  # diverged: this cell ends, the others go on
+                self.end(k)
+                continue
+            if loop.done >= loop.cfg.iterations:
+                self.end(k)
+            else:
+                still.append(k)
+        self.active = still
+
+    def cancel_all(self) -> None:
+        for k in self.active:
+            loop = self.loops[k]
+            with contextlib.suppress(_Stop):  # it marks the loop cancelled
+                loop.check_cancel()
+            self.end(k)
+        self.active = []

@@ -7,6 +7,7 @@ image errors are raised here, before any run folder exists.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,11 +15,10 @@ import torch
 from PIL import Image
 
 from nst_tui.config import INITS, RUN_INIT, Config
-from nst_tui.engine.accel import choose, prepare_extractor
 from nst_tui.engine.backbones import Backbone, StatusFn, _quiet, load_backbone
-from nst_tui.engine.features import FeatureExtractor
 from nst_tui.engine.images import Note, fit_canvas, load_image, to_tensor
-from nst_tui.engine.optimize import Objective, active_taps, initial_canvas
+from nst_tui.engine.objective import Objective, cell_targets, conv_extractor
+from nst_tui.engine.optimize import initial_canvas
 from nst_tui.errors import ImageError, RunError
 
 _cache: dict[str, Backbone] = {}
@@ -50,12 +50,19 @@ def get_backbone(name: str, status: StatusFn = _quiet) -> Backbone:
 
 @dataclass
 class Prepared:
-    cfg: Config
+    """A batch ready to optimize: one network and objective, a canvas per cell."""
+
     device: torch.device
     backbone: Backbone
     objective: Objective
-    canvas: torch.Tensor
+    canvases: list[torch.Tensor]
     notes: list[str] = field(default_factory=list)  # what was done unasked (a GIF's 1st frame)
+
+    @property
+    def canvas(self) -> torch.Tensor:
+        """The canvas of a batch of one."""
+        (canvas,) = self.canvases
+        return canvas
 
 
 def load_inputs(
@@ -100,6 +107,19 @@ def load_extra_styles(
     ]
 
 
+def check_inputs(cfgs: Sequence[Config]) -> None:
+    """Load every image the configs name (each distinct set once): ImageError before
+    any folder exists, not minutes into a sweep."""
+    checked: set[tuple[object, ...]] = set()
+    for cfg in cfgs:
+        key = (cfg.device, cfg.content_image, cfg.style_image, cfg.style_images, cfg.init, cfg.size)
+        if key not in checked:
+            checked.add(key)
+            device = resolve_device(cfg.device)
+            load_inputs(cfg, device)
+            load_extra_styles(cfg, device)
+
+
 def upsample(canvas: torch.Tensor, size: tuple[int, int] | torch.Size) -> torch.Tensor:
     # Bilinear, antialiased: it also serves a scale list that goes down somewhere.
     out = torch.nn.functional.interpolate(
@@ -122,22 +142,31 @@ def run_final(folder_text: str) -> Path:
 
 
 def prepare(
-    cfg: Config, status: StatusFn = _quiet, init_canvas: torch.Tensor | None = None
+    cfgs: Config | Sequence[Config],
+    status: StatusFn = _quiet,
+    init_canvas: torch.Tensor | None = None,
 ) -> Prepared:
-    """`init_canvas` (a coarser scale's canvas, 1x3xHxW in 0..1) overrides cfg.init: it is
-    resized to this size's canvas and optimized from."""
-    device = resolve_device(cfg.device)
+    """Device, weights, images, targets and canvases of one batch (a single run: a
+    batch of one). The cells share the network: equal batch_key (nst_tui.job.plan).
+
+    `init_canvas` (a coarser scale's canvas, 1x3xHxW in 0..1; a batch of one only)
+    overrides cfg.init: it is resized to this size's canvas and optimized from.
+    """
+    cfgs = [cfgs] if isinstance(cfgs, Config) else list(cfgs)
+    device = resolve_device(cfgs[0].device)
     notes: list[str] = []
-    content, style, init = load_inputs(cfg, device, notes.append)  # errors before weights load
-    if init_canvas is not None:
-        init = upsample(init_canvas.detach().to(device), content.shape[-2:])
-    extra_styles = load_extra_styles(cfg, device, notes.append)
-    for text in notes:
+    inputs = []
+    for cfg in cfgs:  # image errors before the weights load
+        content, style, init = load_inputs(cfg, device, notes.append)
+        if init_canvas is not None:
+            init = upsample(init_canvas.detach().to(device), content.shape[-2:])
+        inputs.append((cfg, content, style, init, load_extra_styles(cfg, device, notes.append)))
+    for text in dict.fromkeys(notes):
         status(text, None)
-    backbone = get_backbone(cfg.backbone, status)
-    accel = choose(cfg, device)
-    extractor = FeatureExtractor(backbone, active_taps(cfg), cfg.layer_type, cfg.pooling)
-    extractor = prepare_extractor(extractor.to(device), accel)
-    objective = Objective(extractor, cfg, content, style, extra_styles, accel)
-    canvas = initial_canvas(cfg, content, init)
-    return Prepared(cfg, device, backbone, objective, canvas, notes)
+    backbone = get_backbone(cfgs[0].backbone, status)
+    extractor, accel = conv_extractor(backbone, cfgs, device)
+    targets, canvases = [], []
+    for cfg, content, style, init, extra_styles in inputs:
+        targets.append(cell_targets(extractor, accel, cfg, content, style, extra_styles))
+        canvases.append(initial_canvas(cfg, content, init))
+    return Prepared(device, backbone, Objective(extractor, accel, targets), canvases, notes)

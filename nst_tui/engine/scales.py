@@ -35,7 +35,7 @@ def optimize_scales(
     """
     configs = scale_configs(cfg)
     if len(configs) == 1:
-        return optimize(first.objective, first.canvas, cfg, emit, cancel)
+        return optimize(first.objective, first.canvases, [emit], cancel)[0]
     total = sum(c.iterations for c in configs)
     offset, wall = 0, 0.0
     prepared = first
@@ -47,7 +47,7 @@ def optimize_scales(
         status(f"scale {k + 1}/{len(configs)}: {scale_cfg.size} px", None)
         ended: list[Finished] = []
         shift = _shifted(emit, ended, offset, wall, total)
-        optimize(prepared.objective, prepared.canvas, scale_cfg, shift, cancel)
+        optimize(prepared.objective, prepared.canvases, [shift], cancel)
         fin = ended[0]
         offset += fin.iterations_done
         wall += fin.wall_time

@@ -1,0 +1,103 @@
+"""What a job tells its listeners: its start, each batch, each cell's engine events, its end.
+
+Engine events (Status, Placed, Progress, Frame, Finished) reach listeners wrapped in
+a `CellEvent` naming their cell, whoever ran them (this process or a cluster).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from nst_tui.engine.events import Event, Finished, Placed, Progress, Status
+from nst_tui.job.plan import Batch, Cell, Job
+
+
+@dataclass(frozen=True)
+class JobStarted:
+    """The job's folder exists and its first batch is about to start."""
+
+    job: Job
+    folder: Path
+    batches: tuple[Batch, ...]
+
+
+@dataclass(frozen=True)
+class BatchStarted:
+    batch: int  # index into JobStarted.batches
+    cells: tuple[int, ...]
+    batched: bool
+
+
+@dataclass(frozen=True)
+class CellEvent:
+    """An engine event of cell `cell`."""
+
+    cell: int
+    event: Event
+
+
+@dataclass(frozen=True)
+class CellResult:
+    cell: Cell
+    folder: Path
+    finished: Finished
+
+
+@dataclass(frozen=True)
+class JobResult:
+    folder: Path  # the run folder of a single run; the sweep folder of a sweep
+    status: str  # finished | cancelled | failed (some cell failed)
+    cells: tuple[CellResult, ...]
+    wall_time: float  # seconds from the first batch to the last
+    cell_iterations: int
+    cell_it_per_s: float  # every cell's iterations, over wall_time
+    device: str
+    backbone: str
+
+    @property
+    def finished(self) -> Finished:
+        """The first cell's end: a single run's."""
+        return self.cells[0].finished
+
+
+@dataclass(frozen=True)
+class JobFinished:
+    result: JobResult
+
+
+JobEvent = Status | JobStarted | BatchStarted | CellEvent | JobFinished
+Listener = Callable[[JobEvent], None]
+
+
+class JobProgress:
+    """Folds cell events into one count, for a single progress bar over the job."""
+
+    def __init__(self, job: Job) -> None:
+        self.total = job.total_iterations
+        self.done = [0] * len(job.cells)
+        self.start = time.perf_counter()
+        self.placed: Placed | None = None
+
+    def update(self, event: JobEvent) -> bool:
+        """True when the count changed."""
+        if isinstance(event, CellEvent):
+            ev = event.event
+            if isinstance(ev, Placed) and self.placed is None:
+                self.placed = ev
+            if isinstance(ev, Progress | Finished):
+                done = ev.iteration if isinstance(ev, Progress) else ev.iterations_done
+                if done != self.done[event.cell]:
+                    self.done[event.cell] = done
+                    return True
+        return False
+
+    @property
+    def completed(self) -> int:
+        return sum(self.done)
+
+    def rate(self) -> float:
+        """Cell-iterations per second since the job started."""
+        return self.completed / max(time.perf_counter() - self.start, 1e-9)

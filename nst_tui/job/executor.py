@@ -1,0 +1,41 @@
+"""Where a job's batches run: the seam between planning a job and computing it.
+
+An executor takes the job's batches and hands back events tagged with their cell
+(`CellEvent`), each cell ending with a `Finished`; it writes no file (the driver,
+nst_tui.job.run, records what the events say). A cell's inputs are its Config and
+the image paths it names, so an executor may run cells anywhere: `LocalExecutor`
+runs them in this process, one batch after another, on the configured device
+(nst_tui.job.local).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from nst_tui.engine.backbones import StatusFn
+from nst_tui.job.events import JobEvent
+from nst_tui.job.plan import Batch, Job
+
+Emit = Callable[[JobEvent], None]
+
+
+class Executor(Protocol):
+    name: str
+
+    def check(self, job: Job, status: StatusFn) -> None:
+        """Raise NSTError for an input no cell can run with (before any folder exists)."""
+
+    def run(self, job: Job, batches: Sequence[Batch], emit: Emit, cancel: threading.Event) -> None:
+        """Run every batch; every cell emits its events and ends with a Finished, unless
+        this raises (a signal, a bug): the driver then records the cells left."""
+
+
+def executor_named(name: str) -> Executor:
+    """The executor a job asks for by name; each imports its engine only when chosen."""
+    if name == "local":
+        from nst_tui.job.local import LocalExecutor  # torch: not at the UI's start-up
+
+        return LocalExecutor()
+    raise ValueError(f"unknown executor {name!r}")

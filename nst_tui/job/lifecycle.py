@@ -1,0 +1,179 @@
+"""The one cell lifecycle: prepare, optimize (alone or in a batch), end every cell, release.
+
+Whatever ends a batch (its own end, a cancel, a signal, running out of memory, a
+bug), each of its cells emits a `Finished` before `run_batch` returns or raises:
+the recorders listening (nst_tui.job.run) then write every cell's run.json. It
+writes no file itself, so it runs the same in this process or on a cluster worker.
+"""
+
+from __future__ import annotations
+
+import gc
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+
+from nst_tui.config import MIN_SIZE, Config
+from nst_tui.engine.colors import shown
+from nst_tui.engine.events import Event, Finished, Frame, Placed, Progress, Status
+from nst_tui.engine.flops import iteration_flops
+from nst_tui.engine.images import to_uint8
+from nst_tui.engine.optimize import optimize
+from nst_tui.engine.prepare import Prepared, prepare
+from nst_tui.engine.scales import optimize_scales, scale_configs
+from nst_tui.job.events import BatchStarted, CellEvent, JobEvent
+from nst_tui.job.plan import Batch, Cell
+
+Emit = Callable[[JobEvent], None]
+
+
+class _Seen:
+    """What a cell has reported so far: where a crash record says it stopped."""
+
+    def __init__(self) -> None:
+        self.iteration = 0
+        self.losses: dict[str, float] = {}
+        self.frame: np.ndarray | None = None
+        self.finished: Finished | None = None
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, Progress):
+            self.iteration, self.losses = event.iteration, event.losses
+        elif isinstance(event, Frame):
+            self.frame = event.image
+        elif isinstance(event, Finished):
+            self.finished = event
+
+
+def run_batch(
+    index: int, batch: Batch, cells: Sequence[Cell], emit: Emit, cancel: threading.Event
+) -> None:
+    """Run one batch of cells (their configs share a batch_key when `batch.batched`)."""
+    emit(BatchStarted(index, batch.cells, batch.batched))
+    seen = {c.index: _Seen() for c in cells}
+
+    def cell_emit(i: int) -> Callable[[Event], None]:
+        def send(event: Event) -> None:
+            seen[i](event)
+            emit(CellEvent(i, event))
+
+        return send
+
+    emits = {c.index: cell_emit(c.index) for c in cells}
+
+    def note(msg: str, frac: float | None = None) -> None:
+        # A cell's own line when it runs alone; the batch's otherwise.
+        event = Status(msg, frac)
+        emit(CellEvent(cells[0].index, event) if len(cells) == 1 else event)
+
+    prepared: Prepared | None = None
+    started: float | None = None  # when the loop started
+    try:
+        prepared = prepare([scale_configs(c.config)[0] for c in cells], note)
+        for k, cell in enumerate(cells):
+            emits[cell.index](placed(prepared, cell.config, k))
+        started = time.perf_counter()
+        if batch.batched:
+            optimize(prepared.objective, prepared.canvases, [emits[c.index] for c in cells], cancel)
+        else:
+            (cell,) = cells
+            optimize_scales(prepared, cell.config, emits[cell.index], cancel, note)
+    except BaseException as exc:
+        wall = time.perf_counter() - started if started is not None else 0.0
+        errors = []
+        for k, cell in enumerate(cells):
+            s = seen[cell.index]
+            if s.finished is not None:
+                continue
+            status, reason = crash_status(exc, cancel, cell.config, s.iteration, started, prepared)
+            image = s.frame if s.frame is not None else _image(prepared, k)
+            end = Finished(
+                status, reason, s.iteration, wall, s.iteration / max(wall, 1e-9), s.losses, image
+            )
+            try:
+                emits[cell.index](end)
+            except Exception as record_error:  # this cell's record could not be written
+                errors.append(record_error)
+        if not is_out_of_memory(exc):
+            raise
+        if errors:
+            raise errors[0] from None
+    finally:
+        device = prepared.device if prepared is not None else None
+        del prepared
+        release_memory(device)
+
+
+def placed(prepared: Prepared, cfg: Config, k: int) -> Placed:
+    """Where cell k of the batch runs, and the work of one of its iterations."""
+    info: dict[str, object] = {
+        "device": str(prepared.device),
+        "backbone": prepared.backbone.name,
+        "backbone_source": prepared.backbone.source,
+        "accel": prepared.objective.accel.describe(),  # as chosen; a failed capture says so
+    }
+    if not cfg.scales:  # a multi-scale run's iterations differ in size: no one figure
+        canvas = prepared.canvases[k]
+        targets = prepared.objective.cells[k]
+        flops = iteration_flops(
+            prepared.objective.extractor, canvas.shape[-2], canvas.shape[-1], targets.style_layers
+        )
+        info["gflop_per_iteration"] = round(flops.total / 1e9, 4)
+    if prepared.notes:
+        info["notes"] = list(prepared.notes)
+    return Placed(info["device"], info["backbone"], info)  # type: ignore[arg-type]
+
+
+def _image(prepared: Prepared | None, k: int) -> np.ndarray:
+    """The canvas as it is, for a cell that crashed before its first frame."""
+    try:
+        assert prepared is not None
+        colors = prepared.objective.cells[k].colors
+        return to_uint8(shown(prepared.canvases[k], colors))
+    except Exception:  # no canvas yet, or the device is the thing that broke
+        return np.zeros((1, 1, 3), np.uint8)
+
+
+def crash_status(
+    exc: BaseException,
+    cancel: threading.Event,
+    cfg: Config,
+    at: int,
+    started: float | None,
+    prepared: Prepared | None,
+) -> tuple[str, str]:
+    """How a cell whose batch raised ends: running out of memory is a result (failed,
+    with a smaller size to try); a signal a cancel; anything else a failure naming the
+    error. `at`: the last iteration it reported."""
+    if is_out_of_memory(exc):
+        device = str(prepared.device) if prepared is not None else cfg.device
+        doing = "running" if started is not None else "preparing"
+        return "failed", out_of_memory_reason(cfg, doing, device)
+    if cancel.is_set() or isinstance(exc, KeyboardInterrupt | SystemExit):
+        return "cancelled", f"cancelled at iteration {at} ({type(exc).__name__})"
+    return "failed", f"{type(exc).__name__}: {exc}"
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    if isinstance(exc, torch.OutOfMemoryError | MemoryError):
+        return True
+    # The CPU allocator raises a plain RuntimeError.
+    return isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc)
+
+
+def out_of_memory_reason(cfg: Config, doing: str, device: str) -> str:
+    smaller = max(MIN_SIZE, cfg.size // 2)
+    return (
+        f"out of memory while {doing} at size {cfg.size} on {device}; "
+        f"try size {smaller}, fewer or shallower layers, or a free device"
+    )
+
+
+def release_memory(device: torch.device | None) -> None:
+    """Hand cached device memory back, so the next run (or another process) can have it."""
+    if device is not None and device.type == "cuda":
+        gc.collect()  # tensors held only by reference cycles (a traceback's frames)
+        torch.cuda.empty_cache()

@@ -1,0 +1,159 @@
+"""Run a job end to end: check, make its folders, hand its batches to an executor,
+record every cell, write the sweep folder's own files.
+
+Every run goes through here: a single run is a job of one cell, whose folder is
+its run folder; a sweep's folder holds one run folder per cell. Recorders are
+listeners of the cells' events, so what lands on disk does not depend on who
+watches or where the cells ran. Whatever ends the job (its end, a cancel, a
+signal, a crash), every cell has its run.json and a sweep its final sweep.json
+before `run_job` returns or raises.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import threading
+import time
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from nst_tui.config import OUTPUTS
+from nst_tui.engine.events import Finished, Placed, Status
+from nst_tui.job import folder as sweep_folder
+from nst_tui.job.events import (
+    CellEvent,
+    CellResult,
+    JobEvent,
+    JobFinished,
+    JobResult,
+    JobStarted,
+    Listener,
+)
+from nst_tui.job.executor import Executor, executor_named
+from nst_tui.job.plan import MAX_BATCH_PIXELS, Batch, Job, cell_folder_name, plan_batches
+from nst_tui.records import RunRecorder, check_outputs, new_run_folder, write_atomic
+
+
+def run_job(
+    job: Job,
+    *,
+    out_root: Path = OUTPUTS,
+    label: str = "",
+    listeners: Sequence[Listener] = (),
+    cancel: threading.Event | None = None,
+    executor: Executor | None = None,
+    max_batch_pixels: int = MAX_BATCH_PIXELS,
+) -> JobResult:
+    """Raises NSTError before any folder exists when an input is bad."""
+    cancel = cancel or threading.Event()
+    executor = executor or executor_named("local")
+
+    def emit(event: JobEvent) -> None:
+        for listener in listeners:
+            listener(event)
+
+    check_outputs(out_root)  # before seconds of loading, not after
+    executor.check(job, lambda msg, frac=None: emit(Status(msg, frac)))
+    batches = plan_batches(job, max_batch_pixels)
+    root = new_run_folder(out_root, label or job.name)
+    started = datetime.now().astimezone().isoformat(timespec="seconds")
+    try:
+        recorders = _recorders(job, root, batches, label or job.name)
+    except BaseException:
+        shutil.rmtree(root, ignore_errors=True)  # holding nothing yet: leave no empty husk
+        raise
+    folders = [r.folder for r in recorders]
+    if job.is_sweep:
+        sweep_folder.write_plan(job, root, folders, batches)
+    emit(JobStarted(job, root, batches))
+
+    placed: list[Placed] = []
+
+    def route(event: JobEvent) -> None:
+        if isinstance(event, CellEvent):
+            if isinstance(event.event, Placed):
+                placed.append(event.event)
+            recorders[event.cell](event.event)
+        emit(event)
+
+    t0 = time.perf_counter()
+    try:
+        executor.run(job, batches, route, cancel)
+    except BaseException as exc:
+        _record_the_rest(recorders, exc)
+        if job.is_sweep:
+            result = _result(job, root, recorders, placed, time.perf_counter() - t0)
+            summary = sweep_folder.summary(job, root, folders, batches, result, started, False)
+            write_atomic(root / "sweep.json", summary)
+        raise
+    result = _result(job, root, recorders, placed, time.perf_counter() - t0)
+    if job.is_sweep:
+        emit(Status("drawing sheet.png and sheet.gif", None))
+        sweep_folder.write_sheets(job, result)
+        summary = sweep_folder.summary(job, root, folders, batches, result, started)
+        write_atomic(root / "sweep.json", summary)
+    emit(JobFinished(result))
+    return result
+
+
+def _recorders(job: Job, root: Path, batches: Sequence[Batch], label: str) -> list[RunRecorder]:
+    """One recorder per cell: a single run's is the job's folder; a sweep's cells each get
+    a folder inside it."""
+    if not job.is_sweep:
+        return [RunRecorder(job.cells[0].config, label, root)]
+    batch_of = {i: (b, batch) for b, batch in enumerate(batches) for i in batch.cells}
+    out = []
+    for cell in job.cells:
+        b, batch = batch_of[cell.index]
+        folder = root / cell_folder_name(job, cell)
+        folder.mkdir()
+        where = {
+            "folder": root.name,
+            "cell": cell.index,
+            "row": cell.row,
+            "col": cell.col,
+            "batch": b,
+            "batch_size": len(batch.cells) if batch.batched else 1,
+        }
+        out.append(RunRecorder(cell.config, cell.label, folder, {"sweep": where}))
+    return out
+
+
+def _record_the_rest(recorders: Sequence[RunRecorder], exc: BaseException) -> None:
+    """Cells the executor never ended (it raised before their turn): recorded as not run."""
+    cancelled = isinstance(exc, KeyboardInterrupt | SystemExit)
+    why = f"not run: the job stopped ({type(exc).__name__})"
+    for recorder in recorders:
+        if recorder.result is None:
+            # A record that cannot be written must not hide the error that stopped the job.
+            with contextlib.suppress(Exception):
+                recorder.finish(
+                    Finished(
+                        "cancelled" if cancelled else "failed",
+                        why,
+                        0,
+                        0.0,
+                        0.0,
+                        {},
+                        np.zeros((1, 1, 3), np.uint8),
+                    )
+                )
+
+
+def _result(
+    job: Job, root: Path, recorders: Sequence[RunRecorder], placed: list[Placed], wall: float
+) -> JobResult:
+    cells = tuple(
+        CellResult(cell, r.folder, r.result)  # type: ignore[arg-type]
+        for cell, r in zip(job.cells, recorders, strict=True)
+    )
+    done = sum(c.finished.iterations_done for c in cells)
+    statuses = {c.finished.status for c in cells}
+    status = next((s for s in ("cancelled", "failed") if s in statuses), "finished")
+    where = placed[0] if placed else Placed("", "")
+    return JobResult(root, status, cells, wall, done, done / max(wall, 1e-9), where.device,
+                     where.backbone)  # fmt: skip
