@@ -40,7 +40,7 @@ IMAGES = Path(os.environ.get("NST_TUI_IMAGES", ROOT.parent / "shared" / "images"
 
 def run(cfg: Config) -> tuple[Prepared, Finished]:
     prepared = prepare(cfg)
-    finished = optimize(prepared.objective, prepared.canvas, cfg, lambda event: None)
+    finished = optimize(prepared.objective, prepared.canvases, [lambda event: None])[0]
     return prepared, finished
 
 

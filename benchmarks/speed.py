@@ -82,7 +82,7 @@ def engine_rate(cfg: Config) -> float:
     prepared = prepare(cfg)
     sync(prepared.device)
     t0 = time.perf_counter()
-    optimize(prepared.objective, prepared.canvas, cfg, lambda event: None)
+    optimize(prepared.objective, prepared.canvases, [lambda event: None])[0]
     sync(prepared.device)
     return cfg.iterations / (time.perf_counter() - t0)
 
@@ -177,7 +177,7 @@ def sweep_rates(size: int, iterations: int, device: str) -> tuple[float, float]:
         prepared = prepare(cfg)
         sync(dev)
         t0 = time.perf_counter()
-        optimize(prepared.objective, prepared.canvas, cfg, lambda event: None)
+        optimize(prepared.objective, prepared.canvases, [lambda event: None])[0]
         sync(dev)
         seq_time += time.perf_counter() - t0
     return batched, 5 * iterations / seq_time
@@ -316,7 +316,7 @@ STREAMING_MODES = ("headless", "thread", "relay", "dashboard")
 
 def in_a_thread(cfg: Config, out: Path) -> float:
     """Loop it/s of a headless run in a worker thread, as the dashboard runs it."""
-    from nst_tui.runner import run
+    from conftest import run_single as run
 
     rates: list[float] = []
     worker = threading.Thread(target=lambda: rates.append(run(cfg, out_root=out).finished.it_per_s))
@@ -341,7 +341,7 @@ def streaming_rate_in_this_process(mode: str, device: str, size: int, iterations
     """
     import tempfile
 
-    from nst_tui.runner import run
+    from conftest import run_single as run
     from nst_tui.tui.relay import Relay
 
     cfg = make_config(size, iterations, device, sav_freq=10)

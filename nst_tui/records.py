@@ -45,7 +45,6 @@ FILES = ("final.png", "animation.gif", "config.toml", "losses.csv", "run.json")
 # Frames waiting for the writer thread; past this the optimizer waits for the disk,
 # so memory stays flat when the disk is slower than the loop.
 FRAME_BACKLOG = 64
-WRITER_IDLE_S = 1.0  # a writer with nothing to do ends; the next frame starts another
 
 
 def safe_label(text: str) -> str:
@@ -173,7 +172,6 @@ class RunRecorder:
         self.result: Finished | None = None
         self._backlog: queue.Queue[Frame | None] = queue.Queue(FRAME_BACKLOG)
         self._writer: threading.Thread | None = None  # started by the first frame
-        self._writer_lock = threading.Lock()  # starting and idle-ending the writer
         self._write_error: BaseException | None = None  # the writer's first; it then stops
         self._write_error_raised = False
         # The config goes first: even a killed run can be reproduced.
@@ -202,32 +200,18 @@ class RunRecorder:
             self.finish(event)
 
     def _queue_frame(self, frame: Frame) -> None:
-        with self._writer_lock:
-            if self._writer is None:
-                # A daemon that also ends when idle: a crashed caller that never finishes
-                # leaves no thread behind, and none holds the exit.
-                self._writer = threading.Thread(
-                    target=self._write_frames, name=f"frames-{self.folder.name}", daemon=True
-                )
-                self._writer.start()
-            # Blocks while the writer is FRAME_BACKLOG frames behind; it never idles out
-            # with frames queued, so holding the lock here cannot stall it.
-            self._backlog.put(frame)
+        if self._writer is None:
+            # A daemon: it never holds the exit. Every run ends with a Finished (the job's
+            # lifecycle sees to it), whose finish() ends this thread.
+            self._writer = threading.Thread(
+                target=self._write_frames, name=f"frames-{self.folder.name}", daemon=True
+            )
+            self._writer.start()
+        self._backlog.put(frame)  # blocks while the writer is FRAME_BACKLOG frames behind
 
     def _write_frames(self) -> None:
-        """The writer thread: every queued frame, in order, until the None that ends it
-        or WRITER_IDLE_S without a frame."""
-        while True:
-            try:
-                frame = self._backlog.get(timeout=WRITER_IDLE_S)
-            except queue.Empty:
-                with self._writer_lock:
-                    if self._backlog.empty():
-                        self._writer = None
-                        return
-                continue
-            if frame is None:
-                return
+        """The writer thread: every queued frame, in order, until the None that ends it."""
+        while (frame := self._backlog.get()) is not None:
             if self._write_error is not None:
                 continue  # as when the write failed in the loop: no frame after the failed one
             name = self.frames_dir / f"{frame.iteration:09d}.png"
@@ -238,18 +222,15 @@ class RunRecorder:
 
     def _drain_frames(self) -> None:
         """Wait until every queued frame is written and the writer thread has ended."""
-        with self._writer_lock:
-            writer = self._writer
-            if writer is not None:
-                self._backlog.put(None)
-        if writer is not None:
-            writer.join()
+        if self._writer is not None:
+            self._backlog.put(None)
+            self._writer.join()
             self._writer = None
         self._raise_write_error()
 
     def _raise_write_error(self) -> None:
         """The writer's first error, raised once, as the frame's write itself raised before
-        it moved to the writer: the caller may then still record the run (abandon)."""
+        it moved to the writer: the run's lifecycle then still records it, failed."""
         if self._write_error is not None and not self._write_error_raised:
             self._write_error_raised = True
             raise self._write_error

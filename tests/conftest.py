@@ -53,3 +53,20 @@ def caffe():
     from nst_tui.engine.prepare import get_backbone
 
     return get_backbone("vgg16-caffe")
+
+
+def run_single(cfg: Config, *, out_root: Path, label: str = "run", listeners=(), cancel=None):
+    """One config through the job path (a job of one cell), as `nst-tui run` does; the
+    listeners hear the cell's engine events, unwrapped."""
+    from nst_tui.job.events import CellEvent
+    from nst_tui.job.plan import single
+    from nst_tui.job.run import run_job
+
+    def cell_events(event: object) -> None:
+        if isinstance(event, CellEvent):
+            for listener in listeners:
+                listener(event.event)
+
+    return run_job(
+        single(cfg, label), out_root=out_root, label=label, listeners=[cell_events], cancel=cancel
+    )

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from nst_tui.config import N_LAYERS, Config
 from nst_tui.engine import accel as acc
@@ -91,6 +92,11 @@ class CellTargets:
         names += [f"style/{layer_name(i, lt)}" for i in self.style_layers]
         return names
 
+    def finite(self) -> bool:
+        """Whether every target is finite (NaN weights or images make them not)."""
+        targets = [*self.content_targets.values(), *self.style_targets.values()]
+        return all(bool(torch.isfinite(t).all()) for t in targets)
+
     def columns(self) -> list[int]:
         """This cell's loss-matrix columns, in the order of term_names()."""
         return (
@@ -149,16 +155,19 @@ def cell_targets(
     )
 
 
-class Objective:
+class Objective(nn.Module):
     """Every cell's weighted loss terms as one (B, N_COLUMNS) matrix."""
 
     def __init__(
         self, extractor: FeatureExtractor, accel: acc.Accel, cells: Sequence[CellTargets]
     ) -> None:
+        super().__init__()
         self.extractor = extractor
         self.accel = accel
         self.cells = list(cells)
-        device = next(iter(extractor.parameters())).device
+        # Every cell taps at least one layer (the config checks it): a target says where.
+        first = cells[0]
+        device = next(iter({**first.content_targets, **first.style_targets}.values())).device
         relu = [c.cfg.layer_type == "relu" for c in cells]
         self.any_relu, self.all_relu = any(relu), all(relu)
         self.relu_mask = torch.tensor(relu, device=device).view(-1, 1, 1, 1)
@@ -194,7 +203,7 @@ class Objective:
         """The layers whose Gram the batch computes (once, for every canvas)."""
         return sorted(self.style_t)
 
-    def __call__(self, canvas: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, canvas: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
         """(A, 3, H, W) canvases of the cells `index` (all when None) -> (A, N_COLUMNS)."""
 
         def pick(t: torch.Tensor) -> torch.Tensor:

@@ -37,10 +37,9 @@ from nst_tui.engine.outbox import Outbox, Report
 
 Emit = Callable[[Event], None]
 
-NOT_FINITE_AT_START = (
-    "the loss is not finite at the first iteration (before any step): the network "
-    "weights or the input images hold NaN or infinite values"
-)
+NOT_FINITE_AT_START = "the loss is not finite at the first iteration, before any step: "
+BROKEN_INPUTS = "the network weights or the input images hold NaN or infinite values"
+TOO_LARGE = "the weighted terms overflow float32; try smaller alpha, beta, gamma or style_weights"
 
 
 def initial_canvas(
@@ -83,6 +82,7 @@ class CellLoop:
         throughput: Throughput | None = None,  # None: TFLOP/s not reported
     ) -> None:
         self.cfg = targets.cfg
+        self.targets = targets
         self.names = targets.term_names()
         self.colors = targets.colors  # the content, when frames keep its colours
         self.canvas = canvas
@@ -128,7 +128,7 @@ class CellLoop:
     def check_start(self, total: torch.Tensor) -> None:
         """At the first iteration only: a loss that is not finite before any step."""
         if self.done == 1 and not math.isfinite(float(total.detach())):
-            self.fail(NOT_FINITE_AT_START)
+            self.fail(NOT_FINITE_AT_START + (TOO_LARGE if self.targets.finite() else BROKEN_INPUTS))
 
     def queue_report(self, iteration: int, values: torch.Tensor) -> None:
         """On logged iterations: queue the copy of the terms (1-D, in term_names() order)

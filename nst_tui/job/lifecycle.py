@@ -57,8 +57,13 @@ def run_batch(
 
     def cell_emit(i: int) -> Callable[[Event], None]:
         def send(event: Event) -> None:
-            seen[i](event)
+            # A Finished counts once recorded: if recording it fails, the crash path ends
+            # the cell again (failed), and that record is tried too.
+            if not isinstance(event, Finished):
+                seen[i](event)
             emit(CellEvent(i, event))
+            if isinstance(event, Finished):
+                seen[i](event)
 
         return send
 

@@ -11,8 +11,9 @@ from PIL import Image
 
 from nst_tui import presets
 from nst_tui.cli import main
+from nst_tui.job.folder import job_sheet
+from nst_tui.job.plan import expand
 from nst_tui.records import FILES
-from nst_tui.sweeps import expand, sweep_sheet
 
 SWEEP_FILES = ["sheet.gif", "sheet.png", "sweep.json", "sweep.toml"]
 
@@ -60,7 +61,7 @@ def test_a_2x2_sweep_at_32px_writes_every_file(tmp_path: Path, capsys) -> None:
     sweep = expand(again.config, again.sweep, "grid")
     finals = [[np.asarray(Image.open(folder / cells[2 * r + c] / "final.png")) for c in range(2)]
               for r in range(2)]  # fmt: skip
-    lay = sweep_sheet(sweep, finals).layout
+    lay = job_sheet(sweep, finals).layout
     assert (lay.rows, lay.cols) == (2, 2)
     with Image.open(folder / "sheet.png") as im:
         assert im.size == (lay.width, lay.height)

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_single as run
 from conftest import tiny_config
 from PIL import Image
 
 from nst_tui.cli import main
 from nst_tui.compare import label, labels
-from nst_tui.runner import run
 
 
 @pytest.fixture(scope="module")

@@ -335,7 +335,8 @@ def test_sweep_progress_messages_merge_every_cell() -> None:
 
 def test_the_relay_posts_a_batch_round_at_once() -> None:
     from nst_tui.engine.events import Frame, Progress
-    from nst_tui.sweeps import BatchStarted, CellEvent, expand
+    from nst_tui.job.events import BatchStarted, CellEvent
+    from nst_tui.job.plan import expand
     from nst_tui.tui.sweep_relay import SweepRelay
 
     sweep = expand(tiny_config(iterations=4, sav_freq=2), {"content_layers": [[0], [2]]})

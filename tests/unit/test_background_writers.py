@@ -22,7 +22,7 @@ from PIL import Image
 from nst_tui import records
 from nst_tui.engine.events import Finished, Frame, Progress, Status
 from nst_tui.errors import RunError
-from nst_tui.records import RunRecorder
+from nst_tui.records import RunRecorder, new_run_folder
 from nst_tui.tui import poster as poster_module
 from nst_tui.tui.messages import RunProgress, RunStatus
 from nst_tui.tui.pace import Pace
@@ -67,7 +67,7 @@ def test_frames_are_written_off_the_callers_thread_and_all_reach_the_gif(
 ) -> None:
     gate = Gate(records.png_bytes)
     monkeypatch.setattr(records, "png_bytes", gate)
-    recorder = RunRecorder(tmp_path, tiny_config(fps=10), "x", {})
+    recorder = RunRecorder(tiny_config(fps=10), "x", new_run_folder(tmp_path, "x"))
     shades = [40, 80, 120, 160]
     for i, shade in enumerate(shades, start=1):
         recorder(Frame(i, solid(shade)))  # returns although no frame can be encoded yet
@@ -93,7 +93,7 @@ def test_a_slow_disk_holds_the_loop_back_once_the_backlog_is_full(
     monkeypatch.setattr(records, "FRAME_BACKLOG", 2)
     gate = Gate(records.png_bytes)
     monkeypatch.setattr(records, "png_bytes", gate)
-    recorder = RunRecorder(tmp_path, tiny_config(), "x", {})
+    recorder = RunRecorder(tiny_config(), "x", new_run_folder(tmp_path, "x"))
     # One frame in the writer's hands, two waiting: the fourth must wait for the disk.
     loop = threading.Thread(target=lambda: [recorder(Frame(i, solid(i))) for i in range(1, 5)])
     loop.start()
@@ -121,7 +121,7 @@ def test_a_failed_frame_write_is_raised_by_the_next_call(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     full_disk_for_frame(monkeypatch, 2)
-    recorder = RunRecorder(tmp_path, tiny_config(), "x", {})
+    recorder = RunRecorder(tiny_config(), "x", new_run_folder(tmp_path, "x"))
     recorder(Frame(1, solid(10)))
     recorder(Frame(2, solid(20)))
     deadline = time.monotonic() + WAIT_S
@@ -133,25 +133,26 @@ def test_a_failed_frame_write_is_raised_by_the_next_call(
     assert message.startswith("could not write ") and "000000002.png" in message
     assert message.endswith("No space left on device")
 
-    recorder(Frame(3, solid(30)))  # raised once: the caller may go on to record the run
-    end = recorder.abandon("failed", message, None)
+    recorder(Frame(3, solid(30)))  # raised once: the lifecycle goes on to record the run
+    recorder(Finished("failed", message, 3, 1.0, 3.0, {}, solid(30)))
     folder = recorder.folder
     info_json = json.loads((folder / "run.json").read_text())
     assert info_json["status"] == "failed" and info_json["frames"] == 1  # none after the failed
-    assert end.image[0, 0, 0] == 30
+    with Image.open(folder / "final.png") as final:
+        assert final.getpixel((0, 0))[0] == 30
     assert not named_threads(f"frames-{folder.name}")
 
 
-def test_finish_raises_a_failed_frame_no_call_saw_and_abandon_still_records(
+def test_finish_raises_a_failed_frame_no_call_saw_and_a_failed_end_still_records(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     full_disk_for_frame(monkeypatch, 1)
-    recorder = RunRecorder(tmp_path, tiny_config(), "x", {})
+    recorder = RunRecorder(tiny_config(), "x", new_run_folder(tmp_path, "x"))
     recorder(Frame(1, solid(10)))
     with pytest.raises(RunError, match=r"000000001\.png: No space left on device"):
         recorder(finished(solid(10)))
-    assert recorder.result is None  # so the runner abandons the run, as before
-    recorder.abandon("failed", "RunError", None)
+    assert recorder.result is None  # so the lifecycle ends the run failed, and that records
+    recorder(Finished("failed", "RunError", 1, 1.0, 1.0, {}, solid(10)))
     assert json.loads((recorder.folder / "run.json").read_text())["status"] == "failed"
 
 
@@ -215,23 +216,3 @@ def test_the_relay_thread_ends_when_no_finished_comes(monkeypatch: pytest.Monkey
     relay(Frame(2, solid(2)))  # a later flush starts a new thread
     relay(finished(solid(2), 2))
     assert [i for m in posted for i, _ in m.rows] == [1, 2]
-
-
-def test_an_idle_frame_writer_ends_and_the_next_frame_starts_another(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # A run that crashes without finish() (a sweep cell's optimizer raising) must not
-    # leave its writer thread behind; a run that only pauses loses no frame.
-    monkeypatch.setattr(records, "WRITER_IDLE_S", 0.05)
-    recorder = RunRecorder(tmp_path, tiny_config(fps=10), "idle", {})
-    prefix = f"frames-{recorder.folder.name}"
-    recorder(Frame(1, solid(50)))
-    deadline = time.monotonic() + WAIT_S
-    while named_threads(prefix) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert not named_threads(prefix)
-    recorder(Frame(2, solid(150)))
-    folder = recorder.finish(finished(solid(200), done=2))
-    with Image.open(folder / "animation.gif") as gif:
-        assert gif.n_frames == 2
-    assert not named_threads(prefix)

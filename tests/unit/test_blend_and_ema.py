@@ -9,19 +9,19 @@ import numpy as np
 import pytest
 import torch
 from conftest import STARRY, TUBINGEN, tiny_config
+from conftest import run_single as run
 from PIL import Image
 
 from nst_tui.config import Config
-from nst_tui.engine.batch import BatchCell, optimize_batch, shared_extractor
 from nst_tui.engine.events import Frame, Progress
 from nst_tui.engine.losses import gram
 from nst_tui.engine.optimize import optimize
 from nst_tui.engine.prepare import load_extra_styles, prepare, upsample
 from nst_tui.engine.scales import scale_configs
 from nst_tui.errors import ConfigError, ImageError
+from nst_tui.job.plan import expand, plan_batches
+from nst_tui.job.run import run_job
 from nst_tui.records import read_run
-from nst_tui.runner import run
-from nst_tui.sweeps import expand, plan_batches, run_sweep
 
 CPU = torch.device("cpu")
 
@@ -81,14 +81,18 @@ def test_extra_styles_are_sized_like_the_style_image() -> None:
 
 
 def test_blend_weights_one_and_zero_give_the_single_styles_targets() -> None:
-    single = prepare(tiny_config()).objective.style_targets
-    blended = prepare(
-        tiny_config(style_images=[str(TUBINGEN)], style_blend=[1, 0])
-    ).objective.style_targets
-    only_second = prepare(
-        tiny_config(style_images=[str(TUBINGEN)], style_blend=[0, 3])
-    ).objective.style_targets
-    tubingen = prepare(tiny_config(style_image=str(TUBINGEN))).objective.style_targets
+    single = prepare(tiny_config()).objective.cells[0].style_targets
+    blended = (
+        prepare(tiny_config(style_images=[str(TUBINGEN)], style_blend=[1, 0]))
+        .objective.cells[0]
+        .style_targets
+    )
+    only_second = (
+        prepare(tiny_config(style_images=[str(TUBINGEN)], style_blend=[0, 3]))
+        .objective.cells[0]
+        .style_targets
+    )
+    tubingen = prepare(tiny_config(style_image=str(TUBINGEN))).objective.cells[0].style_targets
     for i in single:
         assert torch.equal(blended[i], single[i])
         torch.testing.assert_close(only_second[i], tubingen[i], rtol=1e-6, atol=0)
@@ -98,9 +102,9 @@ def test_blend_weights_one_and_zero_give_the_single_styles_targets() -> None:
 def test_equal_blend_is_the_mean_of_the_styles_grams() -> None:
     cfg = tiny_config(style_images=[str(TUBINGEN)])
     prepared = prepare(cfg)
-    half = prepare(cfg.replace(style_blend=[0.5, 0.5])).objective.style_targets
-    starry = prepare(tiny_config(style_image=str(STARRY))).objective.style_targets
-    tubingen = prepare(tiny_config(style_image=str(TUBINGEN))).objective.style_targets
+    half = prepare(cfg.replace(style_blend=[0.5, 0.5])).objective.cells[0].style_targets
+    starry = prepare(tiny_config(style_image=str(STARRY))).objective.cells[0].style_targets
+    tubingen = prepare(tiny_config(style_image=str(TUBINGEN))).objective.cells[0].style_targets
     extractor = prepared.objective.extractor
     (tub_image,) = load_extra_styles(cfg, CPU)
     with torch.no_grad():
@@ -108,7 +112,8 @@ def test_equal_blend_is_the_mean_of_the_styles_grams() -> None:
     torch.testing.assert_close(direct, tubingen[2], rtol=1e-6, atol=0)
     for i in starry:
         mean = (starry[i] + tubingen[i]) / 2
-        torch.testing.assert_close(prepared.objective.style_targets[i], mean, rtol=1e-5, atol=0)
+        targets = prepared.objective.cells[0].style_targets
+        torch.testing.assert_close(targets[i], mean, rtol=1e-5, atol=0)
         torch.testing.assert_close(half[i], mean, rtol=1e-5, atol=0)
 
 
@@ -118,11 +123,10 @@ def test_equal_blend_is_the_mean_of_the_styles_grams() -> None:
 def _run(cfg: Config) -> tuple[list[Frame], object]:
     prepared = prepare(cfg)
     frames: list[Frame] = []
-    fin = optimize(
+    (fin,) = optimize(
         prepared.objective,
-        prepared.canvas,
-        cfg,
-        lambda e: frames.append(e) if isinstance(e, Frame) else None,
+        prepared.canvases,
+        [lambda e: frames.append(e) if isinstance(e, Frame) else None],
     )
     return frames, fin
 
@@ -147,9 +151,8 @@ def test_ema_shows_the_running_average_and_leaves_the_losses_alone() -> None:
 
 def test_ema_runs_the_same_in_a_batch_and_with_lbfgs() -> None:
     cfg = tiny_config(iterations=4, sav_freq=2, ema=0.8)
-    prepared = prepare(cfg)
-    cell = BatchCell.from_objective(prepared.objective, prepared.canvas, lambda e: None)
-    (batched,) = optimize_batch(shared_extractor(prepared.backbone, [cfg], CPU), [cell])
+    prepared = prepare([cfg, cfg.replace(seed=7, lr=0.1)])
+    batched, _ = optimize(prepared.objective, prepared.canvases, [lambda e: None] * 2)
     _, solo = _run(cfg)
     assert np.abs(batched.image.astype(int) - solo.image.astype(int)).max() <= 1
     _, lbfgs = _run(cfg.replace(optimizer="lbfgs"))
@@ -208,7 +211,7 @@ def test_a_sweep_runs_multi_scale_cells_alone_and_to_the_end(tmp_path) -> None:
     sweep = expand(base, {"scales": [[], [26, 32]]}, "scales")
     batches = plan_batches(sweep)
     assert [(b.cells, b.batched) for b in batches] == [((0,), False), ((1,), False)]
-    result = run_sweep(sweep, out_root=tmp_path)
+    result = run_job(sweep, out_root=tmp_path)
     assert [c.finished.status for c in result.cells] == ["finished", "finished"]
     assert [c.finished.iterations_done for c in result.cells] == [2, 4]
 

@@ -11,10 +11,9 @@ import pytest
 import torch
 from conftest import tiny_config
 
-from nst_tui.engine.batch import BatchCell, optimize_batch, shared_extractor
 from nst_tui.engine.events import Status
 from nst_tui.engine.optimize import optimize
-from nst_tui.engine.prepare import get_backbone, prepare
+from nst_tui.engine.prepare import prepare
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -23,7 +22,7 @@ def cuda_run(**changes: object):
     cfg = tiny_config(device="cuda", size=64, iterations=40, sav_freq=5, **changes)
     prepared = prepare(cfg)
     events: list = []
-    finished = optimize(prepared.objective, prepared.canvas, cfg, events.append)
+    finished = optimize(prepared.objective, prepared.canvases, [events.append])[0]
     return finished, events
 
 
@@ -50,22 +49,18 @@ def test_batched_sweep_cells_with_graphs_match_their_single_runs() -> None:
         tiny_config(device="cuda", size=64, iterations=20, sav_freq=5, content_layers=[i])
         for i in (1, 3)
     ]
-    cells = []
-    for cfg in cfgs:
-        p = prepare(cfg)
-        cells.append(BatchCell.from_objective(p.objective, p.canvas, lambda e: None))
-    extractor = shared_extractor(get_backbone("vgg16-caffe"), cfgs, torch.device("cuda"))
-    batched = optimize_batch(extractor, cells)
+    p = prepare(cfgs)
+    batched = optimize(p.objective, p.canvases, [lambda e: None] * len(cfgs))
     for cfg, cell_result in zip(cfgs, batched, strict=True):
         p = prepare(cfg)
-        alone = optimize(p.objective, p.canvas, cfg, lambda e: None)
+        alone = optimize(p.objective, p.canvases, [lambda e: None])[0]
         assert cell_result.losses["total"] == pytest.approx(alone.losses["total"], rel=5e-3)
 
 
 def test_a_1024px_reconstruct_runs() -> None:
     cfg = tiny_config(device="cuda", size=1024, iterations=10, sav_freq=5)
     prepared = prepare(cfg)
-    finished = optimize(prepared.objective, prepared.canvas, cfg, lambda e: None)
+    finished = optimize(prepared.objective, prepared.canvases, [lambda e: None])[0]
     assert finished.status == "finished" and finished.image.shape[1] == 1024
 
 
@@ -80,7 +75,7 @@ def sync_warnings(iterations: int, **changes: object) -> int:
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            optimize(prepared.objective, prepared.canvas, cfg, lambda e: None)
+            optimize(prepared.objective, prepared.canvases, [lambda e: None])[0]
     finally:
         torch.cuda.set_sync_debug_mode("default")
     return len(caught)

@@ -99,7 +99,7 @@ def events_of(cfg, marker=None) -> list:
 
         opt_mod.Outbox = SlowOutbox  # type: ignore[misc]
     try:
-        optimize(prepared.objective, prepared.canvas, cfg, events.append)
+        optimize(prepared.objective, prepared.canvases, [events.append])[0]
     finally:
         if marker is not None:
             opt_mod.Outbox = original  # type: ignore[misc]
@@ -127,8 +127,19 @@ def test_late_reports_give_the_same_events(optimizer: str) -> None:
     assert [e[1] for e in now if e[0] == "progress"] == [3, 6, 9, 12]
 
 
-def test_a_late_divergence_still_fails_the_run_with_the_last_good_frame() -> None:
-    cfg = tiny_config(iterations=30, sav_freq=2, style_weights=[1e30] * 5)  # overflows at once
+def test_a_late_divergence_still_fails_the_run_with_the_last_good_frame(monkeypatch) -> None:
+    from nst_tui.engine.objective import Objective
+
+    original = Objective.forward
+    calls = {"n": 0}
+
+    def diverging(self, canvas, index=None):  # NaN from the 7th step on
+        calls["n"] += 1
+        terms = original(self, canvas, index)
+        return terms * float("nan") if calls["n"] >= 7 else terms
+
+    monkeypatch.setattr(Objective, "forward", diverging)
+    cfg = tiny_config(iterations=30, sav_freq=2)
     events = events_of(cfg, marker=lambda: LateMarker(delay=4))
     end = events[-1]
     assert isinstance(end, Finished) and end.status == "failed"
@@ -151,7 +162,7 @@ def test_a_cancel_keeps_the_reports_already_made() -> None:
         if isinstance(event, Progress) and event.iteration == 4:
             cancel.set()
 
-    optimize(prepared.objective, prepared.canvas, cfg, emit, cancel)
+    optimize(prepared.objective, prepared.canvases, [emit], cancel)[0]
     end = events[-1]
     assert end.status == "cancelled"
     iterations = [e.iteration for e in events if isinstance(e, Progress)]
@@ -271,7 +282,7 @@ def test_bf16_runs_the_network_in_bfloat16_and_the_losses_in_float32() -> None:
     assert seen == [torch.bfloat16]
     assert all(t.dtype == torch.float32 for t in terms)
     assert prepared.objective.accel.describe() == "bf16"
-    end = optimize(prepared.objective, prepared.canvas, cfg, lambda e: None)
+    end = optimize(prepared.objective, prepared.canvases, [lambda e: None])[0]
     assert end.status == "finished" and all(np.isfinite(v) for v in end.losses.values())
 
 
@@ -286,18 +297,19 @@ def test_channels_last_objective_gives_the_same_losses() -> None:
     cfg = tiny_config()
     prepared = prepare(cfg)
     objective = prepared.objective
-    plain = [t.item() for t in objective(prepared.canvas)]
+    plain = objective(prepared.canvas)[0].tolist()
     objective.accel = acc.Accel(channels_last=True)
     objective.extractor.to(memory_format=torch.channels_last)
-    nhwc = [t.item() for t in objective(prepared.canvas)]
+    nhwc = objective(prepared.canvas)[0].tolist()
     np.testing.assert_allclose(nhwc, plain, rtol=1e-4)
 
 
 def test_run_json_reports_the_counted_work_and_tflops(tmp_path) -> None:
     import json
 
+    from conftest import run_single as run
+
     from nst_tui.engine.flops import objective_flops
-    from nst_tui.runner import run
 
     cfg = tiny_config(iterations=4, sav_freq=2)
     result = run(cfg, out_root=tmp_path)

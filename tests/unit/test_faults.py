@@ -16,24 +16,25 @@ from typing import Any
 import pytest
 import torch
 from conftest import TUBINGEN, tiny_config
+from conftest import run_single as run
 from PIL import Image
 
-from nst_tui import records, runner
+from nst_tui import records
 from nst_tui.engine.events import Finished, Progress
-from nst_tui.engine.optimize import Objective
+from nst_tui.engine.objective import Objective
 from nst_tui.errors import RunError
-from nst_tui.records import FILES, RunRecorder, new_run_folder, write_atomic
-from nst_tui.runner import run
+from nst_tui.job import lifecycle
+from nst_tui.records import FILES, new_run_folder, write_atomic
 
 
 def fail_on_call(monkeypatch: pytest.MonkeyPatch, n: int, error: Any) -> None:
-    """Objective.forward raises `error` on its n-th call (error(terms) for a NaN)."""
+    """The objective raises `error` on its n-th call (error(terms) for a NaN)."""
     original = Objective.forward
     calls = {"n": 0}
 
-    def forward(self: Objective, canvas: torch.Tensor) -> list[torch.Tensor]:
+    def forward(self: Objective, canvas: torch.Tensor, index: Any = None) -> torch.Tensor:
         calls["n"] += 1
-        terms = original(self, canvas)
+        terms = original(self, canvas, index)
         if calls["n"] >= n:
             if isinstance(error, BaseException):
                 raise error
@@ -61,7 +62,7 @@ def leftovers(folder: Path) -> list[str]:
 
 
 def test_divergence_is_recorded_failed_with_the_frames_so_far(tmp_path: Path, monkeypatch) -> None:
-    fail_on_call(monkeypatch, 5, lambda terms: [t * float("nan") for t in terms])
+    fail_on_call(monkeypatch, 5, lambda terms: terms * float("nan"))
     result = run(tiny_config(iterations=20, sav_freq=2), out_root=tmp_path)
     info = record(result.folder)
     assert info["status"] == "failed" and result.finished.status == "failed"
@@ -113,22 +114,25 @@ def test_host_memory_running_out_is_a_failed_run_with_a_smaller_size(
     assert leftovers(result.folder) == []
 
 
-def test_out_of_memory_while_preparing_starts_nothing(tmp_path: Path, monkeypatch) -> None:
+def test_out_of_memory_while_preparing_is_a_failed_run_with_a_smaller_size(
+    tmp_path: Path, monkeypatch
+) -> None:
     def prepare(*args: object, **kwargs: object) -> None:
         raise torch.OutOfMemoryError("CUDA out of memory")
 
-    monkeypatch.setattr(runner, "prepare", prepare)
-    with pytest.raises(RunError, match="out of memory while preparing at size 32 on cpu; try"):
-        run(tiny_config(), out_root=tmp_path / "out")
-    assert not (tmp_path / "out").exists()
+    monkeypatch.setattr(lifecycle, "prepare", prepare)
+    result = run(tiny_config(), out_root=tmp_path / "out")
+    info = record(result.folder)
+    assert info["status"] == "failed" and info["iterations_done"] == 0
+    assert info["reason"].startswith("out of memory while preparing at size 32 on cpu; try")
 
 
 def test_device_memory_is_handed_back_after_a_run(monkeypatch) -> None:
     emptied: list[bool] = []
     monkeypatch.setattr(torch.cuda, "empty_cache", lambda: emptied.append(True))
-    runner.release_memory(torch.device("cpu"))
+    lifecycle.release_memory(torch.device("cpu"))
     assert emptied == []
-    runner.release_memory(torch.device("cuda", 0))
+    lifecycle.release_memory(torch.device("cuda", 0))
     assert emptied == [True]
 
 
@@ -245,7 +249,7 @@ def test_a_full_disk_is_a_clear_error_and_leaves_no_partial_file(
 def test_a_recorder_that_cannot_start_leaves_no_folder(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(records, "open", FullDisk(0), raising=False)
     with pytest.raises(RunError, match=r"config\.toml: No space left on device"):
-        RunRecorder(tmp_path, tiny_config(), "x", {})
+        run(tiny_config(), out_root=tmp_path)
     assert list(tmp_path.iterdir()) == []
 
 

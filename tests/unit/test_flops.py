@@ -15,7 +15,6 @@ from conftest import tiny_config
 from torch.utils.flop_counter import FlopCounterMode
 
 from nst_tui.engine.accel import Accel
-from nst_tui.engine.batch import BatchCell, BatchObjective, shared_extractor
 from nst_tui.engine.events import Progress
 from nst_tui.engine.features import FeatureExtractor
 from nst_tui.engine.flops import (
@@ -112,19 +111,15 @@ def test_batch_of_three_scales_by_three() -> None:
     assert_agrees(flops, counted(step))
 
 
-def test_batch_objective_computes_each_gram_once_for_all_cells(caffe) -> None:
+def test_batch_objective_computes_each_gram_once_for_all_cells() -> None:
     cfgs = [
         tiny_config(size=64, style_layers=(0, 1)),
         tiny_config(size=64, style_layers=(1, 2), layer_type="relu"),
         tiny_config(size=64, mode="content", content_layers=(3,)),
     ]
-    cells = []
-    for cfg in cfgs:
-        p = prepare(cfg)
-        cells.append(BatchCell.from_objective(p.objective, p.canvas, lambda event: None))
-    extractor = shared_extractor(caffe, cfgs, torch.device("cpu"))
-    objective = BatchObjective(extractor, cells)
-    canvas = torch.cat([c.canvas.detach() for c in cells]).requires_grad_(True)
+    prepared = prepare(cfgs)
+    objective, extractor = prepared.objective, prepared.objective.extractor
+    canvas = torch.cat([c.detach() for c in prepared.canvases]).requires_grad_(True)
 
     def step() -> None:
         objective(canvas)[:, 0].sum().backward()
@@ -159,9 +154,8 @@ def test_progress_reports_the_counted_work_per_second() -> None:
     events: list[Progress] = []
     optimize(
         prepared.objective,
-        prepared.canvas,
-        tiny_config(size=64, iterations=10),
-        lambda e: events.append(e) if isinstance(e, Progress) else None,
+        prepared.canvases,
+        [lambda e: events.append(e) if isinstance(e, Progress) else None],
     )
     assert [e.iteration for e in events] == [5, 10]
     for e in events:

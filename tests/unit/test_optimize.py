@@ -23,7 +23,7 @@ def run(cfg, cancel_at: int | None = None):
         if cancel_at is not None and isinstance(event, Progress) and event.iteration >= cancel_at:
             cancel.set()
 
-    finished = optimize(prepared.objective, prepared.canvas, cfg, listen, cancel)
+    finished = optimize(prepared.objective, prepared.canvases, [listen], cancel)[0]
     return prepared, events, finished
 
 
@@ -76,7 +76,7 @@ def test_noise_init_is_repeatable_per_seed() -> None:
 
 def test_content_style_and_image_init() -> None:
     content = prepare(tiny_config(init="content"))
-    photo, _, _ = load_inputs(content.cfg, torch.device("cpu"))
+    photo, _, _ = load_inputs(tiny_config(init="content"), torch.device("cpu"))
     assert torch.equal(content.canvas.detach(), photo)
     style = prepare(tiny_config(init="style")).canvas
     from_file = prepare(tiny_config(init=str(tiny_config().style_image))).canvas
@@ -108,7 +108,7 @@ def test_lbfgs_iteration_is_one_evaluation() -> None:
     prepared = prepare(cfg)
     calls = []
     hook = prepared.objective.register_forward_hook(lambda *_: calls.append(1))
-    finished = optimize(prepared.objective, prepared.canvas, cfg, lambda e: None)
+    finished = optimize(prepared.objective, prepared.canvases, [lambda e: None])[0]
     hook.remove()
     assert len(calls) == 13 == finished.iterations_done
 
@@ -137,10 +137,28 @@ def test_cancel_stops_within_an_iteration_and_keeps_frames() -> None:
     assert "cancelled" in finished.reason
 
 
-def test_divergence_fails_clearly_and_keeps_the_last_good_frame() -> None:
-    # A style weight this large overflows float32 on the first step.
+def test_weights_that_overflow_at_once_are_named_not_called_a_divergence() -> None:
+    # A style weight this large overflows float32 before any step: no lr would help.
     cfg = tiny_config(iterations=10, sav_freq=1, style_weights=[1e30] * 5)
     _, _events, finished = run(cfg)
-    assert finished.status == "failed"
-    assert "diverged at iteration 1" in finished.reason
+    assert finished.status == "failed" and finished.iterations_done == 1
+    assert finished.reason.startswith("the loss is not finite at the first iteration")
+    assert "overflow float32; try smaller alpha, beta, gamma or style_weights" in finished.reason
     assert finished.image.shape == (24, 32, 3)
+
+
+def test_nan_in_the_network_weights_is_named_at_the_first_iteration(caffe) -> None:
+    from nst_tui.engine.objective import cell_targets
+
+    cfg = tiny_config(iterations=10, sav_freq=5)
+    prepared = prepare(cfg)
+    conv = prepared.objective.extractor.blocks[0][0]
+    with torch.no_grad():
+        conv.weight[0, 0, 0, 0] = float("nan")
+    # The targets are encoded by the broken network too, as prepare would have.
+    content, style, _ = load_inputs(cfg, torch.device("cpu"))
+    cell = cell_targets(prepared.objective.extractor, prepared.objective.accel, cfg, content, style)
+    prepared.objective.cells[0].content_targets = cell.content_targets
+    finished = optimize(prepared.objective, prepared.canvases, [lambda e: None])[0]
+    assert finished.status == "failed" and finished.iterations_done == 1
+    assert "the network weights or the input images hold NaN or infinite values" in finished.reason

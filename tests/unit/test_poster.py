@@ -17,7 +17,8 @@ import pytest
 from conftest import tiny_config
 
 from nst_tui.engine.events import Finished, Frame, Progress, Status
-from nst_tui.sweeps import BatchStarted, CellEvent, SweepFinished, SweepResult, expand
+from nst_tui.job.events import BatchStarted, CellEvent, JobFinished, JobResult
+from nst_tui.job.plan import expand
 from nst_tui.tui import poster as poster_module
 from nst_tui.tui import sweep_relay as sweep_relay_module
 from nst_tui.tui.messages import SweepNote, SweepProgressed
@@ -188,10 +189,10 @@ def test_the_sweep_relay_makes_tiles_off_the_optimizers_thread_and_keeps_every_r
     relay(CellEvent(0, cell_finished(solid(90), 6)))
     relay(CellEvent(1, Progress(6, 6, {"total": 6.0}, 1.0, 1.0)))
     relay(CellEvent(1, cell_finished(solid(91), 6)))
-    result = SweepResult(Path("sweep"), "finished", (), 1.0, 12, 12.0, "cpu", "vgg16-caffe")
-    relay(SweepFinished(result))
+    result = JobResult(Path("sweep"), "finished", (), 1.0, 12, 12.0, "cpu", "vgg16-caffe")
+    relay(JobFinished(result))
 
-    # Everything went before SweepFinished returned, from the poster's thread, which ended.
+    # Everything went before JobFinished returned, from the poster's thread, which ended.
     assert gate.threads == {"sweep-relay-1"}
     assert not named_threads("sweep-relay-1")
     kinds = [type(m) for m in posted]

@@ -7,12 +7,12 @@ import math
 import threading
 from pathlib import Path
 
+from conftest import run_single as run
 from conftest import tiny_config
 from PIL import Image
 
 from nst_tui.engine.events import Progress
 from nst_tui.records import FILES, new_run_folder, safe_label
-from nst_tui.runner import run
 
 
 def test_folder_names_are_never_reused(tmp_path: Path) -> None:

@@ -12,24 +12,15 @@ import torch
 from conftest import IMAGES, tiny_config
 
 from nst_tui.config import Config
-from nst_tui.engine.batch import BatchCell, optimize_batch, shared_extractor
 from nst_tui.engine.events import Finished, Frame, Progress
 from nst_tui.engine.optimize import optimize
 from nst_tui.engine.prepare import prepare
 from nst_tui.errors import ConfigError, ImageError
+from nst_tui.job.events import BatchStarted, CellEvent, JobFinished, JobProgress, JobStarted
+from nst_tui.job.labels import value_label
+from nst_tui.job.plan import expand, plan_batches, without
+from nst_tui.job.run import run_job
 from nst_tui.records import FILES
-from nst_tui.sweeps import (
-    BatchStarted,
-    CellEvent,
-    SweepFinished,
-    SweepProgress,
-    SweepStarted,
-    expand,
-    plan_batches,
-    run_sweep,
-    value_label,
-    without,
-)
 
 SHIPWRECK = IMAGES / "shipwreck.jpg"
 
@@ -170,20 +161,15 @@ CANVAS_ATOL = 1e-4
 def _alone(cfg: Config) -> tuple[Finished, torch.Tensor, list]:
     prepared = prepare(cfg)
     events: list = []
-    finished = optimize(prepared.objective, prepared.canvas, cfg, events.append)
+    finished = optimize(prepared.objective, prepared.canvases, [events.append])[0]
     return finished, prepared.canvas.detach(), events
 
 
 def _batched(cfgs: list[Config]) -> tuple[list[Finished], list[torch.Tensor], list[list]]:
-    cells, events = [], []
-    for cfg in cfgs:
-        prepared = prepare(cfg)
-        sink: list = []
-        events.append(sink)
-        cells.append(BatchCell.from_objective(prepared.objective, prepared.canvas, sink.append))
-    extractor = shared_extractor(prepared.backbone, cfgs, prepared.device)
-    finished = optimize_batch(extractor, cells)
-    return finished, [c.canvas.detach() for c in cells], events
+    prepared = prepare(cfgs)
+    events: list[list] = [[] for _ in cfgs]
+    finished = optimize(prepared.objective, prepared.canvases, [sink.append for sink in events])
+    return finished, [c.detach() for c in prepared.canvases], events
 
 
 def test_a_batched_adam_sweep_ends_where_each_cell_would_alone() -> None:
@@ -217,7 +203,7 @@ def test_a_diverging_cell_fails_alone_and_the_others_finish() -> None:
     blowup = base.replace(beta=1e30, style_weights=[1e30] * 5)  # weights overflow float32
     fins, canvases, _ = _batched([base, blowup, base.replace(seed=3)])
     assert [f.status for f in fins] == ["finished", "failed", "finished"]
-    assert "diverged" in fins[1].reason
+    assert "overflow float32" in fins[1].reason
     _, solo_canvas, _ = _alone(base)
     torch.testing.assert_close(canvases[0], solo_canvas, rtol=0, atol=CANVAS_ATOL)
 
@@ -235,7 +221,7 @@ def test_cancel_stops_every_cell_and_keeps_their_records(tmp_path: Path) -> None
         if progress and event.event.iteration >= 4:
             cancel.set()
 
-    result = run_sweep(sweep, out_root=tmp_path, listeners=[listen], cancel=cancel)
+    result = run_job(sweep, out_root=tmp_path, listeners=[listen], cancel=cancel)
     assert result.status == "cancelled"
     statuses = [c.finished.status for c in result.cells]
     assert statuses == ["cancelled"] * 4
@@ -254,10 +240,10 @@ def test_events_carry_the_cell_and_the_folder_holds_every_record(tmp_path: Path)
     base = tiny_config(iterations=6, sav_freq=3)
     sweep = expand(base, {"content_layers": [[0], [3]], "seed": [0, 1]}, "events")
     events: list = []
-    result = run_sweep(sweep, out_root=tmp_path, label="events", listeners=[events.append])
+    result = run_job(sweep, out_root=tmp_path, label="events", listeners=[events.append])
 
-    assert isinstance(events[-1], SweepFinished) and events[-1].result == result
-    started = next(e for e in events if isinstance(e, SweepStarted))
+    assert isinstance(events[-1], JobFinished) and events[-1].result == result
+    started = next(e for e in events if isinstance(e, JobStarted))
     assert started.folder == result.folder and len(started.batches) == 1
     assert [e for e in events if isinstance(e, BatchStarted)] == [
         BatchStarted(0, (0, 1, 2, 3), True)
@@ -285,7 +271,7 @@ def test_events_carry_the_cell_and_the_folder_holds_every_record(tmp_path: Path)
     assert record["label"] == "content conv1_1, seed 1"
     assert record["sweep"]["cell"] == 1 and record["sweep"]["batch_size"] == 4
 
-    count = SweepProgress(sweep)
+    count = JobProgress(sweep)
     for event in events:
         count.update(event)
     assert count.completed == count.total == 24
@@ -294,7 +280,7 @@ def test_events_carry_the_cell_and_the_folder_holds_every_record(tmp_path: Path)
 def test_bad_input_raises_before_any_folder(tmp_path: Path) -> None:
     sweep = expand(tiny_config(), {"style_image": [str(SHIPWRECK), str(tmp_path / "nope.jpg")]})
     with pytest.raises(ImageError):
-        run_sweep(sweep, out_root=tmp_path / "out")
+        run_job(sweep, out_root=tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
 
