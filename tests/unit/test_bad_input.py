@@ -349,8 +349,8 @@ def tiny_state(n_convs: int = 13, first_out: int = 64) -> dict[str, torch.Tensor
 def test_bad_weight_files_name_the_file_and_what_is_expected(tmp_path: Path) -> None:
     cases: list[tuple[str, Callable[[Path], None], str]] = [
         ("folder.pth", lambda p: p.mkdir(), "is a folder; expected a torchvision VGG16 or VGG19"),
-        ("empty.pth", lambda p: p.write_bytes(b""), "not a readable weights file"),
-        ("text.pth", lambda p: p.write_text("weights"), "not a readable weights file"),
+        ("empty.pth", lambda p: p.write_bytes(b""), "the file is empty (0 bytes)"),
+        ("text.pth", lambda p: p.write_text("weights"), "a text file ('weights'), not weights"),
         ("tensor.pth", lambda p: torch.save(torch.zeros(3), p), "holds a Tensor; expected"),
         ("twelve.pth", lambda p: torch.save(tiny_state(12), p), "12 conv layers; VGG16 has 13"),
         (
