@@ -17,13 +17,16 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
 
 from nst_tui.config import Config, parse_assignment
-from nst_tui.errors import NSTError
+from nst_tui.errors import ConfigError, NSTError, PresetError, RunError
+
+if TYPE_CHECKING:
+    from nst_tui.sweeps import Sweep
 
 EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 1, 2, 130
 
@@ -47,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override a field; VALUE is TOML (--set content_layers=[1] --set optimizer=lbfgs)",
     )
-    run.add_argument("--out", type=Path, default=Path("outputs"), help="outputs folder")
+    run.add_argument("--out", default="outputs", help="outputs folder (default: outputs)")
     run.add_argument("--device", help="auto | cpu | cuda | cuda:N")
     run.add_argument("--backbone", help="auto | vgg19 | vgg16 | vgg16-caffe | path to .pth")
     run.add_argument(
@@ -61,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("run_a", type=Path, metavar="RUN_A", help="a run folder")
     compare.add_argument("run_b", type=Path, metavar="RUN_B", help="another run folder")
     compare.add_argument(
-        "--out", type=Path, help="PNG to write (default: compare-A-B.png here; never overwritten)"
+        "--out", help="PNG to write (default: compare-A-B.png here; never overwritten)"
     )
     return parser
 
@@ -70,6 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     err = Console(stderr=True, highlight=False)
     try:
+        check_not_empty(args)
         if args.command == "run":
             return cmd_run(args, err)
         if args.command == "presets":
@@ -77,7 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "compare":
             from nst_tui.compare import compare
 
-            print(compare(args.run_a, args.run_b, args.out))
+            out = None if args.out is None else Path(args.out)
+            print(compare(args.run_a, args.run_b, out))
             return 0
         from nst_tui.tui.app import run_dashboard  # textual only when the dashboard opens
 
@@ -89,14 +94,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CANCELLED
 
 
+def check_not_empty(args: argparse.Namespace) -> None:
+    """`--preset ""` would quietly run `default`, `--out ""` write into the working folder."""
+    if getattr(args, "preset", None) is not None and not args.preset.strip():
+        raise PresetError("--preset: empty; name a preset (see `nst-tui presets`) or a TOML file")
+    if getattr(args, "out", None) is not None and not args.out.strip():
+        what = "a folder for the run folders" if args.command == "run" else "a PNG file"
+        raise RunError(f"--out: empty; name {what}, or leave --out out for the default")
+
+
+FLAGS = ("device", "backbone", "init")  # `run`'s options that set a field of the same name
+
+
 def config_from_args(
     preset_name: str | None, sets: Sequence[str], **flags: Any
 ) -> tuple[str, Config]:
-    """Preset, then each --set, then the --device/--backbone flags."""
+    """Preset, then each --set, then the --device/--backbone/--init flags."""
     from nst_tui import presets
 
     preset = presets.load(preset_name or "default")
-    return preset.name, apply_overrides(preset.config, overrides(sets, flags))
+    given = [flag for flag, value in flags.items() if value is not None]
+    return preset.name, apply_overrides(preset.config, overrides(sets, flags), given)
 
 
 def overrides(sets: Sequence[str], flags: dict[str, Any]) -> dict[str, Any]:
@@ -109,9 +127,20 @@ def overrides(sets: Sequence[str], flags: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
-def apply_overrides(cfg: Config, values: dict[str, Any]) -> Config:
+def apply_overrides(cfg: Config, values: dict[str, Any], flag_fields: Sequence[str] = ()) -> Config:
+    """The preset's config with `values`; an error in a field that a flag given on the
+    command line set names that flag (`--device: ...`), the others `--set`."""
     merged = {**cfg.to_dict(), **values}
-    return Config.from_dict(merged, "--set") if merged != cfg.to_dict() else cfg
+    if merged == cfg.to_dict():
+        return cfg
+    try:
+        return Config.from_dict(merged, "--set")
+    except ConfigError as exc:
+        flagged = {f"--{k}": v for k, v in exc.errors.items() if k in flag_fields}
+        if not flagged:
+            raise
+        rest = {f"--set {k}": v for k, v in exc.errors.items() if f"--{k}" not in flagged}
+        raise ConfigError({**flagged, **rest}) from None
 
 
 def cmd_presets() -> int:
@@ -137,26 +166,35 @@ def first_sentence(text: str) -> str:
 
 
 def cmd_run(args: argparse.Namespace, err: Console) -> int:
+    # Everything a user can get wrong is checked before torch loads (seconds): the
+    # preset, the values, the sweep's cells, the images' files and a .pth's bytes.
     from nst_tui import presets
-    from nst_tui.cli_progress import ProgressView
-    from nst_tui.runner import run
+    from nst_tui.preflight import check_inputs
 
     preset = presets.load(args.preset or "default")
-    flags = {"device": args.device, "backbone": args.backbone, "init": args.init}
+    flags = {name: getattr(args, name) for name in FLAGS}
     fixed = overrides(args.set, flags)
-    name, cfg = preset.name, apply_overrides(preset.config, fixed)
+    given = [flag for flag, value in flags.items() if value is not None]
+    name, cfg = preset.name, apply_overrides(preset.config, fixed, given)
+    out = Path(args.out)
     if preset.sweep:
-        from nst_tui.sweeps import without
+        from nst_tui.sweeps import expand, without
 
         table = without(preset.sweep, list(fixed))  # --set applies to every cell
         if table:
-            return cmd_sweep(args, err, name, cfg, table)
+            sweep = expand(cfg, table, name)
+            check_inputs(cell.config for cell in sweep.cells)
+            return cmd_sweep(args, err, name, sweep, out)
         err.print("[dim]--set fixes every swept field: one run, no sweep[/]")
+    check_inputs([cfg])
+    from nst_tui.cli_progress import ProgressView
+    from nst_tui.runner import run  # loads torch
+
     cancel = threading.Event()
     restore = _cancel_on_signals(cancel, err)
     try:
         with ProgressView(err, cfg.total_iterations) as view:
-            result = run(cfg, out_root=args.out, label=name, listeners=[view], cancel=cancel)
+            result = run(cfg, out_root=out, label=name, listeners=[view], cancel=cancel)
     finally:
         restore()
     fin = result.finished
@@ -170,14 +208,11 @@ def cmd_run(args: argparse.Namespace, err: Console) -> int:
     return {"finished": 0, "cancelled": EXIT_CANCELLED}.get(fin.status, EXIT_FAILED)
 
 
-def cmd_sweep(
-    args: argparse.Namespace, err: Console, name: str, cfg: Config, table: dict[str, Any]
-) -> int:
+def cmd_sweep(args: argparse.Namespace, err: Console, name: str, sweep: Sweep, out: Path) -> int:
     from nst_tui.cli_progress import ProgressView
     from nst_tui.engine.events import Finished, Progress, Status
-    from nst_tui.sweeps import SweepFinished, SweepProgress, SweepStarted, expand, run_sweep
+    from nst_tui.sweeps import SweepFinished, SweepProgress, SweepStarted, run_sweep
 
-    sweep = expand(cfg, table, name)
     count = SweepProgress(sweep)
     cancel = threading.Event()
     restore = _cancel_on_signals(cancel, err)
@@ -202,7 +237,7 @@ def cmd_sweep(
                     elapsed = time.perf_counter() - count.start
                     view(Progress(count.completed, count.total, losses, count.rate(), elapsed))
 
-            result = run_sweep(sweep, out_root=args.out, label=name, listeners=[listen],
+            result = run_sweep(sweep, out_root=out, label=name, listeners=[listen],
                                cancel=cancel)  # fmt: skip
     finally:
         restore()

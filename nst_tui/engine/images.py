@@ -201,7 +201,7 @@ def to_uint8(canvas: torch.Tensor) -> np.ndarray:
 # ---- checks before torch loads -------------------------------------------------------
 
 
-def check_image(spec: str, what: str, size: int | None = None) -> None:
+def check_image(spec: str, what: str, size: int | None = None, fit_what: str = "") -> None:
     """What can be told of an image from its file and header, without decoding it (nor
     loading torch): it exists, opens, is not too large, and (given the long edge it will
     be scaled to) is not too narrow. `load_image` decodes it later."""
@@ -228,7 +228,7 @@ def check_image(spec: str, what: str, size: int | None = None) -> None:
         raise ImageError(f"{label}: damaged or truncated image ({_first_line(exc)})") from None
     _check_pixels(w, h, label)
     if size is not None:
-        check_fit(w, h, size, what)
+        check_fit(w, h, size, fit_what or what)
 
 
 def run_final(folder_text: str) -> Path:
