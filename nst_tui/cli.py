@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
+from rich.text import Text
 
 from nst_tui.config import Config, parse_assignment
 from nst_tui.errors import ConfigError, NSTError, PresetError, RunError
@@ -144,19 +145,38 @@ def apply_overrides(cfg: Config, values: dict[str, Any], flag_fields: Sequence[s
 
 
 def cmd_presets() -> int:
+    """One line per preset: its name and its description's first sentence, shown as text
+    (control characters escaped, not sent to the terminal) and cut to the terminal's
+    width; a preset `run` would refuse is marked invalid, with the reason."""
     from nst_tui import presets
+    from nst_tui.preflight import check_inputs
+    from nst_tui.sweeps import expand
 
-    out = Console(highlight=False, soft_wrap=True)
+    out = Console(highlight=False)
     paths = presets.all_paths()
     width = max((len(p.stem) for p in paths), default=0) + 2
     for path in paths:
+        name = Text(visible(path.stem).ljust(width), style="bold")
         try:
             p = presets.load(str(path))
-            line = first_sentence(p.description)
-            out.print(f"[bold]{p.name:<{width}}[/]{escape(line)}")
+            configs = (
+                [c.config for c in expand(p.config, p.sweep, p.name).cells]
+                if p.sweep
+                else [p.config]
+            )
+            check_inputs(configs)
+            line = Text(visible(first_sentence(p.description)))
         except NSTError as exc:
-            out.print(f"[bold]{path.stem:<{width}}[/][red](invalid: {escape(str(exc))})[/]")
+            line = Text(f"(invalid: {visible(' '.join(str(exc).split()))})", style="red")
+        row = name + line
+        row.truncate(max(out.width, width + 10), overflow="ellipsis")
+        out.print(row, no_wrap=True, overflow="ellipsis", crop=False)
     return 0
+
+
+def visible(text: str) -> str:
+    """Control characters (an ANSI escape, a bell) written out as `\\x1b`, not sent."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def first_sentence(text: str) -> str:
