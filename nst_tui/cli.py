@@ -202,11 +202,12 @@ def cmd_run(args: argparse.Namespace, err: Console) -> int:
 
         table = without(preset.sweep, list(fixed))  # --set applies to every cell
         if table:
-            sweep = expand(cfg, table, name)
-            check_inputs(cell.config for cell in sweep.cells)
+            check_inputs(cell.config for cell in expand(cfg, table, name).cells)
+            sweep = expand(from_here(cfg, fixed), table, name)
             return cmd_sweep(args, err, name, sweep, out)
         err.print("[dim]--set fixes every swept field: one run, no sweep[/]")
     check_inputs([cfg])
+    cfg = from_here(cfg, fixed)
     from nst_tui.cli_progress import ProgressView
     from nst_tui.runner import run  # loads torch
 
@@ -226,6 +227,17 @@ def cmd_run(args: argparse.Namespace, err: Console) -> int:
     else:
         print(result.folder)
     return {"finished": 0, "cancelled": EXIT_CANCELLED}.get(fin.status, EXIT_FAILED)
+
+
+def from_here(cfg: Config, fixed: dict[str, Any]) -> Config:
+    """Paths typed on the command line are read from the working folder (a preset's own
+    from the preset's folder); made absolute, the run's config.toml reproduces it from
+    any folder."""
+    from nst_tui.presets import PATH_FIELDS, resolve_paths
+
+    typed = {k: v for k, v in fixed.items() if k in PATH_FIELDS}
+    absolute = resolve_paths(typed, Path.cwd())
+    return cfg.replace(**absolute) if absolute != typed else cfg
 
 
 def cmd_sweep(args: argparse.Namespace, err: Console, name: str, sweep: Sweep, out: Path) -> int:
