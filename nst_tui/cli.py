@@ -20,9 +20,10 @@ from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
+from rich.text import Text
 
 from nst_tui.config import OUTPUTS, Config, parse_assignment
-from nst_tui.errors import NSTError
+from nst_tui.errors import ConfigError, NSTError, PresetError, RunError
 
 EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 1, 2, 130
 
@@ -46,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override a field; VALUE is TOML (--set content_layers=[1] --set optimizer=lbfgs)",
     )
-    run.add_argument("--out", type=Path, default=OUTPUTS, help="outputs folder")
+    run.add_argument("--out", default=str(OUTPUTS), help=f"outputs folder (default: {OUTPUTS})")
     run.add_argument("--device", help="auto | cpu | cuda | cuda:N")
     run.add_argument("--backbone", help="auto | vgg19 | vgg16 | vgg16-caffe | path to .pth")
     run.add_argument(
@@ -60,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("run_a", type=Path, metavar="RUN_A", help="a run folder")
     compare.add_argument("run_b", type=Path, metavar="RUN_B", help="another run folder")
     compare.add_argument(
-        "--out", type=Path, help="PNG to write (default: compare-A-B.png here; never overwritten)"
+        "--out", help="PNG to write (default: compare-A-B.png here; never overwritten)"
     )
     return parser
 
@@ -69,6 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     err = Console(stderr=True, highlight=False)
     try:
+        check_not_empty(args)
         if args.command == "run":
             return cmd_run(args, err)
         if args.command == "presets":
@@ -76,7 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "compare":
             from nst_tui.compare import compare
 
-            print(compare(args.run_a, args.run_b, args.out))
+            out = None if args.out is None else Path(args.out)
+            print(compare(args.run_a, args.run_b, out))
             return 0
         from nst_tui.tui.app import run_dashboard  # textual only when the dashboard opens
 
@@ -86,6 +89,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:  # a second Ctrl-C: the record is already written
         return EXIT_CANCELLED
+
+
+def check_not_empty(args: argparse.Namespace) -> None:
+    """`--preset ""` would quietly run `default`, `--out ""` write into the working folder."""
+    if getattr(args, "preset", None) is not None and not args.preset.strip():
+        raise PresetError("--preset: empty; name a preset (see `nst-tui presets`) or a TOML file")
+    if getattr(args, "out", None) is not None and not args.out.strip():
+        what = "a folder for the run folders" if args.command == "run" else "a PNG file"
+        raise RunError(f"--out: empty; name {what}, or leave --out out for the default")
+
+
+FLAGS = ("device", "backbone", "init")  # `run`'s options that set a field of the same name
 
 
 def overrides(sets: Sequence[str], flags: dict[str, Any]) -> dict[str, Any]:
@@ -98,25 +113,55 @@ def overrides(sets: Sequence[str], flags: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
-def apply_overrides(cfg: Config, values: dict[str, Any]) -> Config:
+def apply_overrides(cfg: Config, values: dict[str, Any], flag_fields: Sequence[str] = ()) -> Config:
+    """The preset's config with `values`; an error in a field that a flag given on the
+    command line set names that flag (`--device: ...`), the others `--set`."""
     merged = {**cfg.to_dict(), **values}
-    return Config.from_dict(merged, "--set") if merged != cfg.to_dict() else cfg
+    if merged == cfg.to_dict():
+        return cfg
+    try:
+        return Config.from_dict(merged, "--set")
+    except ConfigError as exc:
+        flagged = {f"--{k}": v for k, v in exc.errors.items() if k in flag_fields}
+        if not flagged:
+            raise
+        rest = {f"--set {k}": v for k, v in exc.errors.items() if f"--{k}" not in flagged}
+        raise ConfigError({**flagged, **rest}) from None
 
 
 def cmd_presets() -> int:
+    """One line per preset: its name and its description's first sentence, shown as text
+    (control characters escaped, not sent to the terminal) and cut to the terminal's
+    width; a preset `run` would refuse is marked invalid, with the reason."""
     from nst_tui import presets
+    from nst_tui.job.plan import expand
+    from nst_tui.preflight import check_inputs
 
-    out = Console(highlight=False, soft_wrap=True)
+    out = Console(highlight=False)
     paths = presets.all_paths()
     width = max((len(p.stem) for p in paths), default=0) + 2
     for path in paths:
+        name = Text(visible(path.stem).ljust(width), style="bold")
         try:
             p = presets.load(str(path))
-            line = first_sentence(p.description)
-            out.print(f"[bold]{p.name:<{width}}[/]{escape(line)}")
+            configs = (
+                [c.config for c in expand(p.config, p.sweep, p.name).cells]
+                if p.sweep
+                else [p.config]
+            )
+            check_inputs(configs)
+            line = Text(visible(first_sentence(p.description)))
         except NSTError as exc:
-            out.print(f"[bold]{path.stem:<{width}}[/][red](invalid: {escape(str(exc))})[/]")
+            line = Text(f"(invalid: {visible(' '.join(str(exc).split()))})", style="red")
+        row = name + line
+        row.truncate(max(out.width, width + 10), overflow="ellipsis")
+        out.print(row, no_wrap=True, overflow="ellipsis", crop=False)
     return 0
+
+
+def visible(text: str) -> str:
+    """Control characters (an ANSI escape, a bell) written out as `\\x1b`, not sent."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def first_sentence(text: str) -> str:
@@ -126,24 +171,32 @@ def first_sentence(text: str) -> str:
 
 
 def cmd_run(args: argparse.Namespace, err: Console) -> int:
+    # Everything a user can get wrong is checked before torch loads (seconds): the
+    # preset, the values, the sweep's cells, the images' files and a .pth's bytes.
     from nst_tui import presets
-    from nst_tui.cli_progress import JobView
     from nst_tui.job.plan import job_for, without
-    from nst_tui.job.run import run_job
+    from nst_tui.preflight import check_inputs
 
     preset = presets.load(args.preset or "default")
-    flags = {"device": args.device, "backbone": args.backbone, "init": args.init}
+    flags = {name: getattr(args, name) for name in FLAGS}
     fixed = overrides(args.set, flags)
-    name, cfg = preset.name, apply_overrides(preset.config, fixed)
+    given = [flag for flag, value in flags.items() if value is not None]
+    name, cfg = preset.name, apply_overrides(preset.config, fixed, given)
     table = without(preset.sweep, list(fixed)) if preset.sweep else None  # --set: every cell
     if preset.sweep and not table:
         err.print("[dim]--set fixes every swept field: one run, no sweep[/]")
-    job = job_for(cfg, table, name)
+    check_inputs(cell.config for cell in job_for(cfg, table, name).cells)
+    job = job_for(from_here(cfg, fixed), table, name)
+    from nst_tui.cli_progress import JobView
+    from nst_tui.job.run import run_job  # loads torch
+
     cancel = threading.Event()
     restore = _cancel_on_signals(cancel, err)
     try:
         with JobView(err, job) as view:
-            result = run_job(job, out_root=args.out, label=name, listeners=[view], cancel=cancel)
+            result = run_job(
+                job, out_root=Path(args.out), label=name, listeners=[view], cancel=cancel
+            )
     finally:
         restore()
     if job.is_sweep:
@@ -160,10 +213,21 @@ def cmd_run(args: argparse.Namespace, err: Console) -> int:
     if args.json:
         record = "sweep.json" if job.is_sweep else "run.json"
         summary = json.loads((result.folder / record).read_text())
-        print(json.dumps({**summary, "folder": str(result.folder)}))
+        print(json.dumps({"folder": str(result.folder), **summary}))
     else:
         print(result.folder)
     return {"finished": 0, "cancelled": EXIT_CANCELLED}.get(result.status, EXIT_FAILED)
+
+
+def from_here(cfg: Config, fixed: dict[str, Any]) -> Config:
+    """Paths typed on the command line are read from the working folder (a preset's own
+    from the preset's folder); made absolute, the run's config.toml reproduces it from
+    any folder."""
+    from nst_tui.presets import PATH_FIELDS, resolve_paths
+
+    typed = {k: v for k, v in fixed.items() if k in PATH_FIELDS}
+    absolute = resolve_paths(typed, Path.cwd())
+    return cfg.replace(**absolute) if absolute != typed else cfg
 
 
 def _cancel_on_signals(cancel: threading.Event, err: Console) -> Any:

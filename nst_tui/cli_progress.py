@@ -3,42 +3,91 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from types import TracebackType
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from rich.progress import BarColumn, Progress, ProgressColumn, Task, TaskID, TextColumn
+from rich.progress_bar import ProgressBar
+from rich.text import Text
 
 from nst_tui.engine import events
 from nst_tui.engine.events import work_rate
 from nst_tui.job.events import CellEvent, JobEvent, JobFinished, JobProgress, JobStarted
 from nst_tui.job.plan import Job
 
+DESCRIPTION_WIDTH = 9  # "cancelled", the longest state
+MIN_BAR = 8
+# Dropped first to last when the line would not fit the terminal: the work rate, then
+# the time so far, then the loss, then the rate; the count and the ETA stay.
+DROP_ORDER = ("work", "elapsed", "loss", "rate", "eta")
+
+
+def clock(seconds: float | None) -> str:
+    if seconds is None:
+        return "-:--:--"
+    s = int(max(0.0, seconds))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
+
+
+class FieldsColumn(ProgressColumn):
+    """Count, it/s, work per second, ETA, time so far and loss, as many as fit beside a
+    bar of MIN_BAR cells on the console's line (rich would cut the line mid-field)."""
+
+    def __init__(self, console: Console) -> None:
+        super().__init__()
+        self.console = console
+
+    def fields(self, task: Task) -> dict[str, str]:
+        total = int(task.total or 0)
+        done = f"{int(task.completed):>{len(str(total))}}/{total}"
+        elapsed = task.finished_time if task.finished else task.elapsed
+        remaining = 0.0 if task.finished else task.time_remaining
+        out = {"count": done, "rate": f"{task.fields['rate']:>7} it/s"}
+        out["work"] = task.fields["work"]
+        out["eta"] = f"ETA {clock(remaining)}"
+        out["elapsed"] = clock(elapsed)
+        out["loss"] = f"loss {task.fields['loss']}"
+        return {k: v for k, v in out.items() if v}
+
+    def text(self, task: Task) -> str:
+        shown = self.fields(task)
+        room = self.console.width - DESCRIPTION_WIDTH - MIN_BAR - 2  # 2: column gaps
+        for name in DROP_ORDER:
+            if len(" ".join(shown.values())) <= room:
+                break
+            shown.pop(name, None)
+        return " ".join(shown.values())
+
+    def render(self, task: Task) -> Text:
+        return Text(self.text(task), no_wrap=True, overflow="ellipsis")
+
+
+class FitBar(BarColumn):
+    """A bar as wide as the line leaves beside the description and the widest fields."""
+
+    def __init__(self, fields: FieldsColumn, tasks: Callable[[], list[Task]]) -> None:
+        super().__init__()
+        self.fields, self.tasks = fields, tasks
+
+    def render(self, task: Task) -> ProgressBar:
+        widest = max((len(self.fields.text(t)) for t in self.tasks()), default=0)
+        self.bar_width = max(MIN_BAR, self.fields.console.width - DESCRIPTION_WIDTH - widest - 2)
+        return super().render(task)
+
 
 class ProgressView:
-    """Iterations, it/s (and the counted work per second), ETA and the current loss;
-    status lines above the bar."""
+    """Iterations, it/s (and the counted work per second), ETA, time so far and the
+    current loss, as many as fit the terminal; status lines above the bar."""
 
     def __init__(self, console: Console, total: int) -> None:
         self.console = console
+        fields = FieldsColumn(console)
         self.progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]:>8} it/s"),
-            TextColumn("{task.fields[work]}"),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            TimeElapsedColumn(),
-            TextColumn("loss {task.fields[loss]}"),
+            TextColumn(f"[bold]{{task.description:<{DESCRIPTION_WIDTH}}}"),
+            FitBar(fields, lambda: self.progress.tasks),
+            fields,
             console=console,
             transient=False,
         )

@@ -32,6 +32,7 @@ BACKBONES = ("auto", "vgg19", "vgg16", "vgg16-caffe")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("fp32", "bf16")
 
+MAX_FPS = 50  # GIF delays are whole 1/100 s; browsers play 1/100 s (and 0) as 1/10 s
 MIN_SIZE = 16  # four 2x2 poolings sit before conv5_1: below 16 px it sees nothing
 MAX_SIZE = 4096
 
@@ -230,7 +231,12 @@ def validate(cfg: Config) -> dict[str, str]:
     in_range("iterations", 1, 1_000_000)
     in_range("size", MIN_SIZE, MAX_SIZE)
     in_range("sav_freq", 1, 1_000_000)
-    in_range("fps", 1, 100)
+    in_range("fps", 1, MAX_FPS)
+    if "fps" in e and isinstance(cfg.fps, int) and cfg.fps > MAX_FPS:
+        e["fps"] += (
+            f": a GIF stores frame delays in whole 1/100 s and browsers play a 1/100 s delay "
+            f"at 1/10 s, so {MAX_FPS} fps (2/100 s) is the fastest a GIF plays"
+        )
     in_range("history", 1, 10_000)
     in_range("seed", 0, 2**63 - 1)
     for name in ("alpha", "beta", "gamma"):

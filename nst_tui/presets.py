@@ -19,7 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nst_tui.config import FIELD_NAMES, Config, toml_value, unknown_field_message
+from nst_tui.config import (
+    FIELD_NAMES,
+    INITS,
+    RUN_INIT,
+    Config,
+    toml_value,
+    unknown_field_message,
+)
 from nst_tui.errors import ConfigError, PresetError
 
 MAX_BYTES = 1 << 20  # a preset is a page of text; anything bigger is the wrong file
@@ -106,11 +113,14 @@ def load(name_or_path: str) -> Preset:
         raise PresetError(f"preset {path}: cannot read it ({exc.strerror or exc})") from None
     except UnicodeDecodeError as exc:
         raise PresetError(f"preset {path}: not UTF-8 text (byte {exc.start})") from None
-    return parse(text, path)
+    return parse(text, path, base=path.parent)
 
 
-def parse(text: str, path: Path) -> Preset:
-    """TOML text -> Preset; anything else raises PresetError or ConfigError naming the fault."""
+def parse(text: str, path: Path, base: Path | None = None) -> Preset:
+    """TOML text -> Preset; anything else raises PresetError or ConfigError naming the fault.
+
+    With `base` (the preset file's folder, as `load` passes it), relative image, init and
+    .pth paths, in the fields and in the [sweep] table, are read from that folder."""
     try:
         data = tomllib.loads(text)
     except ValueError as exc:  # TOMLDecodeError, or an integer past 4300 digits
@@ -123,9 +133,53 @@ def parse(text: str, path: Path) -> Preset:
     sweep = data.pop("sweep", {})
     if not isinstance(sweep, dict):
         raise ConfigError({"sweep": "must be a table of field = [values]"}, str(path))
+    if base is not None:
+        data = resolve_paths(data, base)
+        sweep = {k: resolve_paths({k: v}, base, each=True)[k] for k, v in sweep.items()}
     config = Config.from_dict(data, str(path))
     check_sweep(sweep, str(path))
     return Preset(path.stem, path, description.strip(), config, sweep)
+
+
+PATH_FIELDS = ("content_image", "style_image", "style_images", "init", "backbone")
+
+
+def resolve_paths(values: dict[str, Any], base: Path, each: bool = False) -> dict[str, Any]:
+    """`values` with relative paths made absolute from `base`: content_image,
+    style_image, style_images, init (a path or run:FOLDER) and backbone (a .pth path).
+    builtin:NAME, the init and backbone keywords, absolute and ~ paths stay as they are;
+    `each`: every value is a list of values for the field (a [sweep] table's column)."""
+    out = dict(values)
+    for key in PATH_FIELDS:
+        if key in out:
+            value = out[key]
+            if each and isinstance(value, list):
+                out[key] = [_resolve_field(key, v, base) for v in value]
+            else:
+                out[key] = _resolve_field(key, value, base)
+    return out
+
+
+def _resolve_field(key: str, value: Any, base: Path) -> Any:
+    if key == "style_images" and isinstance(value, list):
+        return [_resolve(v, base) for v in value]
+    if not isinstance(value, str):
+        return value  # Config.from_dict names the wrong type
+    if key == "init" and value.startswith(RUN_INIT):
+        return RUN_INIT + _resolve(value[len(RUN_INIT) :], base)
+    if (key == "init" and value in INITS) or (
+        key == "backbone" and not value.endswith((".pth", ".pt"))
+    ):
+        return value
+    return _resolve(value, base)
+
+
+def _resolve(spec: Any, base: Path) -> Any:
+    if not isinstance(spec, str) or not spec.strip() or spec.startswith(("builtin:", "~")):
+        return spec
+    if os.path.isabs(spec):
+        return spec
+    return os.path.normpath(os.path.join(os.path.abspath(base), spec))
 
 
 def check_sweep(sweep: dict[str, Any], source: str) -> None:

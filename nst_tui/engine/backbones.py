@@ -31,6 +31,12 @@ import torch
 import torchvision.models as tv_models
 from torch import nn
 
+from nst_tui.engine.weight_files import (
+    WANTED,
+    WeightFileError,
+    check_weights_file,
+    weights_path,
+)
 from nst_tui.errors import BackboneError
 
 # Convs per block; block i+1's first conv is layer index i.
@@ -146,21 +152,12 @@ def load_torchvision(arch: str, status: StatusFn = _quiet) -> Backbone:
 # ---- a local .pth --------------------------------------------------------------
 
 
-WANTED = "a torchvision VGG16 or VGG19 state dict (.pth)"
-
-
 def load_file(path_str: str) -> Backbone:
+    path = weights_path(path_str)
     try:
-        path = Path(path_str).expanduser()
-    except RuntimeError:  # ~someone who has no home here
-        path = Path(path_str)
-    try:
-        if path.is_dir():
-            raise BackboneError(f"backbone {path_str!r}: is a folder; expected {WANTED}")
-        if not path.is_file():
-            raise BackboneError(f"backbone {path_str!r}: no such weights file; expected {WANTED}")
-    except OSError as exc:  # a name too long for the file system
-        raise BackboneError(f"backbone {path_str!r}: cannot open it ({exc.strerror})") from None
+        check_weights_file(path)
+    except WeightFileError as exc:
+        raise BackboneError(f"backbone {path_str!r}: {exc}") from None
     state = _torch_load(path)
     convs = convs_from_state_dict(state, path_str)
     arch = _arch_for(len(convs), path_str)
@@ -168,6 +165,10 @@ def load_file(path_str: str) -> Backbone:
 
 
 def _torch_load(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        check_weights_file(path)  # torch's own errors name the wrong cause for most bad files
+    except WeightFileError as exc:
+        raise BackboneError(f"{path}: {exc}") from None
     try:
         # weights_only: a weights file is data; never unpickle arbitrary objects.
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -177,6 +178,8 @@ def _torch_load(path: Path) -> dict[str, torch.Tensor]:
                 f"{path}: not a readable weights file: it holds Python objects, not just "
                 f"tensors, and weights load as data only; expected {WANTED}"
             ) from None
+        if isinstance(exc, EOFError):
+            raise BackboneError(f"{path}: truncated (it ends before its data does)") from None
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         first = first.split(". ")[0][:120]  # torch's first sentence says it; the rest is advice
         raise BackboneError(f"{path}: not a readable weights file ({first})") from None
@@ -202,8 +205,18 @@ def convs_from_state_dict(
         bias_key = key[: -len("weight")] + "bias"
         bias = state.get(bias_key)
         w = state[key]
-        if not isinstance(bias, torch.Tensor) or bias.shape != (w.shape[0],):
-            raise BackboneError(f"{where}: {key} has no matching bias {bias_key}")
+        if bias_key not in state:
+            raise BackboneError(f"{where}: {key} has no bias ({bias_key} is missing)")
+        if not isinstance(bias, torch.Tensor):
+            raise BackboneError(
+                f"{where}: {bias_key} is a {type(bias).__name__}, not a tensor of "
+                f"{w.shape[0]} numbers"
+            )
+        if tuple(bias.shape) != (w.shape[0],):
+            raise BackboneError(
+                f"{where}: {bias_key} has shape {tuple(bias.shape)}, expected ({w.shape[0]},) "
+                f"to match {key}'s {w.shape[0]} filters"
+            )
         convs.append((w.float(), bias.float()))
     _check_shapes(convs, where)
     return convs

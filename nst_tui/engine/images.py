@@ -6,18 +6,23 @@ convert it to whatever their network expects.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import warnings
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from nst_tui.config import RUN_INIT
 from nst_tui.errors import ImageError
+
+if TYPE_CHECKING:  # torch loads only where tensors are made: checking a path needs none
+    import torch
 
 BUILTIN_PREFIX = "builtin:"
 MAX_PIXELS = 64_000_000  # beyond this a file is a decompression bomb, not a photo
@@ -146,7 +151,12 @@ def to_rgb(im: Image.Image) -> Image.Image:
 
 def fit_canvas(im: Image.Image, size: int, what: str = "image") -> Image.Image:
     """fit_long_edge, refusing a result the network cannot see (a short side below MIN_EDGE)."""
-    w, h = im.size
+    check_fit(*im.size, size, what)
+    return fit_long_edge(im, size)
+
+
+def check_fit(w: int, h: int, size: int, what: str = "image") -> None:
+    """A w x h image scaled to `size` on its long edge keeps a short side of MIN_EDGE."""
     scale = size / max(w, h)
     short = min(max(1, round(w * scale)), max(1, round(h * scale)))
     if short < MIN_EDGE:
@@ -155,7 +165,6 @@ def fit_canvas(im: Image.Image, size: int, what: str = "image") -> Image.Image:
             f"{what}: {w}x{h} is too narrow for size {size} (its short side would be "
             f"{short} px, {MIN_EDGE} needed); use size {need} or more, or crop it"
         )
-    return fit_long_edge(im, size)
 
 
 def fit_long_edge(im: Image.Image, size: int) -> Image.Image:
@@ -168,12 +177,16 @@ def fit_long_edge(im: Image.Image, size: int) -> Image.Image:
 
 def to_tensor(im: Image.Image, device: torch.device | str = "cpu") -> torch.Tensor:
     """PIL RGB -> float tensor (1, 3, H, W) in [0, 1]."""
+    import torch
+
     arr = np.asarray(im, dtype=np.float32) / 255.0
     return torch.from_numpy(arr).permute(2, 0, 1).unsqueeze(0).contiguous().to(device)
 
 
 def frame_on_device(canvas: torch.Tensor) -> torch.Tensor:
     """(1, 3, H, W) or (3, H, W) tensor in [0, 1] -> H x W x 3 uint8, still on its device."""
+    import torch
+
     if canvas.dim() == 4:
         canvas = canvas[0]
     out = canvas.detach().clamp(0, 1).mul(255).round().to(torch.uint8)
@@ -183,3 +196,79 @@ def frame_on_device(canvas: torch.Tensor) -> torch.Tensor:
 def to_uint8(canvas: torch.Tensor) -> np.ndarray:
     """(1, 3, H, W) or (3, H, W) tensor in [0, 1] -> HxWx3 uint8 array on the host."""
     return frame_on_device(canvas).cpu().numpy()
+
+
+# ---- checks before torch loads -------------------------------------------------------
+
+
+def check_image(spec: str, what: str, size: int | None = None, fit_what: str = "") -> None:
+    """What can be told of an image from its file and header, without decoding it (nor
+    loading torch): it exists, opens, is not too large, and (given the long edge it will
+    be scaled to) is not too narrow. `load_image` decodes it later."""
+    path = resolve_path(spec)
+    label = f"{what} {spec!r}"
+    _check_file(path, label)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                w, h = im.size
+    except PermissionError:
+        raise ImageError(f"{label}: not readable (permission denied)") from None
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+        raise ImageError(
+            f"{label}: too many pixels, more than the {MAX_PIXELS:,} allowed "
+            "(a decompression bomb?)"
+        ) from None
+    except UnidentifiedImageError:
+        raise ImageError(
+            f"{label}: not an image Pillow can read (JPEG, PNG, GIF, BMP, TIFF, WebP, ...)"
+        ) from None
+    except Exception as exc:  # Pillow raises many types for a damaged file
+        raise ImageError(f"{label}: damaged or truncated image ({_first_line(exc)})") from None
+    _check_pixels(w, h, label)
+    if size is not None:
+        check_fit(w, h, size, fit_what or what)
+
+
+def run_final(folder_text: str) -> Path:
+    """The final.png of the run folder `init = "run:FOLDER"` names, if that run's record
+    says it is a result to go on from: finished, or cancelled (saved as it stood). A run
+    that failed, or was killed before it wrote its record, is refused, saying which."""
+    folder = Path(folder_text.strip()).expanduser()
+    where = f"init: {RUN_INIT}{folder}"
+    if not folder.is_dir():
+        raise ImageError(f"{where} is not a folder; name an earlier run's folder")
+    record = folder / "run.json"
+    if record.exists():
+        try:
+            info = json.loads(record.read_text(encoding="utf-8"))
+            status = info.get("status") if isinstance(info, dict) else None
+        except (OSError, ValueError) as exc:  # UnicodeDecodeError, JSONDecodeError
+            raise ImageError(f"{where}: its run.json is unreadable ({_first_line(exc)})") from None
+        if status == "failed":
+            reason = str(info.get("reason") or "no reason recorded")[:200]
+            raise ImageError(
+                f"{where}: that run failed ({' '.join(reason.split())}); its final.png is "
+                "not a result to continue from"
+            )
+        if status == "running":
+            raise ImageError(
+                f"{where}: that run was interrupted (its run.json still says running: "
+                "killed, or still going); continue from a finished or cancelled run"
+            )
+        if status not in ("finished", "cancelled"):
+            raise ImageError(f"{where}: its run.json has an unknown status {status!r}")
+    elif (folder / "config.toml").exists():
+        raise ImageError(
+            f"{where}: that run was interrupted (no run.json): it never finished; "
+            "continue from a finished or cancelled run"
+        )
+    final = folder / "final.png"
+    if not final.is_file():
+        if (folder / "sweep.json").exists():
+            raise ImageError(f"{where} is a sweep folder; name one of its cells' folders")
+        raise ImageError(
+            f"{where} has no final.png (not a run folder, or a run that never finished)"
+        )
+    return final

@@ -19,7 +19,7 @@ from nst_tui.engine.backbones import Backbone, StatusFn, _quiet, load_backbone
 from nst_tui.engine.images import Note, fit_canvas, load_image, to_tensor
 from nst_tui.engine.objective import Objective, cell_targets, conv_extractor
 from nst_tui.engine.optimize import initial_canvas
-from nst_tui.errors import ImageError, RunError
+from nst_tui.errors import RunError
 
 _cache: dict[str, Backbone] = {}
 _cache_lock = threading.Lock()
@@ -107,7 +107,7 @@ def load_extra_styles(
     ]
 
 
-def check_inputs(cfgs: Sequence[Config]) -> None:
+def load_all_inputs(cfgs: Sequence[Config]) -> None:
     """Load every image the configs name (each distinct set once): ImageError before
     any folder exists, not minutes into a sweep."""
     checked: set[tuple[object, ...]] = set()
@@ -129,16 +129,11 @@ def upsample(canvas: torch.Tensor, size: tuple[int, int] | torch.Size) -> torch.
 
 
 def run_final(folder_text: str) -> Path:
-    """The final.png of the run folder `init = "run:FOLDER"` names."""
-    folder = Path(folder_text.strip()).expanduser()
-    if not folder.is_dir():
-        raise ImageError(f"init: {RUN_INIT}{folder} is not a folder; name an earlier run's folder")
-    final = folder / "final.png"
-    if not final.is_file():
-        raise ImageError(
-            f"init: {folder} has no final.png (not a run folder, or a run that never finished)"
-        )
-    return final
+    """The final.png of the run folder `init = "run:FOLDER"` names; a failed or
+    interrupted run is refused (images.run_final, which needs no torch)."""
+    from nst_tui.engine.images import run_final as checked_final
+
+    return checked_final(folder_text)
 
 
 def prepare(

@@ -6,7 +6,7 @@ import threading
 from collections.abc import Sequence
 
 from nst_tui.engine.backbones import StatusFn
-from nst_tui.engine.prepare import check_inputs, get_backbone
+from nst_tui.engine.prepare import load_all_inputs, get_backbone
 from nst_tui.engine.scales import scale_configs
 from nst_tui.job.executor import Emit
 from nst_tui.job.lifecycle import run_batch
@@ -19,7 +19,7 @@ class LocalExecutor:
     name = "local"
 
     def check(self, job: Job, status: StatusFn) -> None:
-        check_inputs([scale_configs(c.config)[0] for c in job.cells])  # the likeliest to fail
+        load_all_inputs([scale_configs(c.config)[0] for c in job.cells])  # the likeliest to fail
         for name in dict.fromkeys(c.config.backbone for c in job.cells):
             get_backbone(name, status)
 

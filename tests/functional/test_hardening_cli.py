@@ -103,7 +103,7 @@ CASES: list[tuple[str, Callable[[dict[str, Path]], list[str]], str]] = [
         "content_image '/data/on/another/box.jpg': no such file",
     ),
     ("wrong-shape weights", lambda f: ["--backbone", str(f["weights.pth"])], "1 conv layers;"),
-    ("cut weights", lambda f: ["--backbone", str(f["cut.pth"])], "not a readable weights file"),
+    ("cut weights", lambda f: ["--backbone", str(f["cut.pth"])], "damaged or truncated zip"),
     ("weights folder", lambda f: ["--backbone", str(f["file"].parent) + "/x.pth"], "no such"),
     ("outputs under a file", lambda f: ["--out", str(f["file"] / "out")], "a file, not a folder"),
 ]

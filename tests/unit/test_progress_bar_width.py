@@ -1,0 +1,48 @@
+"""The headless bar fits the terminal by dropping its least useful fields whole, never by
+cutting one ("80/3...", "ETA 0:00...")."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from rich.console import Console
+
+from nst_tui.cli_progress import ProgressView, clock
+from nst_tui.engine.events import Finished, Progress, Status
+
+
+def rendered(width: int, *extra: object) -> list[str]:
+    console = Console(width=width, record=True, file=io.StringIO())
+    view = ProgressView(console, 3000)
+    view(Progress(80, 3000, {"total": 83_840_000.0}, 16.1, 5.0, 0.0121, None))
+    for event in extra:
+        view(event)  # type: ignore[arg-type]
+    console.print(view.progress.get_renderable())
+    return console.export_text().splitlines()
+
+
+@pytest.mark.parametrize("width", [40, 60, 80, 100, 120, 200])
+@pytest.mark.parametrize("extra", [(), (Status("downloading", 0.4),)])
+def test_every_line_fits_and_no_field_is_cut(width: int, extra: tuple[object, ...]) -> None:
+    lines = rendered(width, *extra)
+    assert lines and all(len(line) <= width for line in lines), lines
+    assert not any("…" in line or "..." in line for line in lines), lines
+    assert "80/3000" in lines[0]  # the count and the ETA always stay
+    assert "ETA " in lines[0] and ("ETA -:--:--" in lines[0] or "ETA 0:" in lines[0])
+
+
+def test_fields_are_dropped_least_useful_first() -> None:
+    wide, eighty, sixty = rendered(120)[0], rendered(80)[0], rendered(60)[0]
+    assert all(f in wide for f in ("16.1 it/s", "12.1 GFLOP/s", "ETA", "0:00:", "loss 8.384e+07"))
+    assert "GFLOP/s" not in eighty and "loss 8.384e+07" in eighty and "16.1 it/s" in eighty
+    assert "loss" not in sixty and "16.1 it/s" in sixty
+
+
+def test_a_finished_bar_still_fits() -> None:
+    lines = rendered(80, Finished("finished", "", 3000, 10.0, 300.0, {}, None))
+    assert lines[0].startswith("finished") and len(lines[0]) <= 80
+
+
+def test_clock() -> None:
+    assert (clock(None), clock(0), clock(3725.9)) == ("-:--:--", "0:00:00", "1:02:05")
