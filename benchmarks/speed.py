@@ -146,28 +146,20 @@ def baseline_rate(cfg: Config) -> float:
     return cfg.iterations / (time.perf_counter() - t0)
 
 
-def sweep_cells(size: int, iterations: int, device: str) -> list:
+def sweep_configs(size: int, iterations: int, device: str) -> list[Config]:
     """The study's first table: content layers 0..4 (noise init, Adam), as 5 cells."""
-    from nst_tui.engine.batch import BatchCell
-
-    cells = []
-    for layer in range(5):
-        cfg = make_config(size, iterations, device).replace(content_layers=[layer])
-        prepared = prepare(cfg)
-        cells.append(BatchCell.from_objective(prepared.objective, prepared.canvas, lambda e: None))
-    return cells
+    cfg = make_config(size, iterations, device)
+    return [cfg.replace(content_layers=[layer]) for layer in range(5)]
 
 
 def sweep_rates(size: int, iterations: int, device: str) -> tuple[float, float]:
     """Cell-iterations per second: the 5 cells as one batch, then one after another."""
-    from nst_tui.engine.batch import optimize_batch, shared_extractor
-
-    cells = sweep_cells(size, iterations, device)
-    dev = cells[0].canvas.device
-    extractor = shared_extractor(get_backbone("vgg16-caffe"), [c.cfg for c in cells], dev)
+    cfgs = sweep_configs(size, iterations, device)
+    prepared = prepare(cfgs)
+    dev = prepared.device
     sync(dev)
     t0 = time.perf_counter()
-    optimize_batch(extractor, cells)
+    optimize(prepared.objective, prepared.canvases, [lambda event: None] * len(cfgs))
     sync(dev)
     batched = 5 * iterations / (time.perf_counter() - t0)
 
@@ -300,11 +292,11 @@ def app_rate(cfg: Config, out: Path) -> float:
         app = NSTApp(cfg, preset_name="bench", outputs=out, warm_up=False)
         async with app.run_test(size=(160, 48)) as pilot:
             await pilot.press("ctrl+r")
-            while not app.records or app.active is not None:
+            while not app.jobs or app.active is not None:
                 # Not pilot.pause(): it messages every widget and waits for them all,
                 # UI work a real session does not have.
                 await asyncio.sleep(0.05)
-            folder = app.records[1].folder
+            folder = app.jobs[1].record.folder
         assert folder is not None, "the dashboard run wrote no folder"
         return json.loads((folder / "run.json").read_text())["it_per_s"]
 
@@ -314,12 +306,19 @@ def app_rate(cfg: Config, out: Path) -> float:
 STREAMING_MODES = ("headless", "thread", "relay", "dashboard")
 
 
+def run_headless(cfg: Config, out: Path, listeners: list | None = None) -> float:
+    """Loop it/s of one run, as `nst-tui run` runs it (a job of one cell)."""
+    from nst_tui.job.plan import single
+    from nst_tui.job.run import run_job
+
+    job = single(cfg, "bench")
+    return run_job(job, out_root=out, listeners=listeners or []).finished.it_per_s
+
+
 def in_a_thread(cfg: Config, out: Path) -> float:
     """Loop it/s of a headless run in a worker thread, as the dashboard runs it."""
-    from conftest import run_single as run
-
     rates: list[float] = []
-    worker = threading.Thread(target=lambda: rates.append(run(cfg, out_root=out).finished.it_per_s))
+    worker = threading.Thread(target=lambda: rates.append(run_headless(cfg, out)))
     worker.start()
     worker.join()
     if not rates:
@@ -341,8 +340,8 @@ def streaming_rate_in_this_process(mode: str, device: str, size: int, iterations
     """
     import tempfile
 
-    from conftest import run_single as run
-    from nst_tui.tui.relay import Relay
+    from nst_tui.job.plan import single
+    from nst_tui.tui.relay import JobRelay
 
     cfg = make_config(size, iterations, device, sav_freq=10)
     warm = cfg.replace(iterations=WARM_UP_ITERATIONS)
@@ -351,9 +350,9 @@ def streaming_rate_in_this_process(mode: str, device: str, size: int, iterations
         if mode in ("thread", "dashboard"):
             in_a_thread(warm, out)
             return in_a_thread(cfg, out) if mode == "thread" else app_rate(cfg, out)
-        run(warm, out_root=out)
-        listeners = [Relay([].append, 1, cfg)] if mode == "relay" else []
-        return run(cfg, out_root=out, listeners=listeners).finished.it_per_s
+        run_headless(warm, out)
+        listeners = [JobRelay([].append, 1, single(cfg, "bench"))] if mode == "relay" else []
+        return run_headless(cfg, out, listeners)
 
 
 def streaming_rate(mode: str, device: str, size: int, iterations: int) -> float:

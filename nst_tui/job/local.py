@@ -6,7 +6,7 @@ import threading
 from collections.abc import Sequence
 
 from nst_tui.engine.backbones import StatusFn
-from nst_tui.engine.prepare import load_all_inputs, get_backbone
+from nst_tui.engine.prepare import get_backbone, load_all_inputs
 from nst_tui.engine.scales import scale_configs
 from nst_tui.job.executor import Emit
 from nst_tui.job.lifecycle import run_batch

@@ -28,17 +28,19 @@ from textual.widgets import DataTable, Label
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from nst_tui import presets
-from nst_tui.config import N_LAYERS, Config
-from nst_tui.errors import NSTError
-from nst_tui.tui.messages import RunProgress, RunStarted, RunStatus
-from nst_tui.tui.pace import Pace
+from nst_tui.config import N_LAYERS, OUTPUTS, Config
+from nst_tui.errors import ConfigError, NSTError
+from nst_tui.job.events import JobResult
+from nst_tui.job.plan import expand, job_for
+from nst_tui.tui.job_state import JobState, table_summary
+from nst_tui.tui.messages import JobBegan, JobNote, JobProgressed
+from nst_tui.tui.pace import SWEEP_FASTEST, Pace
 from nst_tui.tui.screens.compare_screen import CompareScreen
 from nst_tui.tui.screens.file_picker import FilePicker
 from nst_tui.tui.screens.help_screen import HelpScreen
 from nst_tui.tui.screens.preset_picker import PresetPicker
 from nst_tui.tui.screens.save_preset import SavePreset
-from nst_tui.tui.sweep_runs import SweepRuns, SweepTable
-from nst_tui.tui.sweep_state import SweepState
+from nst_tui.tui.screens.sweep_editor import SweepEditor
 from nst_tui.tui.widgets.footer import Footer
 from nst_tui.tui.widgets.image_view import ImageView, shrink
 from nst_tui.tui.widgets.loss_panel import LossPanel
@@ -47,7 +49,7 @@ from nst_tui.tui.widgets.run_history import RunHistory, RunRecord
 from nst_tui.tui.widgets.status_line import StatusLine
 from nst_tui.tui.widgets.sweep_grid import SweepGrid
 
-DEFAULT_OUTPUTS = Path("outputs")
+SweepTable = dict[str, list[Any]]
 THUMB_PX = 128
 STYLE_KEYS = ("exclamation_mark", "at", "number_sign", "dollar_sign", "percent_sign")
 CONTENT_GROUP = Binding.Group("Content", compact=True)
@@ -60,16 +62,15 @@ MAIN_SCREEN_ACTIONS = {
 
 
 @dataclass
-class ActiveRun:
-    record: RunRecord
+class ActiveJob:
+    state: JobState
     cancel: threading.Event
     started: float
     ended: threading.Event = field(default_factory=threading.Event)  # set by the worker thread
-    sweep: SweepState | None = None  # set when this run is a sweep
     pace: Pace = field(default_factory=Pace)  # how often its relay may post
 
 
-class NSTApp(SweepRuns, App[int]):
+class NSTApp(App[int]):
     """Run, watch and rerun style-transfer experiments from the keyboard."""
 
     CSS_PATH = "app.tcss"
@@ -114,7 +115,7 @@ class NSTApp(SweepRuns, App[int]):
         config: Config | None = None,
         *,
         preset_name: str = "default",
-        outputs: Path = DEFAULT_OUTPUTS,
+        outputs: Path = OUTPUTS,
         start: bool = False,
         warm_up: bool = True,
         sweep: SweepTable | None = None,
@@ -123,12 +124,11 @@ class NSTApp(SweepRuns, App[int]):
         self.initial = config or Config()
         self.preset_name = preset_name
         self.preset_config = self.initial
-        self.outputs = outputs
+        self.outputs = Path(outputs)
         self.start_at_once = start
         self.warm_up_engine = warm_up
-        self.records: dict[int, RunRecord] = {}
-        self.finals: dict[int, Image.Image] = {}
-        self.active: ActiveRun | None = None
+        self.jobs: dict[int, JobState] = {}  # this session's runs and sweeps, by run id
+        self.active: ActiveJob | None = None
         self.quit_after_run = False
         self.exit_code = 0  # 128 + the signal's number when a signal ends the app
         # After SIGTERM/SIGHUP, seconds to wait (once a run's record is written) before the
@@ -138,7 +138,6 @@ class NSTApp(SweepRuns, App[int]):
         self.thumbnails_of: tuple[str, str] | None = None
         self.sweep_table = sweep or None
         self.sweep_on = self.sweep_table is not None
-        self.sweeps: dict[int, SweepState] = {}
 
     # ---- layout ------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -295,19 +294,24 @@ class NSTApp(SweepRuns, App[int]):
         view.image = image
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="run")
-    def run_job(self, run_id: int, config: Config, label: str, active: ActiveRun) -> Any:
-        """One run, start to end, in this thread; progress leaves it as messages."""
+    def job_worker(self, active: ActiveJob, label: str) -> Any:
+        """One job, start to end, in this thread; progress leaves it as messages."""
+        job_id = active.state.run_id
         try:
-            self.post_message(RunStatus(run_id, "importing torch"))
-            from nst_tui.runner import run
-            from nst_tui.tui.relay import Relay
+            self.post_message(JobNote(job_id, "importing torch"))
+            from nst_tui.job.run import run_job
+            from nst_tui.tui.relay import JobRelay
 
-            relay = Relay(self.post_message, run_id, config, active.pace)
-            return run(
-                config, out_root=self.outputs, label=label, listeners=[relay], cancel=active.cancel
+            relay = JobRelay(self.post_message, job_id, active.state.job, active.pace)
+            return run_job(
+                active.state.job,
+                out_root=self.outputs,
+                label=label,
+                listeners=[relay],
+                cancel=active.cancel,
             )
         finally:
-            active.ended.set()
+            active.ended.set()  # what quitting on a signal waits for
 
     @on(Worker.StateChanged)
     def _worker_changed(self, event: Worker.StateChanged) -> None:
@@ -321,86 +325,124 @@ class NSTApp(SweepRuns, App[int]):
             return
         if worker.group != "run" or self.active is None:
             return
-        if state == WorkerState.SUCCESS and self.active.sweep is not None:
-            self.sweep_ended(worker.result)
-        elif state == WorkerState.SUCCESS:
-            self._run_ended(worker.result)
+        if state == WorkerState.SUCCESS:
+            self._job_ended(worker.result)
         elif state == WorkerState.ERROR:
-            self._run_failed(worker.error)
+            self._job_failed(worker.error)
         elif state == WorkerState.CANCELLED:
-            self._run_failed(None)
+            self._job_failed(None)
 
-    # ---- messages from the run -------------------------------------------------
-    @on(RunStatus)
-    def _run_status(self, message: RunStatus) -> None:
-        mine = self.active and message.run_id == self.active.record.run_id
-        if mine and self.status.state.state != "cancelling":
+    # ---- messages from the job ---------------------------------------------------
+    def _mine(self, job_id: int) -> JobState | None:
+        """The running job's state, if the message is about it."""
+        active = self.active
+        return active.state if active is not None and active.state.run_id == job_id else None
+
+    @on(JobNote)
+    def _job_note(self, message: JobNote) -> None:
+        if self._mine(message.job_id) is None:
+            return
+        state = self.status.state.state
+        if state == "running":
+            self.status.show(detail=message.text)
+        elif state != "cancelling":
             self.status.show(state="loading", detail=message.text)
 
-    @on(RunStarted)
-    def _run_started(self, message: RunStarted) -> None:
-        if self.active and message.run_id == self.active.record.run_id:
-            state = "cancelling" if self.active.cancel.is_set() else "running"
-            self.status.show(
-                state=state, detail="", device=message.device, backbone=message.backbone
-            )
-
-    @on(RunProgress)
-    def _run_progress(self, message: RunProgress) -> None:
-        if not (self.active and message.run_id == self.active.record.run_id):
+    @on(JobBegan)
+    def _job_began(self, message: JobBegan) -> None:
+        job = self._mine(message.job_id)
+        if job is None:
             return
+        assert self.active is not None
+        job.batches = message.batches
+        self.title_canvas(job)
+        state = "cancelling" if self.active.cancel.is_set() else "running"
+        self.status.show(state=state, detail="", device=message.device, backbone=message.backbone)
+
+    @on(JobProgressed)
+    def _job_progressed(self, message: JobProgressed) -> None:
+        job = self._mine(message.job_id)
+        if job is None:
+            return
+        assert self.active is not None
         self.active.pace.drawn()
-        self.query_one(LossPanel).add(message.rows)
-        self.active.record.rows.extend(message.rows)
-        if message.preview is not None:
-            self.canvas.image = message.preview
-        self.query_one(
-            "#canvas-pane"
-        ).border_title = f"Canvas · run {message.run_id} · {message.iteration}/{message.total}"
+        changed = job.apply(message.cells)
+        if job.is_sweep:
+            if self.grid.state is job:
+                self.grid.redraw(changed)
+            shown = message.cells.get(job.selected)
+        else:
+            shown = message.cells.get(0)
+            if shown is not None and shown.preview is not None:
+                self.canvas.image = shown.preview
+            job.record.rows.extend(shown.rows if shown is not None else [])
+        if shown is not None and shown.rows:
+            self.query_one(LossPanel).add(shown.rows)
+        self.title_canvas(job)
+        changes: dict[str, object] = {}
+        if self.status.state.state == "loading":
+            changes = {"state": "running", "detail": ""}
         self.status.show(
-            iteration=message.iteration,
+            iteration=message.completed,
             total=message.total,
-            it_per_s=message.it_per_s,
+            it_per_s=message.rate,
             tflop_s=message.tflop_s,
             of_peak=message.of_peak,
             gpu_memory=message.gpu_memory,
+            **changes,
         )
 
-    def _run_ended(self, result: Any) -> None:
-        """The worker returned a RunResult: finished, cancelled or failed (diverged)."""
+    @on(SweepGrid.CellSelected)
+    def _cell_selected(self, message: SweepGrid.CellSelected) -> None:
+        cell = message.state.cells[message.index]
+        losses = self.query_one(LossPanel)
+        losses.replace(cell.rows)
+        losses.border_title = f"Loss · cell {cell.index}: {cell.label}"
+
+    def _job_ended(self, result: JobResult) -> None:
+        """The worker returned: every cell finished, was cancelled, or failed."""
         assert self.active is not None
-        record, fin = self.active.record, result.finished
-        record.status, record.reason = fin.status, fin.reason
-        record.losses, record.wall_time, record.folder = fin.losses, fin.wall_time, result.folder
-        final = shrink(Image.fromarray(fin.image), 256)
-        self.finals[record.run_id] = final
-        self.canvas.image = final
-        self.query_one(
-            "#canvas-pane"
-        ).border_title = f"Canvas · run {record.run_id} {fin.status} · {fin.iterations_done} it"
+        job, record = self.active.state, self.active.state.record
+        job.finish(result)
+        if job.is_sweep:
+            if self.grid.state is job:
+                self.grid.redraw(range(len(job.cells)))
+        else:
+            self.canvas.image = job.final
+        self.title_canvas(job)
         self.history.put(record)
+        rate = result.finished.it_per_s if not job.is_sweep else result.cell_it_per_s
+        done = result.finished.iterations_done if not job.is_sweep else result.cell_iterations
         self.status.show(
-            state=fin.status,
-            detail=fin.reason,
-            iteration=fin.iterations_done,
-            it_per_s=fin.it_per_s,
-            **self.status.state.work_at(fin.it_per_s),
-            device=result.device,
-            backbone=result.backbone,
+            state=result.status,
+            detail=record.reason,
+            iteration=done,
+            it_per_s=rate,
+            **self.status.state.work_at(rate),
+            device=result.device or self.status.state.device,
+            backbone=result.backbone or self.status.state.backbone,
             folder=result.folder,
         )
-        if fin.status == "failed":
-            self.notify(fin.reason, title=f"Run {record.run_id} failed", severity="error")
-        elif fin.status == "cancelled":
-            self.notify(f"saved to {result.folder}", title=f"Run {record.run_id} cancelled")
-        self._after_run()
+        what = f"Sweep {record.run_id}" if job.is_sweep else f"Run {record.run_id}"
+        failed = [c for c in result.cells if c.finished.status == "failed"]
+        if failed:
+            reasons = "\n".join(
+                f"{c.cell.label}: {c.finished.reason}" if job.is_sweep else c.finished.reason
+                for c in failed
+            )
+            title = f"{what} {result.status}" if job.is_sweep else f"{what} failed"
+            self.notify(reasons, title=title, severity="error", timeout=12)
+        elif result.status == "cancelled":
+            self.notify(f"saved to {result.folder}", title=f"{what} cancelled")
+        self._after_job()
 
-    def _run_failed(self, error: BaseException | None) -> None:
-        """The run never got going (bad image, missing weights) or crashed."""
+    def _job_failed(self, error: BaseException | None) -> None:
+        """The job never got going (bad image, missing weights) or crashed."""
         assert self.active is not None
-        record = self.active.record
-        if self.active.sweep is not None:
-            self.sweep_stopped("failed")
+        job, record = self.active.state, self.active.state.record
+        job.stop_waiting("failed")
+        if job.is_sweep and self.grid.state is job:
+            self.grid.redraw(range(len(job.cells)))
         if error is None:
             text = "the worker was stopped"
         elif isinstance(error, NSTError):
@@ -409,44 +451,94 @@ class NSTApp(SweepRuns, App[int]):
             text = f"{type(error).__name__}: {error}"
         record.status, record.reason = "failed", text
         record.wall_time = time.monotonic() - self.active.started
+        self.title_canvas(job)
         self.history.put(record)
         self.status.show(state="failed", detail=text, folder=None)
         self.notify(text, title=f"Run {record.run_id} failed", severity="error", timeout=12)
-        self._after_run()
+        self._after_job()
 
-    def _after_run(self) -> None:
+    def _after_job(self) -> None:
         self.active = None
         self.refresh_bindings()
         if self.quit_after_run:
             self.exit(self.exit_code)
 
-    # ---- starting runs -----------------------------------------------------------
-    def start_run(self, config: Config, label: str, base: Config) -> None:
+    # ---- the canvas pane: one canvas, or a sweep's grid --------------------------------
+    @property
+    def grid(self) -> SweepGrid:
+        return self.query_one(SweepGrid)
+
+    def title_canvas(self, job: JobState) -> None:
+        """The pane's title: whose picture it shows, and how far that job got."""
+        status = job.record.status
+        shown = "" if status == "running" else f" {status}"
+        if job.is_sweep:
+            title = f"Sweep · run {job.run_id}{shown} · {job.summary}"
+            if job.batches:
+                title += f" · {job.batches} batch{'es' * (job.batches != 1)}"
+        elif status == "running":
+            cell = job.cells[0]
+            title = f"Canvas · run {job.run_id}"
+            if cell.iteration:
+                title += f" · {cell.iteration}/{cell.total}"
+        else:
+            title = f"Canvas · run {job.run_id}{shown} · {job.cells[0].iteration} it"
+        self.query_one("#canvas-pane").border_title = title
+
+    def show_job(self, job: JobState) -> None:
+        """`job`'s picture in the canvas pane: its grid of cells, or its canvas."""
+        pane = self.query_one("#canvas-pane")
+        if job.is_sweep:
+            pane.add_class("-sweep")
+            self.grid.show(job)  # selects its cell, which fills the loss pane
+        else:
+            if pane.has_class("-sweep"):
+                if self.focused is self.grid:
+                    self.screen.set_focus(None)
+                pane.remove_class("-sweep")
+                self.query_one(LossPanel).border_title = "Loss"
+            self.query_one(LossPanel).replace(job.record.rows)
+            self.canvas.image = job.final
+        self.title_canvas(job)
+
+    # ---- starting jobs -------------------------------------------------------------
+    def start_job(self, config: Config, table: SweepTable | None, label: str, base: Config) -> None:
+        """Run `config` once, or every cell of `table` over it (swept fields replaced)."""
         if self.active is not None:
             self.notify("A run is in progress; escape cancels it.", severity="warning")
             return
-        run_id = max(self.records, default=0) + 1
-        record = RunRecord(run_id, label, config, base, config.differences(base))
-        self.records[run_id] = record
+        try:
+            job = job_for(config, table, label)
+        except ConfigError as exc:
+            self.notify(str(exc), title="Sweep blocked", severity="error", timeout=12)
+            return
+        run_id = max(self.jobs, default=0) + 1
+        summary = table_summary(table) if table else ""
+        changes = {k: v for k, v in config.differences(base).items() if k not in (table or {})}
+        record = RunRecord(run_id, label, config, base, changes, sweep=table, summary=summary)
+        state = JobState(record, job, summary)
+        self.jobs[run_id] = state
         self.history.put(record)
-        self.active = ActiveRun(record, threading.Event(), time.monotonic())
-        self.show_canvas_view()
+        pace = Pace(SWEEP_FASTEST) if job.is_sweep else Pace()
+        self.active = ActiveJob(state, threading.Event(), time.monotonic(), pace=pace)
         self.query_one(LossPanel).reset()
-        self.query_one("#canvas-pane").border_title = f"Canvas · run {run_id}"
+        self.show_job(state)
+        if job.is_sweep:
+            self.grid.focus()  # the arrow keys pick a cell at once
         self.status.show(
             state="loading",
             detail="starting",
             iteration=0,
-            total=config.iterations,
+            total=job.total_iterations,
             it_per_s=0.0,
             tflop_s=None,
             of_peak=None,
-            unit="it",
+            unit="cell-it" if job.is_sweep else "it",
             gpu_memory=None,
             folder=None,
         )
         self.refresh_bindings()
-        self.run_job(run_id, config, label, self.active)
+        self.job_worker(self.active, label)
 
     def action_run(self) -> None:
         """Run (or rerun) with the form's current values."""
@@ -462,10 +554,8 @@ class NSTApp(SweepRuns, App[int]):
             if first is not None:
                 first.focus()
             return
-        if self.sweep_on and self.sweep_table:
-            self.start_sweep(config, self.sweep_table, self.preset_name, self.preset_config)
-            return
-        self.start_run(config, self.preset_name, self.preset_config)
+        table = self.sweep_table if self.sweep_on else None
+        self.start_job(config, table, self.preset_name, self.preset_config)
 
     def action_cancel_run(self) -> None:
         """Stop the run within one iteration; the partial run is saved and marked."""
@@ -492,6 +582,56 @@ class NSTApp(SweepRuns, App[int]):
             return False
         # With no sweep loaded, ctrl+g is not in the footer.
         return not (action == "toggle_sweep" and self.sweep_table is None)
+
+    # ---- the loaded sweep table -----------------------------------------------------
+    # A preset with a `[sweep]` table loads its base values into the form and keeps the
+    # table; ctrl+r then runs every cell over the form's values. A swept field stays
+    # swept: the form's value for it is replaced in each cell (the form marks those
+    # fields). ctrl+g turns the sweep off (ctrl+r runs the form once) and on.
+    def set_sweep(self, table: SweepTable | None) -> None:
+        """Keep `table` (None drops it) and show it above the form."""
+        self.sweep_table = table or None
+        self.sweep_on = self.sweep_table is not None
+        self._show_sweep_note()
+        self.refresh_bindings()
+
+    def _show_sweep_note(self) -> None:
+        table = self.sweep_table
+        if table is None:
+            self.form.show_sweep(None)
+        elif self.sweep_on:
+            how = "ctrl+r runs every cell; the marked fields vary per cell. ctrl+g: off"
+            self.form.show_sweep(f"Sweep: {table_summary(table)}\n{how}", table)
+        else:
+            how = "ctrl+r runs the form once. ctrl+g: on"
+            self.form.show_sweep(f"Sweep off: {table_summary(table)}\n{how}", ())
+
+    def action_toggle_sweep(self) -> None:
+        """Turn the loaded sweep off (ctrl+r runs the form once) or back on."""
+        if self.sweep_table is None:
+            return
+        self.sweep_on = not self.sweep_on
+        self._show_sweep_note()
+        self.notify("sweep on: ctrl+r runs every cell" if self.sweep_on else "sweep off")
+
+    def action_edit_sweep(self) -> None:
+        """Type the sweep table (or a first one): checked over the form's values."""
+        config = self.form.check()
+        if config is None:
+            self.notify("Fix the marked fields first.", title="Cannot sweep", severity="error")
+            return
+
+        def check(table: SweepTable) -> str:
+            expand(config, table)  # raises ConfigError naming the bad field or value
+            return table_summary(table)
+
+        def done(table: SweepTable | None) -> None:
+            if table is None:
+                return
+            self.set_sweep(table)
+            self.notify(f"sweep: {table_summary(table)}" if table else "sweep removed")
+
+        self.push_screen(SweepEditor(self.sweep_table, check), done)
 
     # ---- presets, reset, layers, help -------------------------------------------
     def load_config(self, config: Config, name: str, sweep: SweepTable | None = None) -> None:
@@ -619,20 +759,13 @@ class NSTApp(SweepRuns, App[int]):
         if event.row_key.value is None:
             return
         run_id = int(event.row_key.value)
-        sweep = self.sweeps.get(run_id)
-        if sweep is not None and self.active is None:
-            self.show_sweep_view(sweep)
-            return
-        final = self.finals.get(run_id)
-        if final is not None and self.active is None:
-            self.show_canvas_view()
-            self.canvas.image = final
-            record = self.records[run_id]
-            self.query_one("#canvas-pane").border_title = f"Canvas · run {run_id} {record.status}"
+        job = self.jobs.get(run_id)
+        if job is not None and self.active is None and (job.is_sweep or job.final is not None):
+            self.show_job(job)
 
     @on(RunHistory.Requested)
     def _history_requested(self, message: RunHistory.Requested) -> None:
-        record = self.records[message.run_id]
+        record = self.jobs[message.run_id].record
         if message.action == "continue":
             if record.sweep is not None or record.folder is None:
                 self.notify("only a single run with a folder can be continued", severity="warning")
@@ -644,10 +777,8 @@ class NSTApp(SweepRuns, App[int]):
             self.load_config(record.config, record.label, record.sweep)
             self.preset_config = record.base
             self.notify(f"loaded the config of run {record.run_id}")
-        elif record.sweep is not None:
-            self.start_sweep(record.config, record.sweep, record.label, record.base)
         else:
-            self.start_run(record.config, record.label, record.base)
+            self.start_job(record.config, record.sweep, record.label, record.base)
 
     @on(RunHistory.CompareRequested)
     def compare_runs(self) -> None:
@@ -660,18 +791,19 @@ class NSTApp(SweepRuns, App[int]):
                 severity="warning",
             )
             return
-        a, b = (self.records[run_id] for run_id in pair)
+        a, b = (self.jobs[run_id].record for run_id in pair)
         for record in (a, b):
             why = ""
             if record.sweep is not None:
                 why = "is a sweep: its cells are in its folder's sheet"
-            elif self.active is not None and record is self.active.record:
+            elif self.active is not None and record is self.active.state.record:
                 why = "is still running"
             if why:
                 text = f"run {record.run_id} {why}"
                 self.notify(text, title="Cannot compare", severity="warning")
                 return
-        self.push_screen(CompareScreen(a, b, self.finals.get(a.run_id), self.finals.get(b.run_id)))
+        finals = self.jobs[a.run_id].final, self.jobs[b.run_id].final
+        self.push_screen(CompareScreen(a, b, *finals))
 
 
 def run_dashboard(preset: str | None, start: bool) -> int:
@@ -684,7 +816,7 @@ def run_dashboard(preset: str | None, start: bool) -> int:
         if preset is not None:
             raise  # the user asked for it: the CLI prints why and exits 2
         config, sweep = Config(), {}
-    app = NSTApp(config, preset_name=name, outputs=DEFAULT_OUTPUTS, start=start, sweep=sweep)
+    app = NSTApp(config, preset_name=name, outputs=OUTPUTS, start=start, sweep=sweep)
     app.force_exit_after = 3.0
     result = app.run()
     return result if isinstance(result, int) else 0

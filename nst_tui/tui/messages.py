@@ -1,8 +1,8 @@
-"""Messages from the run worker to the widgets.
+"""Messages from the job worker to the widgets: one started, one progress, notes.
 
-The worker thread posts these to the App; the high-rate ones (RunProgress,
-SweepProgressed) merge into the next one still queued, so a fast GPU never
-floods the UI and no logged point is lost on the way to the sparklines.
+The worker thread posts these to the App; JobProgressed merges into the next one
+still queued, so a fast GPU never floods the UI and no logged point is lost on the
+way to the sparklines. A single run is a job of one cell (cell 0).
 """
 
 from __future__ import annotations
@@ -17,58 +17,8 @@ LossRow = tuple[int, dict[str, float]]  # (iteration, losses)
 
 
 @dataclass
-class RunStatus(Message):
-    """Something slow is happening before the loop (importing, loading weights)."""
-
-    run_id: int
-    text: str
-    fraction: float | None = None
-
-
-@dataclass
-class RunStarted(Message):
-    """The loop has started on this device with this backbone."""
-
-    run_id: int
-    device: str
-    backbone: str
-
-
-@dataclass
-class RunProgress(Message):
-    """Losses logged since the last message, the latest counters and canvas."""
-
-    run_id: int
-    rows: list[LossRow]
-    iteration: int
-    total: int
-    it_per_s: float
-    elapsed: float
-    preview: Any = field(default=None, repr=False)  # a small PIL image, or None
-    gpu_memory: int | None = None  # bytes reserved on the CUDA device
-    tflop_s: float | None = None  # counted work per second (engine/flops.py)
-    of_peak: float | None = None  # fraction of the device's datasheet peak
-
-    def can_replace(self, message: Message) -> bool:
-        # Textual asks the older queued message whether the newer one may take
-        # its place. Both get the union of the rows (and the latest canvas), so
-        # whichever is dispatched carries every logged point.
-        if not (isinstance(message, RunProgress) and message.run_id == self.run_id):
-            return False
-        older, newer = (self, message) if self.iteration <= message.iteration else (message, self)
-        rows = older.rows + newer.rows
-        preview = newer.preview if newer.preview is not None else older.preview
-        for m in (self, message):
-            m.rows, m.preview = rows, preview
-        return True
-
-
-# ---- sweeps ------------------------------------------------------------------------
-
-
-@dataclass
 class CellUpdate:
-    """What one sweep cell logged since the last message (not a Message itself)."""
+    """What one cell logged since the last message (not a Message itself)."""
 
     rows: list[LossRow] = field(default_factory=list)
     iteration: int = 0
@@ -85,18 +35,18 @@ class CellUpdate:
 
 
 @dataclass
-class SweepNote(Message):
-    """A line about the sweep as a whole (loading weights, drawing the sheet)."""
+class JobNote(Message):
+    """Something slow is happening (importing, loading weights, drawing the sheet)."""
 
-    run_id: int
+    job_id: int
     text: str
 
 
 @dataclass
-class SweepBegan(Message):
-    """The sweep folder exists and the first batch is about to start."""
+class JobBegan(Message):
+    """The job's folder exists and its first cell has been placed on a device."""
 
-    run_id: int
+    job_id: int
     folder: Path
     batches: int
     device: str
@@ -104,18 +54,25 @@ class SweepBegan(Message):
 
 
 @dataclass
-class SweepProgressed(Message):
-    """Every cell's news since the last message, and the count over the whole sweep."""
+class JobProgressed(Message):
+    """Every cell's news since the last message, and the count over the whole job."""
 
-    run_id: int
+    job_id: int
     cells: dict[int, CellUpdate]
-    completed: int  # cell-iterations done
+    completed: int  # (cell-)iterations done
     total: int
-    rate: float  # cell-iterations per second
+    rate: float  # (cell-)iterations per second
+    # A single run's counted work per second (engine/flops.py) and its fraction of the
+    # device's datasheet peak; bytes reserved on its CUDA device.
+    tflop_s: float | None = None
+    of_peak: float | None = None
+    gpu_memory: int | None = None
 
     def can_replace(self, message: Message) -> bool:
-        # As RunProgress: both end up with the union, so no row or cell is lost.
-        if not (isinstance(message, SweepProgressed) and message.run_id == self.run_id):
+        # Textual asks the older queued message whether the newer one may take its
+        # place. Both get the union (every cell's rows in order, its newest preview),
+        # so whichever is dispatched carries every logged point.
+        if not (isinstance(message, JobProgressed) and message.job_id == self.job_id):
             return False
         older, newer = (self, message) if self.completed <= message.completed else (message, self)
         cells = dict(older.cells)
@@ -124,4 +81,5 @@ class SweepProgressed(Message):
         for m in (self, message):
             m.cells = cells
             m.completed, m.total, m.rate = newer.completed, newer.total, newer.rate
+            m.tflop_s, m.of_peak, m.gpu_memory = newer.tflop_s, newer.of_peak, newer.gpu_memory
         return True

@@ -16,7 +16,7 @@ from nst_tui import presets
 from nst_tui.config import Config
 from nst_tui.records import FILES
 from nst_tui.tui.app import NSTApp
-from nst_tui.tui.messages import RunProgress
+from nst_tui.tui.messages import CellUpdate, JobProgressed
 from nst_tui.tui.screens.file_picker import FilePicker
 from nst_tui.tui.screens.help_screen import HELP_TEXT, HelpScreen
 from nst_tui.tui.screens.preset_picker import PresetPicker
@@ -87,7 +87,7 @@ async def test_first_screen_shows_the_config_and_is_idle(tmp_path: Path) -> None
         assert app.form.widget("iterations").value == "17"
         assert app.form.read() == (config, {})
         assert app.status.state.state == "idle"
-        assert not app.records
+        assert not app.jobs
 
 
 # ---- runs ----------------------------------------------------------------------
@@ -107,7 +107,7 @@ async def test_fill_the_form_and_run(tmp_path: Path) -> None:
         await pilot.press("ctrl+r")  # with an Input focused
         await wait_for_run(pilot, app)
 
-        record = app.records[1]
+        record = app.jobs[1].record
         assert record.status == "finished"
         row = history_row(app, 1)
         assert row["status"] == "finished"
@@ -147,7 +147,7 @@ async def test_cancel_marks_and_saves_the_run(tmp_path: Path) -> None:
         await wait_until_running(pilot, app)
         await pilot.press("escape")
         await wait_for_run(pilot, app, timeout=30)
-        record = app.records[1]
+        record = app.jobs[1].record
         assert record.status == "cancelled"
         assert history_row(app, 1)["status"] == "cancelled"
         assert app.status.state.state == "cancelled"
@@ -159,7 +159,7 @@ async def test_cancel_marks_and_saves_the_run(tmp_path: Path) -> None:
         app.form.widget("iterations").value = "2"
         await pilot.press("ctrl+r")
         await wait_for_run(pilot, app)
-        assert app.records[2].status == "finished"
+        assert app.jobs[2].record.status == "finished"
 
 
 async def test_a_bad_image_is_reported_and_the_app_keeps_working(tmp_path: Path) -> None:
@@ -167,15 +167,15 @@ async def test_a_bad_image_is_reported_and_the_app_keeps_working(tmp_path: Path)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("ctrl+r")
         await wait_for_run(pilot, app)
-        assert app.records[1].status == "failed"
-        assert "nope.jpg" in app.records[1].reason
+        assert app.jobs[1].record.status == "failed"
+        assert "nope.jpg" in app.jobs[1].record.reason
         assert app.status.state.state == "failed"
         assert any("nope.jpg" in n.message for n in app._notifications)
 
         app.form.widget("content_image").value = str(TUBINGEN)
         await pilot.press("ctrl+r")
         await wait_for_run(pilot, app)
-        assert app.records[2].status == "finished"
+        assert app.jobs[2].record.status == "finished"
 
 
 async def test_quit_while_running_cancels_and_saves_first(tmp_path: Path) -> None:
@@ -189,7 +189,7 @@ async def test_quit_while_running_cancels_and_saves_first(tmp_path: Path) -> Non
             await pilot.pause(0.05)
             waited += 0.05
     assert app.return_code == 0
-    record = app.records[1]
+    record = app.jobs[1].record
     assert record.status == "cancelled"
     assert (record.folder / "run.json").is_file()  # type: ignore[operator]
 
@@ -205,24 +205,24 @@ async def test_rerun_and_load_from_the_history(tmp_path: Path) -> None:
         app.history.focus()
         await pilot.press("r")  # reruns the highlighted row, not the form
         await wait_for_run(pilot, app)
-        assert app.records[2].config == app.records[1].config
-        assert app.records[2].status == "finished"
+        assert app.jobs[2].record.config == app.jobs[1].record.config
+        assert app.jobs[2].record.status == "finished"
 
         app.history.move_cursor(row=0)
         await pilot.pause()
-        assert app.canvas.image is app.finals[1]
+        assert app.canvas.image is app.jobs[1].final
         await pilot.press("l")
         await pilot.pause()
         assert app.form.widget("iterations").value == "2"
 
         await pilot.press("n")  # continue run 1 from its final image
         await pilot.pause()
-        folder = app.records[1].folder
+        folder = app.jobs[1].record.folder
         assert app.form.widget("init").value == f"run:{folder}"
         await pilot.press("ctrl+r")
         await wait_for_run(pilot, app)
-        assert app.records[3].config.init == f"run:{folder}"
-        assert app.records[3].status == "finished"
+        assert app.jobs[3].record.config.init == f"run:{folder}"
+        assert app.jobs[3].record.status == "finished"
 
 
 # ---- the form ---------------------------------------------------------------------
@@ -240,7 +240,7 @@ async def test_invalid_values_are_marked_and_block_the_run(tmp_path: Path) -> No
 
         await pilot.press("ctrl+r")
         await pilot.pause()
-        assert not app.records and app.active is None
+        assert not app.jobs and app.active is None
         assert app.focused is app.form.widget("size")  # taken to the first bad field
 
         await type_into(pilot, app, "size", "8")
@@ -259,7 +259,7 @@ async def test_invalid_values_are_marked_and_block_the_run(tmp_path: Path) -> No
         )
         await pilot.press("ctrl+r")
         await pilot.pause()
-        assert not app.records
+        assert not app.jobs
 
 
 async def test_loading_a_preset_changes_every_field(tmp_path: Path) -> None:
@@ -419,7 +419,7 @@ async def test_every_documented_key(tmp_path: Path) -> None:
         await pilot.press("ctrl+r")  # not behind a modal
         await pilot.press("escape")
         await pilot.pause()
-        assert not app.records and not isinstance(app.screen, PresetPicker)
+        assert not app.jobs and not isinstance(app.screen, PresetPicker)
 
         await pilot.press("ctrl+s")
         await pilot.pause()
@@ -436,13 +436,13 @@ async def test_every_documented_key(tmp_path: Path) -> None:
         app.form.load(tiny_config(iterations=2, sav_freq=1))
         await pilot.press("ctrl+r")
         await wait_for_run(pilot, app)
-        assert app.records[1].status == "finished"
+        assert app.jobs[1].record.status == "finished"
 
         app.history.focus()
         await pilot.press("r")
         await wait_for_run(pilot, app)
         await pilot.press("l")
-        assert len(app.records) == 2
+        assert len(app.jobs) == 2
 
         app.screen.set_focus(None)
         await pilot.press("q")
@@ -467,7 +467,7 @@ async def test_ctrl_l_shows_one_sparkline_per_layer_term(tmp_path: Path) -> None
         assert all(r.display for r in rows) and panel.border_subtitle == "per layer"
         shown = {str(r.name_label.render()).split()[1]: r for r in rows}
         assert set(shown) == {"conv3_1", "conv1_1", "conv4_1"}
-        finals = app.records[1].losses
+        finals = app.jobs[1].record.losses
         for row in rows:
             assert len(row.spark.data) == 3  # iterations 2, 4, 6
             assert str(row.value_label.render()) == short(finals[row.term])
@@ -481,9 +481,9 @@ async def test_start_at_once_runs_the_preset(tmp_path: Path) -> None:
     app = make_app(tmp_path, tiny_config(iterations=2), start=True)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
-        assert app.records, "the run started without a key"
+        assert app.jobs, "the run started without a key"
         await wait_for_run(pilot, app)
-        assert app.records[1].status == "finished"
+        assert app.jobs[1].record.status == "finished"
 
 
 def test_run_dashboard_opens_the_named_preset(tmp_path: Path, monkeypatch) -> None:
@@ -510,10 +510,10 @@ def test_run_dashboard_opens_the_named_preset(tmp_path: Path, monkeypatch) -> No
 
 
 def test_progress_messages_merge_without_losing_rows() -> None:
-    older = RunProgress(1, [(1, {"total": 3.0})], 1, 10, 1.0, 1.0, preview="old")
-    newer = RunProgress(1, [(2, {"total": 2.0})], 2, 10, 1.0, 2.0, preview=None)
+    older = JobProgressed(1, {0: CellUpdate([(1, {"total": 3.0})], 1, "old")}, 1, 10, 1.0)
+    newer = JobProgressed(1, {0: CellUpdate([(2, {"total": 2.0})], 2, None)}, 2, 10, 1.0)
     assert older.can_replace(newer)
-    assert [it for it, _ in newer.rows] == [1, 2]
-    assert newer.preview == "old"  # the newest canvas that exists
-    other_run = RunProgress(2, [], 1, 10, 1.0, 1.0)
+    assert [it for it, _ in newer.cells[0].rows] == [1, 2]
+    assert newer.cells[0].preview == "old"  # the newest canvas that exists
+    other_run = JobProgressed(2, {}, 1, 10, 1.0)
     assert not newer.can_replace(other_run)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 from conftest import snapshot_config as tiny_config
@@ -18,7 +17,7 @@ from textual.widgets import Input
 
 from nst_tui.engine.events import Finished
 from nst_tui.tui.app import NSTApp
-from nst_tui.tui.messages import RunProgress, RunStarted
+from nst_tui.tui.messages import CellUpdate, JobBegan, JobProgressed
 from nst_tui.tui.pace import Pace
 
 SIZE = (120, 36)
@@ -48,33 +47,33 @@ async def replay_finished_run(pilot: Pilot) -> None:
     app = pilot.app
     assert isinstance(app, NSTApp)
     await settle(pilot)
-    app.start_run = lambda *a, **k: None  # type: ignore[method-assign]
     config = tiny_config(iterations=10, sav_freq=2)
+    from nst_tui.job.events import CellResult, JobResult
+    from nst_tui.job.plan import single
+    from nst_tui.tui.app import ActiveJob
+    from nst_tui.tui.job_state import JobState
     from nst_tui.tui.widgets.run_history import RunRecord
 
     record = RunRecord(1, "tiny", config, tiny_config(), config.differences(tiny_config()))
-    app.records[1] = record
+    job = JobState(record, single(config, "tiny"))
+    app.jobs[1] = job
     app.history.put(record)
-    app.active = SimpleNamespace(  # type: ignore[assignment]
-        record=record, cancel=threading.Event(), started=0.0, pace=Pace()
-    )
-    app.post_message(RunStarted(1, "cpu", "vgg16-caffe"))
+    app.active = ActiveJob(job, threading.Event(), 0.0, pace=Pace())
+    folder = Path("outputs/20260101-000000-tiny")
+    app.post_message(JobBegan(1, folder, 1, "cpu", "vgg16-caffe"))
     rows = [
         (i, {"total": 10.0 ** (9 - i / 2), "content": 4e6 - i * 1e5, "style": 9e8 / i, "tv": 0.3})
         for i in range(2, 11, 2)
     ]
     image = gradient(32, 24)
     preview = Image.fromarray(image)
-    app.post_message(RunProgress(1, rows, 10, 10, 8.0, 1.25, preview, None, 0.0512, None))
+    update = CellUpdate(rows, 10, preview)
+    app.post_message(JobProgressed(1, {0: update}, 10, 10, 8.0, 0.0512, None))
     await pilot.pause()
     finished = Finished("finished", "", 10, 1.25, 8.0, rows[-1][1], image)
-    result = SimpleNamespace(
-        finished=finished,
-        folder=Path("outputs/20260101-000000-tiny"),
-        device="cpu",
-        backbone="vgg16-caffe",
-    )
-    app._run_ended(result)
+    cells = (CellResult(job.job.cells[0], folder, finished),)
+    result = JobResult(folder, "finished", cells, 1.25, 10, 8.0, "cpu", "vgg16-caffe")
+    app._job_ended(result)
     app.screen.set_focus(None)
     await pilot.pause()
 

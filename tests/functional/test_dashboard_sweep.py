@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 from conftest import STARRY, TUBINGEN, snapshot_config, tiny_config
@@ -19,9 +18,10 @@ from textual.widgets import Input, OptionList, Sparkline
 
 from nst_tui import presets
 from nst_tui.engine.events import Finished
+from nst_tui.job.events import CellResult, JobResult
 from nst_tui.records import FILES
 from nst_tui.tui.app import NSTApp
-from nst_tui.tui.messages import CellUpdate, SweepBegan, SweepProgressed
+from nst_tui.tui.messages import CellUpdate, JobBegan, JobProgressed
 from nst_tui.tui.pace import Pace
 from nst_tui.tui.screens.help_screen import HELP_TEXT
 from nst_tui.tui.screens.preset_picker import PresetPicker
@@ -118,11 +118,11 @@ async def test_a_sweep_preset_runs_as_a_grid_of_cells(tmp_path: Path) -> None:
         await pilot.press("ctrl+r")
         await wait_for_run(pilot, app)
 
-        record = app.records[1]
+        record = app.jobs[1].record
         assert record.status == "finished", record.reason
-        state = app.sweeps[1]
-        assert [c.config.content_layers for c in state.sweep.cells] == [(0,), (2,)]
-        assert all(c.config.iterations == 6 for c in state.sweep.cells)
+        state = app.jobs[1]
+        assert [c.config.content_layers for c in state.job.cells] == [(0,), (2,)]
+        assert all(c.config.iterations == 6 for c in state.job.cells)
 
         # A grid of two labelled previews, the first cell selected.
         assert grid_shown(app)
@@ -176,7 +176,7 @@ async def test_the_history_brings_a_sweep_back(tmp_path: Path) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("ctrl+r")
         await wait_for_run(pilot, app)
-        assert app.records[1].status == "finished"
+        assert app.jobs[1].record.status == "finished"
 
         # Sweep off: ctrl+r runs the form once, in the single canvas.
         await pilot.press("ctrl+g")
@@ -184,19 +184,19 @@ async def test_the_history_brings_a_sweep_back(tmp_path: Path) -> None:
         assert not app.form.widget("size").has_class("-swept")
         await pilot.press("ctrl+r")
         await wait_for_run(pilot, app)
-        assert app.records[2].sweep is None and app.records[2].status == "finished"
+        assert app.jobs[2].record.sweep is None and app.jobs[2].record.status == "finished"
         assert not grid_shown(app)
-        assert app.canvas.image is app.finals[2]
+        assert app.canvas.image is app.jobs[2].final
 
         # Highlighting the sweep's row shows its grid again; the run's, its image.
         app.history.move_cursor(row=0)
         await pilot.pause()
-        assert grid_shown(app) and app.query_one(SweepGrid).state is app.sweeps[1]
+        assert grid_shown(app) and app.query_one(SweepGrid).state is app.jobs[1]
         assert [t.border_title for t in tiles(app)] == LABELS
         assert len(app.query_one(LossPanel).series["total"]) == 1
         app.history.move_cursor(row=1)
         await pilot.pause()
-        assert not grid_shown(app) and app.canvas.image is app.finals[2]
+        assert not grid_shown(app) and app.canvas.image is app.jobs[2].final
 
         # `l` on the sweep's row loads its table again; `r` reruns it as a sweep.
         await pilot.press("ctrl+n")
@@ -208,8 +208,8 @@ async def test_the_history_brings_a_sweep_back(tmp_path: Path) -> None:
         assert app.sweep_table == {"content_layers": [[0], [2]]} and app.sweep_on
         await pilot.press("r")
         await wait_for_run(pilot, app)
-        assert app.records[3].sweep is not None and app.records[3].status == "finished"
-        assert grid_shown(app) and app.query_one(SweepGrid).state is app.sweeps[3]
+        assert app.jobs[3].record.sweep is not None and app.jobs[3].record.status == "finished"
+        assert grid_shown(app) and app.query_one(SweepGrid).state is app.jobs[3]
 
 
 async def test_loading_a_plain_preset_drops_the_sweep(tmp_path: Path) -> None:
@@ -229,7 +229,7 @@ async def test_a_bad_sweep_value_blocks_the_run_and_says_why(tmp_path: Path) -> 
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("ctrl+r")
         await pilot.pause()
-        assert not app.records and app.active is None
+        assert not app.jobs and app.active is None
         assert any("sweep.size" in n.message for n in app._notifications)
 
 
@@ -238,7 +238,7 @@ async def test_a_sweep_that_cannot_start_is_marked_failed(tmp_path: Path) -> Non
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("ctrl+r")
         await wait_for_run(pilot, app)
-        record = app.records[1]
+        record = app.jobs[1].record
         assert record.status == "failed" and "nope.jpg" in record.reason
         assert history_row(app, 1)["status"] == "failed"
         assert app.status.state.state == "failed"
@@ -257,7 +257,7 @@ async def test_cancel_stops_every_cell_and_keeps_what_they_made(tmp_path: Path) 
         await pilot.press("escape")
         await wait_for_run(pilot, app, timeout=60)
 
-        record = app.records[1]
+        record = app.jobs[1].record
         assert record.status == "cancelled"
         assert history_row(app, 1)["status"] == "cancelled"
         assert app.status.state.state == "cancelled"
@@ -284,7 +284,7 @@ async def test_quit_during_a_sweep_cancels_and_saves_first(tmp_path: Path) -> No
             await pilot.pause(0.05)
             waited += 0.05
     assert app.return_code == 0
-    record = app.records[1]
+    record = app.jobs[1].record
     assert record.status == "cancelled"
     assert (record.folder / "sweep.json").is_file()  # type: ignore[operator]
 
@@ -308,7 +308,7 @@ def test_the_sweep_keys_are_in_the_help_text() -> None:
 
 
 def test_narrow_tiles_drop_the_words_every_column_shares() -> None:
-    from nst_tui.tui.sweep_state import short_labels
+    from nst_tui.tui.job_state import short_labels
 
     assert short_labels(("content conv1_1", "content conv2_1")) == ("conv1_1", "conv2_1")
     assert short_labels(("reconstruct", "visualize content")) == (
@@ -319,10 +319,10 @@ def test_narrow_tiles_drop_the_words_every_column_shares() -> None:
 
 
 def test_sweep_progress_messages_merge_every_cell() -> None:
-    older = SweepProgressed(
+    older = JobProgressed(
         1, {0: CellUpdate([(1, {"total": 3.0})], 1, "old"), 1: CellUpdate([], 0)}, 1, 8, 1.0
     )
-    newer = SweepProgressed(
+    newer = JobProgressed(
         1, {0: CellUpdate([(2, {"total": 2.0})], 2), 1: CellUpdate([], 1, "new", "failed")}, 3, 8, 2
     )
     assert older.can_replace(newer)
@@ -330,18 +330,18 @@ def test_sweep_progress_messages_merge_every_cell() -> None:
     assert newer.cells[0].preview == "old" and newer.cells[0].iteration == 2
     assert (newer.cells[1].preview, newer.cells[1].status) == ("new", "failed")
     assert (newer.completed, newer.rate) == (3, 2)
-    assert not newer.can_replace(SweepProgressed(2, {}, 0, 8, 0.0))
+    assert not newer.can_replace(JobProgressed(2, {}, 0, 8, 0.0))
 
 
 def test_the_relay_posts_a_batch_round_at_once() -> None:
     from nst_tui.engine.events import Frame, Progress
     from nst_tui.job.events import BatchStarted, CellEvent
     from nst_tui.job.plan import expand
-    from nst_tui.tui.sweep_relay import SweepRelay
+    from nst_tui.tui.relay import JobRelay
 
     sweep = expand(tiny_config(iterations=4, sav_freq=2), {"content_layers": [[0], [2]]})
     posted: list[object] = []
-    relay = SweepRelay(posted.append, 1, sweep, Pace(fastest=0))  # no rate limit: rounds only
+    relay = JobRelay(posted.append, 1, sweep, Pace(fastest=0))  # no rate limit: rounds only
     image = gradient(32, 24, 0)
     relay(BatchStarted(0, (0, 1), True))
     for step in (2, 4):
@@ -353,7 +353,7 @@ def test_the_relay_posts_a_batch_round_at_once() -> None:
                 assert not posted, "posted before its batch-mate had logged this step"
         relay.poster.drain()  # the tiles are made on the relay's own thread
         message = posted.pop()
-        assert isinstance(message, SweepProgressed) and not posted
+        assert isinstance(message, JobProgressed) and not posted
         assert sorted(message.cells) == [0, 1]
         assert all(u.rows == [(step, {"total": float(step)})] for u in message.cells.values())
         assert all(u.preview is not None for u in message.cells.values())
@@ -361,7 +361,7 @@ def test_the_relay_posts_a_batch_round_at_once() -> None:
     relay(CellEvent(0, Finished("cancelled", "", 4, 1.0, 1.0, {}, image)))
     relay.poster.drain()
     message = posted.pop()
-    assert isinstance(message, SweepProgressed) and message.cells[0].status == "cancelled"
+    assert isinstance(message, JobProgressed) and message.cells[0].status == "cancelled"
 
 
 # ---- snapshot -------------------------------------------------------------------------------
@@ -380,41 +380,33 @@ async def replay_finished_sweep(pilot: Pilot) -> None:
         if not any(w.is_running for w in app.workers):
             break
         await pilot.pause(0.05)
-    app.sweep_job = lambda *a, **k: None  # type: ignore[method-assign]
+    app.job_worker = lambda *a, **k: None  # type: ignore[method-assign]
     for field in app.query(Input):
         field.cursor_blink = False
     await pilot.press("ctrl+r")
     await pilot.pause()
-    state = app.sweeps[1]
-    app.post_message(SweepBegan(1, Path("outputs/20260101-000000-grid"), 2, "cpu", "vgg16-caffe"))
+    state = app.jobs[1]
+    app.post_message(JobBegan(1, Path("outputs/20260101-000000-grid"), 2, "cpu", "vgg16-caffe"))
     updates = {}
-    for cell in state.sweep.cells:
+    for cell in state.job.cells:
         rows = [
             (i, {"total": 10.0 ** (9 - i / 2) * (cell.index + 1), "content": 4e6 - i * 1e5,
                  "style": 9e8 / i, "tv": 0.3})
             for i in range(2, 11, 2)
         ]  # fmt: skip
         updates[cell.index] = CellUpdate(rows, 10)
-    app.post_message(SweepProgressed(1, updates, 40, 40, 16.0))
+    app.post_message(JobProgressed(1, updates, 40, 40, 16.0))
     await pilot.pause()
     outcomes = []
-    for cell in state.sweep.cells:
+    for cell in state.job.cells:
         status = "cancelled" if cell.index == 3 else "finished"
         image = gradient(32, 24, 60 * cell.index)
         losses = state.cells[cell.index].rows[-1][1]
         fin = Finished(status, "", 10 if status == "finished" else 6, 1.0, 10.0, losses, image)
-        outcomes.append(SimpleNamespace(cell=cell, finished=fin))
-    result = SimpleNamespace(
-        folder=Path("outputs/20260101-000000-grid"),
-        status="cancelled",
-        cells=outcomes,
-        wall_time=2.5,
-        cell_iterations=36,
-        cell_it_per_s=14.4,
-        device="cpu",
-        backbone="vgg16-caffe",
-    )
-    app.sweep_ended(result)  # type: ignore[arg-type]
+        outcomes.append(CellResult(cell, Path("outputs/20260101-000000-grid"), fin))
+    folder = Path("outputs/20260101-000000-grid")
+    result = JobResult(folder, "cancelled", tuple(outcomes), 2.5, 36, 14.4, "cpu", "vgg16-caffe")
+    app._job_ended(result)
     app.screen.set_focus(None)
     await pilot.pause()
 

@@ -18,7 +18,7 @@ from textual.widgets import OptionList
 
 from nst_tui import presets, records
 from nst_tui.config import Config
-from nst_tui.engine.optimize import Objective
+from nst_tui.engine.objective import Objective
 from nst_tui.tui.app import NSTApp
 from nst_tui.tui.screens.preset_picker import PresetPicker
 
@@ -35,20 +35,21 @@ async def run_once(pilot: Any, app: NSTApp) -> None:
 async def test_out_of_memory_says_so_and_the_next_run_works(tmp_path: Path, monkeypatch) -> None:
     original = Objective.forward
 
-    def forward(self: Objective, canvas: torch.Tensor) -> list[torch.Tensor]:
+    def forward(self: Objective, canvas: torch.Tensor, index: object = None) -> torch.Tensor:
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
     app = make_app(tmp_path, tiny_config(iterations=4, sav_freq=1))
     async with app.run_test(size=SIZE) as pilot:
         monkeypatch.setattr(Objective, "forward", forward)
         await run_once(pilot, app)
-        assert app.records[1].status == "failed"
+        assert app.jobs[1].record.status == "failed"
         assert "Run 1 failed: out of device memory at size 32; try a smaller size" in notes(app)
-        assert json.loads((app.records[1].folder / "run.json").read_text())["status"] == "failed"
+        folder = app.jobs[1].record.folder
+        assert json.loads((folder / "run.json").read_text())["status"] == "failed"
 
         monkeypatch.setattr(Objective, "forward", original)
         await run_once(pilot, app)
-        assert app.records[2].status == "finished"
+        assert app.jobs[2].record.status == "finished"
 
 
 async def test_a_full_disk_is_shown_and_the_app_keeps_running(tmp_path: Path, monkeypatch) -> None:
@@ -66,14 +67,14 @@ async def test_a_full_disk_is_shown_and_the_app_keeps_running(tmp_path: Path, mo
     async with app.run_test(size=SIZE) as pilot:
         monkeypatch.setattr(records, "open", full_after_two, raising=False)
         await run_once(pilot, app)
-        assert app.records[1].status == "failed"
-        assert "No space left on device" in app.records[1].reason
+        assert app.jobs[1].record.status == "failed"
+        assert "No space left on device" in app.jobs[1].record.reason
         assert "Run 1 failed: could not write" in notes(app)
         assert app.status.state.state == "failed"
 
         monkeypatch.undo()
         await run_once(pilot, app)
-        assert app.records[2].status == "finished"
+        assert app.jobs[2].record.status == "finished"
 
 
 async def test_bad_weights_and_outputs_are_reported_per_run(tmp_path: Path) -> None:
@@ -84,16 +85,17 @@ async def test_bad_weights_and_outputs_are_reported_per_run(tmp_path: Path) -> N
     app = make_app(tmp_path, tiny_config(iterations=2, backbone=str(weights)))
     async with app.run_test(size=SIZE) as pilot:
         await run_once(pilot, app)
-        assert f"{weights}: not a readable weights file" in app.records[1].reason
+        reason = app.jobs[1].record.reason
+        assert f"{weights}': a damaged or truncated zip archive" in reason
 
         app.form.widget("backbone").value = "vgg16-caffe"
         app.outputs = blocker / "outputs"
         await run_once(pilot, app)
-        assert "sits under" in app.records[2].reason and "a file, not a folder" in notes(app)
+        assert "sits under" in app.jobs[2].record.reason and "a file, not a folder" in notes(app)
 
         app.outputs = tmp_path / "outputs"
         await run_once(pilot, app)
-        assert [r.status for r in app.records.values()] == ["failed", "failed", "finished"]
+        assert [j.record.status for j in app.jobs.values()] == ["failed", "failed", "finished"]
 
 
 async def test_an_animated_gif_says_which_frame_is_used(tmp_path: Path) -> None:
@@ -110,8 +112,8 @@ async def test_an_animated_gif_says_which_frame_is_used(tmp_path: Path) -> None:
             app
         )
         await run_once(pilot, app)
-        assert app.records[1].status == "finished"
-        record = json.loads((app.records[1].folder / "run.json").read_text())
+        assert app.jobs[1].record.status == "finished"
+        record = json.loads((app.jobs[1].record.folder / "run.json").read_text())
         assert record["notes"] == [
             f"style_image '{gif}': animated (3 frames); using its first frame"
         ]
@@ -168,7 +170,7 @@ async def test_sigterm_cancels_records_and_exits(tmp_path: Path) -> None:
             await pilot.pause(0.05)
             waited += 0.05
     assert app.return_value == 128 + signal.SIGTERM  # the exit status run_dashboard returns
-    info = json.loads((app.records[1].folder / "run.json").read_text())  # type: ignore[operator]
+    info = json.loads((app.jobs[1].record.folder / "run.json").read_text())  # type: ignore[operator]
     assert info["status"] == "cancelled" and info["frames"] >= 1
 
 
@@ -178,7 +180,7 @@ async def test_sighup_when_idle_exits_at_once(tmp_path: Path) -> None:
         app.handle_signal(signal.SIGHUP)
         await pilot.pause()
     assert app.return_value == 128 + signal.SIGHUP
-    assert not app.records
+    assert not app.jobs
 
 
 async def test_an_app_that_ends_any_other_way_still_records_its_run(tmp_path: Path) -> None:

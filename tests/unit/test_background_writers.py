@@ -22,11 +22,13 @@ from PIL import Image
 from nst_tui import records
 from nst_tui.engine.events import Finished, Frame, Progress, Status
 from nst_tui.errors import RunError
+from nst_tui.job.events import CellEvent
+from nst_tui.job.plan import single
 from nst_tui.records import RunRecorder, new_run_folder
 from nst_tui.tui import poster as poster_module
-from nst_tui.tui.messages import RunProgress, RunStatus
+from nst_tui.tui.messages import JobNote, JobProgressed
 from nst_tui.tui.pace import Pace
-from nst_tui.tui.relay import Relay
+from nst_tui.tui.relay import JobRelay
 
 WAIT_S = 10.0  # a bound for waits that should take milliseconds (a loaded box is slow)
 
@@ -159,10 +161,10 @@ def test_finish_raises_a_failed_frame_no_call_saw_and_a_failed_end_still_records
 # ---- the dashboard's relay -----------------------------------------------------------
 
 
-def relay_with(post: Any, iterations: int) -> Relay:
-    relay = Relay(post, 1, tiny_config(iterations=iterations), Pace(fastest=0))  # every frame
-    relay.device = "cpu"  # as if announced: this test loads no backbone
-    return relay
+def relay_with(post: Any, iterations: int) -> Any:
+    """A single run's relay (no rate limit: every frame), fed the cell's engine events."""
+    relay = JobRelay(post, 1, single(tiny_config(iterations=iterations)), Pace(fastest=0))
+    return lambda event: relay(CellEvent(0, event))
 
 
 def progress(i: int, total: int) -> Progress:
@@ -182,12 +184,12 @@ def test_the_relay_keeps_every_row_in_order_when_flushes_outpace_it() -> None:
 
     # Everything was posted before Finished returned, and the thread has ended.
     assert not named_threads("relay-1")
-    batches = [m for m in posted if isinstance(m, RunProgress)]
+    batches = [m.cells[0] for m in posted if isinstance(m, JobProgressed)]
     assert [i for m in batches for i, _ in m.rows] == list(range(1, 21))
     assert len(batches) < 20, "pending flushes were merged"
     assert batches[-1].iteration == 20
     newest = [m.preview for m in batches if m.preview is not None][-1]
-    assert newest.getpixel((0, 0)) == (19, 19, 19)
+    assert newest.getpixel((0, 0)) == (20, 20, 20)  # the run's end carries its last canvas
 
 
 def test_a_status_waits_for_the_rows_before_it() -> None:
@@ -198,7 +200,7 @@ def test_a_status_waits_for_the_rows_before_it() -> None:
     relay(Frame(1, solid(1)))
     open_later(gate)
     relay(Status("scale 2 of 2"))
-    assert [type(m) for m in posted] == [RunProgress, RunStatus]
+    assert [type(m) for m in posted] == [JobProgressed, JobNote]
 
 
 def test_the_relay_thread_ends_when_no_finished_comes(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -215,4 +217,4 @@ def test_the_relay_thread_ends_when_no_finished_comes(monkeypatch: pytest.Monkey
     relay(progress(2, 8))
     relay(Frame(2, solid(2)))  # a later flush starts a new thread
     relay(finished(solid(2), 2))
-    assert [i for m in posted for i, _ in m.rows] == [1, 2]
+    assert [i for m in posted for i, _ in m.cells[0].rows] == [1, 2]

@@ -9,9 +9,11 @@ import pytest
 from conftest import tiny_config
 
 from nst_tui.engine.events import Frame, Progress
-from nst_tui.tui.messages import RunProgress
+from nst_tui.job.events import CellEvent
+from nst_tui.job.plan import single
+from nst_tui.tui.messages import JobProgressed
 from nst_tui.tui.pace import BUDGET, FASTEST, SLOWEST, Pace
-from nst_tui.tui.relay import Relay
+from nst_tui.tui.relay import JobRelay
 
 
 class Clock:
@@ -61,14 +63,13 @@ def test_the_relay_posts_at_the_paces_interval(monkeypatch: pytest.MonkeyPatch) 
     pace = Pace(cpu_clock=Clock())
     pace.interval = 1.0
     posted: list[Any] = []
-    relay = Relay(posted.append, 1, tiny_config(iterations=16), pace)
-    relay.device = "cpu"  # as if announced: no backbone loaded here
+    relay = JobRelay(posted.append, 1, single(tiny_config(iterations=16)), pace)
     image = np.zeros((4, 4, 3), np.uint8)
     for i in range(1, 16):
         wall.now += 0.25
-        relay(Progress(i, 16, {"total": float(i)}, 1.0, float(i)))
-        relay(Frame(i, image))
+        relay(CellEvent(0, Progress(i, 16, {"total": float(i)}, 1.0, float(i))))
+        relay(CellEvent(0, Frame(i, image)))
         relay.poster.drain()  # each flush posted on its own (not merged into a later one)
-    batches = [m for m in posted if isinstance(m, RunProgress)]
+    batches = [m.cells[0] for m in posted if isinstance(m, JobProgressed)]
     assert [m.iteration for m in batches] == [4, 8, 12]
     assert [i for m in batches for i, _ in m.rows] == list(range(1, 13))

@@ -20,11 +20,11 @@ from nst_tui.engine.events import Finished, Frame, Progress, Status
 from nst_tui.job.events import BatchStarted, CellEvent, JobFinished, JobResult
 from nst_tui.job.plan import expand
 from nst_tui.tui import poster as poster_module
-from nst_tui.tui import sweep_relay as sweep_relay_module
-from nst_tui.tui.messages import SweepNote, SweepProgressed
+from nst_tui.tui import relay as relay_module
+from nst_tui.tui.messages import JobNote, JobProgressed
 from nst_tui.tui.pace import Pace
 from nst_tui.tui.poster import Poster
-from nst_tui.tui.sweep_relay import SweepRelay
+from nst_tui.tui.relay import JobRelay
 
 WAIT_S = 10.0  # a bound for waits that should take milliseconds (a loaded box is slow)
 
@@ -166,14 +166,14 @@ def cell_finished(image: np.ndarray, done: int) -> Finished:
     return Finished("finished", "", done, 1.0, float(done), {"total": 1.0}, image)
 
 
-def test_the_sweep_relay_makes_tiles_off_the_optimizers_thread_and_keeps_every_row(
+def test_the_relay_makes_a_sweeps_tiles_off_the_optimizers_thread_and_keeps_every_row(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    gate = Gate(sweep_relay_module.shrink)
-    monkeypatch.setattr(sweep_relay_module, "shrink", gate)
+    gate = Gate(relay_module.shrink)
+    monkeypatch.setattr(relay_module, "shrink", gate)
     sweep = expand(tiny_config(iterations=6, sav_freq=1), {"content_layers": [[0], [2]]})
     posted: list[Any] = []
-    relay = SweepRelay(posted.append, 1, sweep, Pace(fastest=0))  # no rate limit: every round
+    relay = JobRelay(posted.append, 1, sweep, Pace(fastest=0))  # no rate limit: every round
     relay(BatchStarted(0, (0, 1), True))
     for step in range(1, 6):
         for cell in (0, 1):
@@ -193,19 +193,19 @@ def test_the_sweep_relay_makes_tiles_off_the_optimizers_thread_and_keeps_every_r
     relay(JobFinished(result))
 
     # Everything went before JobFinished returned, from the poster's thread, which ended.
-    assert gate.threads == {"sweep-relay-1"}
-    assert not named_threads("sweep-relay-1")
+    assert gate.threads == {"relay-1"}
+    assert not named_threads("relay-1")
     kinds = [type(m) for m in posted]
-    note = kinds.index(SweepNote)
-    assert set(kinds[:note]) == {SweepProgressed} and set(kinds[note + 1 :]) == {SweepProgressed}
+    note = kinds.index(JobNote)
+    assert set(kinds[:note]) == {JobProgressed} and set(kinds[note + 1 :]) == {JobProgressed}
     assert note < 6, "pending rounds were merged"
-    progressed = [m for m in posted if isinstance(m, SweepProgressed)]
+    progressed = [m for m in posted if isinstance(m, JobProgressed)]
     for cell in (0, 1):
         updates = [m.cells[cell] for m in progressed if cell in m.cells]
         assert [i for u in updates for i, _ in u.rows] == list(range(1, 7))
         tiles = [u.preview for u in updates if u.preview is not None]
         assert tiles[-1].getpixel((0, 0)) == (90 + cell,) * 3
         assert updates[-1].status == "finished"
-    before_note = [m for m in posted[:note] if isinstance(m, SweepProgressed)]
+    before_note = [m for m in posted[:note] if isinstance(m, JobProgressed)]
     assert before_note[-1].cells[0].preview.getpixel((0, 0)) == (50, 50, 50)  # the newest frame
     assert progressed[-1].completed == 12 and progressed[-1].total == 12

@@ -15,7 +15,7 @@ from textual.widgets.option_list import Option
 
 from nst_tui import presets
 from nst_tui.errors import NSTError
-from nst_tui.tui.sweep_state import table_summary
+from nst_tui.tui.job_state import table_summary
 
 
 class PresetPicker(ModalScreen[str | None]):

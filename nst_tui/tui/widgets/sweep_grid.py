@@ -20,7 +20,7 @@ from textual.events import Click
 from textual.message import Message
 from textual.widgets import Static
 
-from nst_tui.tui.sweep_state import CellView, SweepState
+from nst_tui.tui.job_state import CellView, JobState
 from nst_tui.tui.widgets.image_view import ImageView
 
 ROW_LABEL_MAX = 16  # columns; a longer row label wraps
@@ -62,7 +62,7 @@ class SweepTile(ImageView):
 
 
 class SweepGrid(ScrollableContainer, can_focus=True):
-    """The tiles of one `SweepState`; `show()` switches to another sweep's state."""
+    """The tiles of one `JobState`; `show()` switches to another sweep's state."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("left", "move(0, -1)", "Cell left", show=False),
@@ -77,16 +77,16 @@ class SweepGrid(ScrollableContainer, can_focus=True):
     class CellSelected(Message):
         """The user (or a new sweep) selected this cell of the shown sweep."""
 
-        state: SweepState
+        state: JobState
         index: int
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
-        self.state: SweepState | None = None
+        self.state: JobState | None = None
         self.tiles: list[SweepTile] = []
         self.shape: tuple[object, ...] = ()
 
-    def show(self, state: SweepState) -> None:
+    def show(self, state: JobState) -> None:
         """Draw `state`'s cells, reusing the tiles when the table has the same shape."""
         shape = (state.rows, state.cols, state.row_labels)
         if shape != self.shape:

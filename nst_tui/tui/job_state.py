@@ -1,7 +1,9 @@
-"""A sweep as the dashboard holds it: every cell's losses, newest tile and state.
+"""A job as the dashboard holds it: its history row, every cell's losses, newest
+preview and state, and its final image.
 
-One `SweepState` per sweep run, kept after it ends, so that highlighting the
-sweep's row in the history brings its grid (and each cell's sparklines) back.
+One `JobState` per job (a single run is a job of one cell), kept after it ends, so
+that highlighting its row in the history brings its canvas, or a sweep's grid (and
+each cell's sparklines), back.
 """
 
 from __future__ import annotations
@@ -12,11 +14,14 @@ from typing import Any
 
 from PIL import Image
 
-from nst_tui.sweeps import Sweep, SweepResult
+from nst_tui.job.events import JobResult
+from nst_tui.job.plan import Job
 from nst_tui.tui.messages import CellUpdate, LossRow
 from nst_tui.tui.widgets.image_view import shrink
+from nst_tui.tui.widgets.run_history import RunRecord
 
 TILE_PX = 96  # a grid tile is a fraction of the canvas pane: this is plenty
+PREVIEW_PX = 256  # the preview pane never needs more than this on its long edge
 
 
 def table_summary(table: dict[str, list[Any]]) -> str:
@@ -59,33 +64,42 @@ class CellView:
         return f"{self.status} {self.iteration}/{self.total}"
 
 
-class SweepState:
-    def __init__(self, run_id: int, sweep: Sweep, summary: str) -> None:
-        self.run_id = run_id
-        self.sweep = sweep
-        self.summary = summary  # the table in a few words
-        short = short_labels(sweep.col_labels)
+class JobState:
+    def __init__(self, record: RunRecord, job: Job, summary: str = "") -> None:
+        self.record = record
+        self.job = job
+        self.summary = summary  # a sweep's table in a few words
+        short = short_labels(job.col_labels)
         self.cells = [
             CellView(
-                c.index, c.label, sweep.col_labels[c.col], short[c.col], c.config.total_iterations
+                c.index, c.label, job.col_labels[c.col], short[c.col], c.config.total_iterations
             )
-            for c in sweep.cells
+            for c in job.cells
         ]
         self.selected = 0
-        self.batches = 0  # how many batches run_sweep planned, once it has said
+        self.batches = 0  # how many batches the job planned, once it has said
+        self.final: Image.Image | None = None  # a single run's last canvas, once ended
+
+    @property
+    def run_id(self) -> int:
+        return self.record.run_id
+
+    @property
+    def is_sweep(self) -> bool:
+        return self.job.is_sweep
 
     @property
     def rows(self) -> int:
-        return self.sweep.rows
+        return self.job.rows
 
     @property
     def cols(self) -> int:
-        return self.sweep.cols
+        return self.job.cols
 
     @property
     def row_labels(self) -> tuple[str, ...]:
         """One per row; none when the table has a single field (its one row has no label)."""
-        return self.sweep.row_labels if any(self.sweep.row_labels) else ()
+        return self.job.row_labels if any(self.job.row_labels) else ()
 
     def apply(self, updates: dict[int, CellUpdate]) -> list[int]:
         """Fold one message's news in; returns the cells that changed."""
@@ -98,16 +112,26 @@ class SweepState:
             cell.status = update.status or "running"
         return sorted(updates)
 
-    def finish(self, result: SweepResult) -> None:
-        """Every cell's final state and image, from the sweep's result."""
+    def finish(self, result: JobResult) -> None:
+        """Every cell's final state and image, and the history row, from the result."""
         for outcome in result.cells:
             cell = self.cells[outcome.cell.index]
             fin = outcome.finished
             cell.status, cell.iteration = fin.status, fin.iterations_done
             cell.preview = shrink(Image.fromarray(fin.image), TILE_PX)
+        record = self.record
+        record.status, record.folder, record.wall_time = result.status, result.folder, 0.0
+        failed = [c for c in result.cells if c.finished.status == "failed"]
+        if self.is_sweep:
+            record.wall_time = result.wall_time
+            record.reason = f"{len(failed)} of {len(result.cells)} cells failed" if failed else ""
+        else:
+            fin = result.finished
+            record.reason, record.losses, record.wall_time = fin.reason, fin.losses, fin.wall_time
+            self.final = shrink(Image.fromarray(fin.image), PREVIEW_PX)
 
     def stop_waiting(self, status: str) -> None:
-        """The sweep ended without a result (it never got going): say so on every cell."""
+        """The job ended without a result (it never got going): say so on every cell."""
         for cell in self.cells:
             if cell.status in ("waiting", "running"):
                 cell.status = status
