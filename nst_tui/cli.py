@@ -52,6 +52,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--init", help="noise | content | style | an image | run:FOLDER (continue that run)"
     )
+    run.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        help="where the cells run: local (this process) or ray (pip install 'nst-tui[ray]')",
+    )
+    run.add_argument(
+        "--address",
+        help="ray: auto | HOST:PORT of a running cluster (default: start a local Ray)",
+    )
     run.add_argument("--json", action="store_true", help="last line: a JSON summary")
 
     sub.add_parser("presets", help="list the presets")
@@ -128,22 +137,34 @@ def first_sentence(text: str) -> str:
 def cmd_run(args: argparse.Namespace, err: Console) -> int:
     from nst_tui import presets
     from nst_tui.cli_progress import JobView
+    from nst_tui.job.executor import executor_named
     from nst_tui.job.plan import job_for, without
     from nst_tui.job.run import run_job
 
     preset = presets.load(args.preset or "default")
     flags = {"device": args.device, "backbone": args.backbone, "init": args.init}
+    flags |= {"executor": args.executor, "ray_address": args.address}
     fixed = overrides(args.set, flags)
     name, cfg = preset.name, apply_overrides(preset.config, fixed)
+    if args.address is not None and cfg.executor != "ray":
+        raise NSTError("--address names a Ray cluster: add --executor ray")
     table = without(preset.sweep, list(fixed)) if preset.sweep else None  # --set: every cell
     if preset.sweep and not table:
         err.print("[dim]--set fixes every swept field: one run, no sweep[/]")
     job = job_for(cfg, table, name)
+    executor = executor_named(cfg.executor, cfg.ray_address)  # not installed: before the bar
     cancel = threading.Event()
     restore = _cancel_on_signals(cancel, err)
     try:
         with JobView(err, job) as view:
-            result = run_job(job, out_root=args.out, label=name, listeners=[view], cancel=cancel)
+            result = run_job(
+                job,
+                out_root=args.out,
+                label=name,
+                listeners=[view],
+                cancel=cancel,
+                executor=executor,
+            )
     finally:
         restore()
     if job.is_sweep:
