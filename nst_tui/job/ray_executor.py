@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import tempfile
 import threading
@@ -157,12 +158,23 @@ def connect(address: str, status: StatusFn) -> None:
         return
     status(f"connecting to Ray at {address}" if address else "starting a local Ray", None)
     local = {"include_dashboard": False} if not address else {}
+    # Ray's core worker installs a SIGTERM handler that aborts the process: the caller's
+    # (the CLI's: cancel, record every cell, exit 130) are put back.
+    main = threading.current_thread() is threading.main_thread()
+    handlers = {s: signal.getsignal(s) for s in _SIGNALS} if main else {}
     try:
         ray.init(address=address or None, logging_level="ERROR", log_to_driver=False, **local)
     except Exception as exc:
         where = f"at {address}" if address else "here"
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise NSTError(f"executor ray: cannot start or reach Ray {where}: {first}") from None
+    finally:
+        for sig, handler in handlers.items():
+            if handler is not None:
+                signal.signal(sig, handler)
+
+
+_SIGNALS = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
 
 
 def died(exc: BaseException, claim: tuple[str, int] | None) -> str:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import threading
 import tomllib
 from pathlib import Path
 
@@ -100,29 +99,53 @@ def test_same_sweep_folder_as_local(cluster, tmp_path: Path) -> None:
         assert r_run["final_losses"] == pytest.approx(l_run["final_losses"], rel=1e-4)
 
 
-def test_cancel_stops_the_remote_work(cluster, tmp_path: Path) -> None:
-    from conftest import tiny_config
+def test_sigterm_stops_the_remote_work(
+    cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nst_tui.cli_progress import JobView
 
-    job = expand(tiny_config(iterations=400, sav_freq=5), SWEEP, "cancel")
-    cancel = threading.Event()
+    hear, sent = JobView.__call__, []
 
-    def on_event(event: JobEvent) -> None:
-        if isinstance(event, CellEvent) and isinstance(event.event, Progress):
-            cancel.set()  # at the first loss row: the workers are mid-run
+    def hear_then_terminate(view: JobView, event: JobEvent) -> None:
+        hear(view, event)
+        if isinstance(event, CellEvent) and isinstance(event.event, Progress) and not sent:
+            sent.append(event)  # once: a second signal stops at once, with no sheet
+            os.kill(os.getpid(), signal.SIGTERM)  # at a loss row: the workers are mid-run
 
-    result = run_job(
-        job, out_root=tmp_path, listeners=[on_event], cancel=cancel, executor=RayExecutor()
-    )
-    assert result.status == "cancelled"
-    for cell in result.cells:
-        assert cell.finished.status == "cancelled"
-        assert 0 < cell.finished.iterations_done < 400
-        run = json.loads((cell.folder / "run.json").read_text())
-        assert run["status"] == "cancelled"
-        assert (cell.folder / "final.png").is_file()
-    sweep = json.loads((result.folder / "sweep.json").read_text())
+    monkeypatch.setattr(JobView, "__call__", hear_then_terminate)
+    preset = sweep_preset(tmp_path, iterations=400, sav_freq=5)
+    out = tmp_path / "out"
+    code = main(["run", "--preset", str(preset), "--out", str(out), "--executor", "ray"])
+    assert code == 130
+    (folder,) = out.iterdir()
+    sweep = json.loads((folder / "sweep.json").read_text())
     assert sweep["status"] == "cancelled"
-    assert {c["status"] for c in sweep["cells"]} == {"cancelled"}
+    assert (folder / "sheet.png").is_file()
+    for cell in sweep["cells"]:
+        assert cell["status"] == "cancelled"
+        assert 0 < cell["iterations_done"] < 400
+        run = json.loads((folder / cell["folder"] / "run.json").read_text())
+        assert run["status"] == "cancelled"
+        assert (folder / cell["folder"] / "final.png").is_file()
+
+
+def test_ray_keeps_the_callers_signal_handlers(monkeypatch: pytest.MonkeyPatch) -> None:
+    from nst_tui.job import ray_executor
+
+    def fake_init(**kwargs: object) -> None:  # as Ray's core worker does
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    def mine(signum: int, frame: object) -> None:
+        pass
+
+    monkeypatch.setattr(ray_executor.ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray_executor.ray, "init", fake_init)
+    old = signal.signal(signal.SIGTERM, mine)
+    try:
+        ray_executor.connect("", lambda msg, frac=None: None)
+        assert signal.getsignal(signal.SIGTERM) is mine
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 def test_a_killed_worker_fails_its_cells_and_the_others_finish(cluster, tmp_path: Path) -> None:
