@@ -71,8 +71,9 @@ class RayExecutor:
         from nst_tui.engine.prepare import check_inputs  # torch: only once a job runs
         from nst_tui.engine.scales import scale_configs
 
-        # The images are read here and shipped: they must open here.
-        check_inputs([scale_configs(c.config)[0] for c in job.cells])
+        # The images are read here and shipped: they must open here (on the CPU: this
+        # machine may have no GPU while the cluster does).
+        check_inputs([scale_configs(c.config)[0].replace(device="cpu") for c in job.cells])
         self._images = read_images(c.config for c in job.cells)
         connect(self.address, status)
         self._size_workers(job)
@@ -157,7 +158,10 @@ def connect(address: str, status: StatusFn) -> None:
     if ray.is_initialized():
         return
     status(f"connecting to Ray at {address}" if address else "starting a local Ray", None)
-    local = {"include_dashboard": False} if not address else {}
+    # A Ray started here runs its workers at this process's priority, not Ray's nice 15:
+    # a CPU worker's threads starve behind any other load and wait on each other.
+    local = {"include_dashboard": False, "_system_config": {"worker_niceness": 0}}
+    local = local if not address else {}
     # Ray's core worker installs a SIGTERM handler that aborts the process: the caller's
     # (the CLI's: cancel, record every cell, exit 130) are put back.
     main = threading.current_thread() is threading.main_thread()

@@ -1,5 +1,6 @@
 """The Ray executor on a local Ray started here (2 CPUs, shared by this module's tests):
-the same sweep folder as a local run, cancel, and a worker killed mid-run."""
+the same sweep folder as a local run, cancel, the benchmark, and a worker killed mid-run
+(last: the workers the others reuse are warm until then)."""
 
 from __future__ import annotations
 
@@ -32,7 +33,9 @@ TIMING = {"wall_time_s", "it_per_s", "tflop_s", "of_peak", "started_at", "finish
 
 @pytest.fixture(scope="module")
 def cluster():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    # Workers at nice 0 as nst-tui starts them (Ray's 15 starves them behind other load).
+    system = {"worker_niceness": 0}
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _system_config=system)
     yield
     ray.shutdown()
 
@@ -146,6 +149,26 @@ def test_ray_keeps_the_callers_signal_handlers(monkeypatch: pytest.MonkeyPatch) 
         assert signal.getsignal(signal.SIGTERM) is mine
     finally:
         signal.signal(signal.SIGTERM, old)
+
+
+def test_the_benchmark_runs_on_this_cluster(cluster, tmp_path: Path) -> None:
+    import importlib.util
+
+    from conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location("ray_sweep", ROOT / "benchmarks/ray_sweep.py")
+    bench = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(bench)  # type: ignore[union-attr]
+    out = tmp_path / "bench.json"
+    argv = ["--cells", "2", "--size", "32", "--iterations", "2", "--repeats", "1"]
+    assert bench.main([*argv, "--workers", "2", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["results"]
+    assert [(r["executor"], r["workers"], r["cells"]) for r in rows] == [
+        ("local", 1, 2),
+        ("ray-2", 2, 2),
+    ]
+    assert all(r["cell_it_per_s"] > 0 and r["loop_cell_it_per_s"] > 0 for r in rows)
+    assert rows[1]["runs"][0]["batches"] == [[0], [1]]  # one cell per worker
 
 
 def test_a_killed_worker_fails_its_cells_and_the_others_finish(cluster, tmp_path: Path) -> None:
