@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import threading
 import tomllib
 from pathlib import Path
 
@@ -169,6 +170,60 @@ def test_the_benchmark_runs_on_this_cluster(cluster, tmp_path: Path) -> None:
     ]
     assert all(r["cell_it_per_s"] > 0 and r["loop_cell_it_per_s"] > 0 for r in rows)
     assert rows[1]["runs"][0]["batches"] == [[0], [1]]  # one cell per worker
+
+
+def test_cancel_before_a_batch_starts_records_its_cells(cluster, tmp_path: Path) -> None:
+    from conftest import tiny_config
+
+    job = expand(tiny_config(iterations=400, sav_freq=5), SWEEP, "queued")
+    cancel = threading.Event()
+
+    def on_event(event: JobEvent) -> None:
+        if isinstance(event, CellEvent) and isinstance(event.event, Progress):
+            cancel.set()
+
+    one_worker = RayExecutor(workers=1)  # batch 1 waits for batch 0's worker
+    result = run_job(
+        job,
+        out_root=tmp_path,
+        listeners=[on_event],
+        cancel=cancel,
+        executor=one_worker,
+        max_batch_pixels=2 * 32 * 32,
+    )
+    assert result.status == "cancelled"
+    ran, queued = result.cells[:2], result.cells[2:]
+    assert all(0 < c.finished.iterations_done < 400 for c in ran)
+    for cell in queued:
+        assert cell.finished.status == "cancelled"
+        assert cell.finished.reason == "cancelled before it started"
+        assert json.loads((cell.folder / "run.json").read_text())["status"] == "cancelled"
+    assert (result.folder / "sheet.png").is_file() and (result.folder / "sheet.gif").is_file()
+
+
+def test_images_travel_as_bytes(tmp_path: Path) -> None:
+    from conftest import STARRY, TUBINGEN, tiny_config
+
+    from nst_tui.job.plan import single
+    from nst_tui.job.ray_executor import localize, read_images
+
+    earlier = tmp_path / "earlier-run"
+    earlier.mkdir()
+    (earlier / "final.png").write_bytes(TUBINGEN.read_bytes())
+    cfg = tiny_config(
+        style_images=[str(STARRY), "builtin:swirls.png"], init=f"run:{earlier}", device="cuda:1"
+    )
+    images = read_images([cfg])
+    assert set(images) == {str(TUBINGEN), str(STARRY), f"run:{earlier}"}
+    (cell,) = localize(single(cfg).cells, images, tmp_path / "worker")
+    there = cell.config
+    assert Path(there.content_image).read_bytes() == TUBINGEN.read_bytes()
+    assert Path(there.style_image).read_bytes() == STARRY.read_bytes()
+    assert Path(there.style_images[0]).read_bytes() == STARRY.read_bytes()
+    assert there.style_images[1] == "builtin:swirls.png"  # inside the package there too
+    assert Path(there.init).read_bytes() == TUBINGEN.read_bytes()
+    assert str(tmp_path / "worker") in there.init
+    assert there.device == "cuda"  # Ray gives the task its GPU as the only one it sees
 
 
 def test_a_killed_worker_fails_its_cells_and_the_others_finish(cluster, tmp_path: Path) -> None:
