@@ -97,6 +97,7 @@ class RayExecutor:
 
     # ---- the run ------------------------------------------------------------------
     def run(self, job: Job, batches: Sequence[Batch], emit: Emit, cancel: threading.Event) -> None:
+        self.claims = {}
         hub = _Hub.options(num_cpus=0).remote()  # type: ignore[attr-defined]
         images = ray.put(self._images)  # once: every task reads the same object
         track = _Track(job, batches, emit)
