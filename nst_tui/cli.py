@@ -53,6 +53,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--init", help="noise | content | style | an image | run:FOLDER (continue that run)"
     )
+    run.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        help="where the cells run: local (this process) or ray (pip install 'nst-tui[ray]')",
+    )
+    run.add_argument(
+        "--address",
+        help="ray: auto | HOST:PORT of a running cluster (default: start a local Ray)",
+    )
     run.add_argument("--json", action="store_true", help="last line: a JSON summary")
 
     sub.add_parser("presets", help="list the presets")
@@ -100,7 +109,14 @@ def check_not_empty(args: argparse.Namespace) -> None:
         raise RunError(f"--out: empty; name {what}, or leave --out out for the default")
 
 
-FLAGS = ("device", "backbone", "init")  # `run`'s options that set a field of the same name
+# `run`'s options that set a field: field -> option (--address sets ray_address).
+FLAGS = {
+    "device": "device",
+    "backbone": "backbone",
+    "init": "init",
+    "executor": "executor",
+    "ray_address": "address",
+}
 
 
 def overrides(sets: Sequence[str], flags: dict[str, Any]) -> dict[str, Any]:
@@ -113,7 +129,9 @@ def overrides(sets: Sequence[str], flags: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
-def apply_overrides(cfg: Config, values: dict[str, Any], flag_fields: Sequence[str] = ()) -> Config:
+def apply_overrides(
+    cfg: Config, values: dict[str, Any], flag_fields: dict[str, str] | None = None
+) -> Config:
     """The preset's config with `values`; an error in a field that a flag given on the
     command line set names that flag (`--device: ...`), the others `--set`."""
     merged = {**cfg.to_dict(), **values}
@@ -122,10 +140,11 @@ def apply_overrides(cfg: Config, values: dict[str, Any], flag_fields: Sequence[s
     try:
         return Config.from_dict(merged, "--set")
     except ConfigError as exc:
-        flagged = {f"--{k}": v for k, v in exc.errors.items() if k in flag_fields}
+        options = flag_fields or {}
+        flagged = {f"--{options[k]}": v for k, v in exc.errors.items() if k in options}
         if not flagged:
             raise
-        rest = {f"--set {k}": v for k, v in exc.errors.items() if f"--{k}" not in flagged}
+        rest = {f"--set {k}": v for k, v in exc.errors.items() if k not in options}
         raise ConfigError({**flagged, **rest}) from None
 
 
@@ -178,24 +197,33 @@ def cmd_run(args: argparse.Namespace, err: Console) -> int:
     from nst_tui.preflight import check_inputs
 
     preset = presets.load(args.preset or "default")
-    flags = {name: getattr(args, name) for name in FLAGS}
+    flags = {field: getattr(args, option) for field, option in FLAGS.items()}
     fixed = overrides(args.set, flags)
-    given = [flag for flag, value in flags.items() if value is not None]
+    given = {field: option for field, option in FLAGS.items() if flags[field] is not None}
     name, cfg = preset.name, apply_overrides(preset.config, fixed, given)
+    if args.address is not None and cfg.executor != "ray":
+        raise NSTError("--address names a Ray cluster: add --executor ray")
     table = without(preset.sweep, list(fixed)) if preset.sweep else None  # --set: every cell
     if preset.sweep and not table:
         err.print("[dim]--set fixes every swept field: one run, no sweep[/]")
     check_inputs(cell.config for cell in job_for(cfg, table, name).cells)
     job = job_for(from_here(cfg, fixed), table, name)
     from nst_tui.cli_progress import JobView
+    from nst_tui.job.executor import executor_named
     from nst_tui.job.run import run_job  # loads torch
 
+    executor = executor_named(cfg.executor, cfg.ray_address)  # not installed: before the bar
     cancel = threading.Event()
     restore = _cancel_on_signals(cancel, err)
     try:
         with JobView(err, job) as view:
             result = run_job(
-                job, out_root=Path(args.out), label=name, listeners=[view], cancel=cancel
+                job,
+                out_root=Path(args.out),
+                label=name,
+                listeners=[view],
+                cancel=cancel,
+                executor=executor,
             )
     finally:
         restore()

@@ -31,6 +31,7 @@ POOLINGS = ("max", "avg")
 BACKBONES = ("auto", "vgg19", "vgg16", "vgg16-caffe")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("fp32", "bf16")
+EXECUTORS = ("local", "ray")  # where a job's cells run (nst_tui.job.executor)
 
 MAX_FPS = 50  # GIF delays are whole 1/100 s; browsers play 1/100 s (and 0) as 1/10 s
 MIN_SIZE = 16  # four 2x2 poolings sit before conv5_1: below 16 px it sees nothing
@@ -77,6 +78,8 @@ class Config:
     ema: float = 0.0  # frames and the final image show an exponential moving average of the canvas
     precision: str = "fp32"  # fp32 | bf16: the network in bfloat16 (losses, canvas stay fp32)
     cuda_graphs: bool = True  # on a GPU, replay each Adam step from a CUDA graph
+    executor: str = "local"  # local (this process) | ray (a Ray cluster: one task per GPU)
+    ray_address: str = ""  # ray: "" starts a local Ray; auto | HOST:PORT | ray://HOST:PORT
 
     def __post_init__(self) -> None:
         errors = validate(self)
@@ -157,6 +160,8 @@ STR_FIELDS = (
     "backbone",
     "device",
     "precision",
+    "executor",
+    "ray_address",
 )
 
 
@@ -283,6 +288,12 @@ def validate(cfg: Config) -> dict[str, str]:
     choice("mode", MODES)
     choice("pooling", POOLINGS)
     choice("precision", PRECISIONS)
+    choice("executor", EXECUTORS)
+    if not _ray_address_ok(cfg.ray_address):
+        e["ray_address"] = (
+            "must be empty (start a local Ray), auto, HOST:PORT or ray://HOST:PORT; "
+            f"got {cfg.ray_address!r}"
+        )
     if cfg.init not in INITS and not cfg.init.strip():
         e["init"] = f"must be one of {', '.join(INITS)}, {RUN_INIT}FOLDER or a path to an image"
     elif cfg.init.startswith(RUN_INIT) and not cfg.init[len(RUN_INIT) :].strip():
@@ -311,6 +322,13 @@ def validate(cfg: Config) -> dict[str, str]:
     if cfg.mode in ("reconstruct", "style", "both") and not cfg.style_layers:
         e.setdefault("style_layers", f"mode {cfg.mode!r} needs at least one style layer")
     return e
+
+
+def _ray_address_ok(address: str) -> bool:
+    if address in ("", "auto"):
+        return True
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    return bool(sep and host.strip() and port.isdigit()) and not any(c.isspace() for c in address)
 
 
 def _device_ok(device: str) -> bool:

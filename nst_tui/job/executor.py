@@ -5,7 +5,8 @@ An executor takes the job's batches and hands back events tagged with their cell
 nst_tui.job.run, records what the events say). A cell's inputs are its Config and
 the image paths it names, so an executor may run cells anywhere: `LocalExecutor`
 runs them in this process, one batch after another, on the configured device
-(nst_tui.job.local).
+(nst_tui.job.local); `RayExecutor` runs each batch as a task on a Ray cluster's
+worker, one GPU each (nst_tui.job.ray_executor, the optional extra `nst-tui[ray]`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from nst_tui.engine.backbones import StatusFn
+from nst_tui.errors import NSTError
 from nst_tui.job.events import JobEvent
 from nst_tui.job.plan import Batch, Job
 
@@ -23,6 +25,9 @@ Emit = Callable[[JobEvent], None]
 
 class Executor(Protocol):
     name: str
+    # Batches that can run at once, known once `check` has run: the plan splits batched
+    # cells into at least this many batches, so every worker (a cluster's GPUs) has one.
+    workers: int
 
     def check(self, job: Job, status: StatusFn) -> None:
         """Raise NSTError for an input no cell can run with (before any folder exists)."""
@@ -32,10 +37,22 @@ class Executor(Protocol):
         this raises (a signal, a bug): the driver then records the cells left."""
 
 
-def executor_named(name: str) -> Executor:
-    """The executor a job asks for by name; each imports its engine only when chosen."""
+def executor_named(name: str, address: str = "") -> Executor:
+    """The executor a job asks for by name (Config.executor; `address`: Config.ray_address);
+    each imports its engine only when chosen."""
     if name == "local":
         from nst_tui.job.local import LocalExecutor  # torch: not at the UI's start-up
 
         return LocalExecutor()
+    if name == "ray":
+        try:
+            from nst_tui.job.ray_executor import RayExecutor
+        except ImportError as exc:
+            if (exc.name or "").partition(".")[0] != "ray":
+                raise
+            raise NSTError(
+                "executor ray needs Ray, which is not installed here: "
+                "install it with pip install 'nst-tui[ray]'"
+            ) from None
+        return RayExecutor(address)
     raise ValueError(f"unknown executor {name!r}")

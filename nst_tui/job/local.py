@@ -17,6 +17,7 @@ class LocalExecutor:
     """Runs batches in the calling thread; its listeners hear every event there."""
 
     name = "local"
+    workers = 1
 
     def check(self, job: Job, status: StatusFn) -> None:
         load_all_inputs([scale_configs(c.config)[0] for c in job.cells])  # the likeliest to fail

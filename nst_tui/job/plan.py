@@ -185,9 +185,14 @@ def batch_key(cfg: Config) -> tuple[object, ...]:
     )
 
 
-def plan_batches(job: Job, max_pixels: int = MAX_BATCH_PIXELS) -> tuple[Batch, ...]:
+def plan_batches(
+    job: Job, max_pixels: int = MAX_BATCH_PIXELS, workers: int = 1
+) -> tuple[Batch, ...]:
     """Adam cells sharing network and canvas shape form batches (split to fit `max_pixels`,
-    in cell order); the rest (L-BFGS, multi-scale) run alone, in cell order, after them."""
+    in cell order); the rest (L-BFGS, multi-scale) run alone, in cell order, after them.
+
+    `workers` > 1 (a cluster): a group that would make fewer batches than that is split
+    into `workers` batches as even as its cells allow, so every worker gets one."""
     groups: dict[tuple[object, ...], list[int]] = {}
     alone: list[int] = []
     for cell in job.cells:
@@ -199,8 +204,14 @@ def plan_batches(job: Job, max_pixels: int = MAX_BATCH_PIXELS) -> tuple[Batch, .
     for members in groups.values():
         size = job.cells[members[0]].config.size
         per_batch = max(1, max_pixels // (size * size))
-        for start in range(0, len(members), per_batch):
-            chunk = tuple(members[start : start + per_batch])
+        n = len(members)
+        if workers > -(-n // per_batch):
+            parts = min(workers, n)
+            bounds = [n * k // parts for k in range(parts + 1)]
+            chunks = [tuple(members[a:b]) for a, b in itertools.pairwise(bounds)]
+        else:
+            chunks = [tuple(members[s : s + per_batch]) for s in range(0, n, per_batch)]
+        for chunk in chunks:
             if len(chunk) == 1:
                 alone.append(chunk[0])
             else:

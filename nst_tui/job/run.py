@@ -50,7 +50,7 @@ def run_job(
 ) -> JobResult:
     """Raises NSTError before any folder exists when an input is bad."""
     cancel = cancel or threading.Event()
-    executor = executor or executor_named("local")
+    executor = executor or executor_named(job.base.executor, job.base.ray_address)
 
     def emit(event: JobEvent) -> None:
         for listener in listeners:
@@ -58,7 +58,7 @@ def run_job(
 
     check_outputs(out_root)  # before seconds of loading, not after
     executor.check(job, lambda msg, frac=None: emit(Status(msg, frac)))
-    batches = plan_batches(job, max_batch_pixels)
+    batches = plan_batches(job, max_batch_pixels, executor.workers)
     root = new_run_folder(out_root, label or job.name)
     started = datetime.now().astimezone().isoformat(timespec="seconds")
     try:

@@ -23,6 +23,7 @@ from textual.widgets import Checkbox, Input, Label, Select, Static
 from nst_tui.config import (
     BACKBONES,
     DEVICES,
+    EXECUTORS,
     INITS,
     LAYER_TYPES,
     MODES,
@@ -86,6 +87,8 @@ FIELDS: tuple[Field, ...] = (
     Field("device", "device", "text", DEVICES),
     Field("precision", "precision", "choice", PRECISIONS),
     Field("cuda_graphs", "cuda graph", "flag"),
+    Field("executor", "executor", "choice", EXECUTORS),
+    Field("ray_address", "ray addr", "text", ("auto",)),
     Field("sav_freq", "sav_freq", "number", section="Output"),
     Field("fps", "fps", "number"),
     Field("ema", "ema", "number"),
