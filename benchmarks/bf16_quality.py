@@ -65,13 +65,14 @@ def main() -> int:
     _, bf16 = run(base.replace(precision="bf16"))
 
     judge = fp32_prepared.objective  # the fp32 objective scores both results
-    names = judge.term_names()
+    cell = judge.cells[0]
+    names, columns = cell.term_names(), cell.columns()
 
     def scored(image: np.ndarray) -> dict[str, float]:
         canvas = torch.from_numpy(image).permute(2, 0, 1)[None].float().div(255)
         with torch.no_grad():
-            terms = judge(canvas.to(fp32_prepared.device))
-        return {n: float(t.sum()) for n, t in zip(names, terms, strict=True)}
+            terms = judge(canvas.to(fp32_prepared.device))[0, columns]
+        return {n: float(t) for n, t in zip(names, terms, strict=True)}
 
     a, b = scored(fp32.image), scored(bf16.image)
     diff = float(np.abs(fp32.image.astype(np.int16) - bf16.image.astype(np.int16)).mean())

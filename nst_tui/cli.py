@@ -241,7 +241,7 @@ def cmd_run(args: argparse.Namespace, err: Console) -> int:
     if args.json:
         record = "sweep.json" if job.is_sweep else "run.json"
         summary = json.loads((result.folder / record).read_text())
-        print(json.dumps({"folder": str(result.folder), **summary}))
+        print(json.dumps({**summary, "folder": str(result.folder)}))
     else:
         print(result.folder)
     return {"finished": 0, "cancelled": EXIT_CANCELLED}.get(result.status, EXIT_FAILED)

@@ -68,12 +68,12 @@ class RayExecutor:
 
     # ---- before any folder exists ----------------------------------------------
     def check(self, job: Job, status: StatusFn) -> None:
-        from nst_tui.engine.prepare import check_inputs  # torch: only once a job runs
+        from nst_tui.engine.prepare import load_all_inputs  # torch: only once a job runs
         from nst_tui.engine.scales import scale_configs
 
         # The images are read here and shipped: they must open here (on the CPU: this
         # machine may have no GPU while the cluster does).
-        check_inputs([scale_configs(c.config)[0].replace(device="cpu") for c in job.cells])
+        load_all_inputs([scale_configs(c.config)[0].replace(device="cpu") for c in job.cells])
         self._images = read_images(c.config for c in job.cells)
         connect(self.address, status)
         self._size_workers(job)

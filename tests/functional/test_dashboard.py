@@ -295,6 +295,8 @@ async def test_loading_a_preset_changes_every_field(tmp_path: Path) -> None:
         ema=0.5,
         precision="bf16",
         cuda_graphs=False,
+        executor="ray",
+        ray_address="auto",
     )
     assert not set(Config().to_dict()) - set(everything.differences())  # really every field
     presets.save(everything, "everything", "all fields changed")

@@ -130,12 +130,13 @@ def test_a_message_holding_markup_is_printed_not_parsed(tmp_path: Path, capsys) 
     assert "[/x].jpg': no such file" in capsys.readouterr().err
 
 
-def test_divergence_exits_1_and_is_recorded(tmp_path: Path, capsys) -> None:
+def test_a_loss_that_overflows_at_once_exits_1_and_is_recorded(tmp_path: Path, capsys) -> None:
     huge = ["--set", "beta=1e30", "--set", "style_weights=[1e30, 1e30, 1e30, 1e30, 1e30]"]
     assert main(["run", *TINY, *huge, "--json", "--out", str(tmp_path)]) == 1
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["status"] == "failed"
-    assert summary["reason"].startswith("diverged at iteration 1: loss became inf")
+    assert summary["reason"].startswith("the loss is not finite at the first iteration")
+    assert "overflow float32" in summary["reason"]
     assert summary["frames"] == 0  # it broke before the first frame: a record, no GIF
     assert {p.name for p in Path(summary["folder"]).iterdir()} == set(FILES) - {"animation.gif"}
 
