@@ -138,7 +138,8 @@ def test_sigterm_during_a_sweep_records_every_cell_and_exits_130(tmp_path: Path)
 
 def test_a_sweep_cells_run_json_has_every_field_a_single_runs_has(tmp_path: Path) -> None:
     cfg = tiny_config(iterations=4, sav_freq=2)
-    single = json.loads((run_single(cfg, out_root=tmp_path / "one").folder / "run.json").read_text())
+    alone = run_single(cfg, out_root=tmp_path / "one").folder
+    single = json.loads((alone / "run.json").read_text())
     job = expand(cfg, {"content_layers": [[1], [3]]}, "fields")  # one batch of two
     result = run_job(job, out_root=tmp_path / "sweep")
     for cell in result.cells:
