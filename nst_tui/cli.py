@@ -213,8 +213,8 @@ def cmd_run(args: argparse.Namespace, err: Console) -> int:
     from nst_tui.job.run import run_job  # loads torch
 
     executor = executor_named(cfg.executor, cfg.ray_address)  # not installed: before the bar
-    cancel = threading.Event()
-    restore = _cancel_on_signals(cancel, err)
+    cancel, hurry = threading.Event(), threading.Event()
+    restore = _on_signals(cancel, hurry, err)
     try:
         with JobView(err, job) as view:
             result = run_job(
@@ -224,6 +224,7 @@ def cmd_run(args: argparse.Namespace, err: Console) -> int:
                 listeners=[view],
                 cancel=cancel,
                 executor=executor,
+                hurry=hurry,
             )
     finally:
         restore()
@@ -258,18 +259,24 @@ def from_here(cfg: Config, fixed: dict[str, Any]) -> Config:
     return cfg.replace(**absolute) if absolute != typed else cfg
 
 
-def _cancel_on_signals(cancel: threading.Event, err: Console) -> Any:
-    """Ctrl-C, SIGTERM and SIGHUP end the run cleanly: the record is written, marked."""
+def _on_signals(cancel: threading.Event, hurry: threading.Event, err: Console) -> Any:
+    """Ctrl-C, SIGTERM and SIGHUP end the run cleanly, the record written and marked. A
+    second one hurries: the records are finished without their GIFs (run.json says so,
+    the frames stay). Only a third stops at once, where it is."""
     sigs = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
 
     def handler(signum: int, frame: FrameType | None) -> None:
-        if cancel.is_set():
+        name = signal.Signals(signum).name
+        if hurry.is_set():
             raise KeyboardInterrupt
-        cancel.set()
+        if cancel.is_set():
+            hurry.set()
+            text = f"{name} again: finishing the record without the GIF (once more: stop now)"
+        else:
+            cancel.set()
+            text = f"{name}: stopping; saving the run so far (again: skip the GIF)"
         with contextlib.suppress(OSError):  # SIGHUP: the terminal may be gone
-            err.print(
-                f"[yellow]{signal.Signals(signum).name}: stopping; the run so far is saved[/]"
-            )
+            err.print(f"[yellow]{text}[/]")
 
     if threading.current_thread() is not threading.main_thread():
         return lambda: None

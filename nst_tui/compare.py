@@ -13,6 +13,7 @@ from PIL import Image
 
 from nst_tui.config import Config, toml_value
 from nst_tui.errors import NSTError, RunError
+from nst_tui.records import interruption
 
 RUN_FILES = ("final.png", "config.toml")
 MAX_LABEL_VALUE = 40  # characters of one value (a long path) kept in a label
@@ -21,6 +22,9 @@ MAX_LABEL_VALUE = 40  # characters of one value (a long path) kept in a label
 def run_config(folder: Path) -> Config:
     """The config a run folder records; RunError when `folder` is not a run folder."""
     missing = [name for name in RUN_FILES if not (folder / name).is_file()]
+    interrupted = interruption(folder)
+    if interrupted and "final.png" in missing:
+        raise RunError(f"{folder} is an interrupted run ({interrupted}): it has no final image")
     if not folder.is_dir() or missing:
         why = "no such folder" if not folder.is_dir() else f"no {' or '.join(missing)}"
         raise RunError(f"{folder} is not a run folder ({why})")

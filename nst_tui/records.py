@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import io
 import json
 import os
@@ -117,14 +118,34 @@ def write_atomic(
         raise
 
 
+class Hurried(Exception):
+    """A second signal came while the GIF was being encoded: it is left unwritten."""
+
+
+HURRIED = (
+    "animation.gif skipped: a second signal asked to finish sooner; the {n} frames are in frames/"
+)
+HURRIED_MID_GIF = (
+    "animation.gif not finished: a second signal came while it was written; the frames "
+    "are in frames/"
+)
+
+
 def gif_duration_ms(fps: int) -> int:
     # GIF stores delays in hundredths of a second: 30 fps becomes 30 ms (33.3 fps).
     return max(10, round(100 / fps) * 10)
 
 
-def write_gif(path: Path, frames: Iterator[Image.Image], fps: int) -> int:
-    """Write the frames (quantised to a palette each) as a looping GIF; returns the count."""
-    items = [f.quantize(256, method=Image.Quantize.MEDIANCUT) for f in frames]
+def write_gif(
+    path: Path, frames: Iterator[Image.Image], fps: int, hurry: threading.Event | None = None
+) -> int:
+    """Write the frames (quantised to a palette each) as a looping GIF; returns the count.
+    `hurry` set while it encodes: raises Hurried, writing nothing."""
+    items = []
+    for frame in frames:
+        if hurry is not None and hurry.is_set():
+            raise Hurried
+        items.append(frame.quantize(256, method=Image.Quantize.MEDIANCUT))
     if not items:
         return 0
 
@@ -159,14 +180,17 @@ class RunRecorder:
         label: str,
         folder: Path,  # a new, empty folder (new_run_folder, or a sweep's cell)
         info: dict[str, Any] | None = None,
+        hurry: threading.Event | None = None,  # set: finish without the GIF (a 2nd signal)
     ) -> None:
         self.cfg = cfg
+        self.hurry = hurry or threading.Event()
         self.label = label
         self.info = dict(info or {})  # device, backbone, ... for run.json (Placed adds)
         self.folder = folder
         self.frames_dir = self.folder / ".frames"
         self.rows: list[dict[str, float]] = []
-        self.n_frames = 0
+        self.n_frames = 0  # frames handed to the writer
+        self.frames_written = 0  # frames on disk (the writer's count)
         self.last_frame: np.ndarray | None = None  # for a record of a run that crashed
         self.started = datetime.now().astimezone()
         self.result: Finished | None = None
@@ -174,24 +198,30 @@ class RunRecorder:
         self._writer: threading.Thread | None = None  # started by the first frame
         self._write_error: BaseException | None = None  # the writer's first; it then stops
         self._write_error_raised = False
-        # The config goes first: even a killed run can be reproduced.
+        self._losses: io.TextIOWrapper | None = None  # losses.csv, growing as rows come
+        self._columns: list[str] = []
+        # The config goes first: even a killed run can be reproduced. Then a run.json that
+        # says running: a run killed (or a power cut) is visibly interrupted.
         description = f"Reproduces run {self.folder.name}" + (f" ({label})" if label else "")
         try:
             self.frames_dir.mkdir()
             write_atomic(self.folder / "config.toml", cfg.to_toml(description).encode())
+            self._write_record(self._running())
         except (OSError, RunError) as exc:
             if isinstance(exc, RunError):
                 raise
             raise RunError(f"could not write in {self.folder}: {exc.strerror or exc}") from None
 
     def __call__(self, event: Event) -> None:
-        self._raise_write_error()  # before this event: the run stops where a frame failed
+        if not isinstance(event, Finished):  # the end records a failed write itself
+            self._raise_write_error()  # before this event: the run stops where a frame failed
         if isinstance(event, Placed):
             self.info.update(event.info)
+            self._write_record(self._running())
         elif isinstance(event, Progress):
-            self.rows.append(
-                {"iteration": event.iteration, "elapsed_s": event.elapsed, **event.losses}
-            )
+            row = {"iteration": event.iteration, "elapsed_s": event.elapsed, **event.losses}
+            self.rows.append(row)
+            self._append_loss_row(row)
         elif isinstance(event, Frame):
             self.n_frames += 1
             self.last_frame = event.image
@@ -217,6 +247,7 @@ class RunRecorder:
             name = self.frames_dir / f"{frame.iteration:09d}.png"
             try:
                 write_atomic(name, png_bytes(frame.image), durable=False)
+                self.frames_written += 1
             except BaseException as exc:  # raised in the caller's thread; this one must drain
                 self._write_error = exc
 
@@ -249,17 +280,68 @@ class RunRecorder:
             yield frame if frame.size == size else frame.resize(size, Image.Resampling.LANCZOS)
 
     def finish(self, result: Finished) -> Path:
-        """Write the record. The frames stay in .frames until run.json is safely written."""
+        """Write the record: final.png, losses.csv and run.json, then the GIF (unless told
+        to hurry: the frames then stay in frames/ and run.json says so).
+
+        A write that fails (a full disk) frees the scratch frames first, then records the
+        run as failed with the reason; only if even that cannot be written does it raise.
+        """
+        try:
+            self._finish(result)
+        except RunError as exc:
+            shutil.rmtree(self.frames_dir, ignore_errors=True)  # room for the record
+            reason = f"{result.reason}; " if result.reason else ""
+            failed = dataclasses.replace(result, status="failed", reason=f"{reason}{exc}")
+            self._close_losses()
+            try:
+                self._write_record(self._summary(failed, frames=0))
+            except RunError:
+                raise exc from None  # the first failure is the one to see
+            self.result = failed
+        return self.folder
+
+    def _finish(self, result: Finished) -> None:
         self._drain_frames()  # the GIF needs every frame; a failed one fails this call
-        self.result = result
         write_atomic(self.folder / "final.png", png_bytes(result.image))
-        frames = write_gif(self.folder / "animation.gif", self._frames(), self.cfg.fps)
+        self._close_losses()
         self._write_losses()
-        summary = {
+        gif = not self.hurry.is_set()
+        frames = self.frames_written
+        notes = [] if gif else [HURRIED.format(n=frames)]
+        self._write_record(self._summary(result, frames, notes))
+        self.result = result
+        if gif:
+            try:
+                write_gif(self.folder / "animation.gif", self._frames(), self.cfg.fps, self.hurry)
+            except Hurried:
+                self._write_record(self._summary(result, frames, [HURRIED_MID_GIF]))
+                gif = False
+        if gif:
+            shutil.rmtree(self.frames_dir, ignore_errors=True)
+        elif self.frames_dir.exists():
+            self.frames_dir.rename(self.folder / "frames")  # kept where a user sees them
+
+    def _running(self) -> dict[str, Any]:
+        return {
+            "status": "running",
+            "reason": "",
+            "label": self.label,
+            **self.info,
+            "iterations": self.cfg.iterations,
+            "started_at": self.started.isoformat(timespec="seconds"),
+            "nst_tui": __version__,
+            "python": platform.python_version(),
+        }
+
+    def _summary(self, result: Finished, frames: int, notes: list[str] = ()) -> dict[str, Any]:
+        info = dict(self.info)
+        notes = [*info.pop("notes", []), *notes]
+        return {
             "status": result.status,
             "reason": result.reason,
             "label": self.label,
-            **self.info,
+            **info,
+            **({"notes": notes} if notes else {}),
             "iterations": self.cfg.iterations,
             "iterations_done": result.iterations_done,
             "wall_time_s": round(result.wall_time, 4),
@@ -273,9 +355,28 @@ class RunRecorder:
             "nst_tui": __version__,
             "python": platform.python_version(),
         }
+
+    def _write_record(self, summary: dict[str, Any]) -> None:
         write_atomic(self.folder / "run.json", (json.dumps(summary, indent=2) + "\n").encode())
-        shutil.rmtree(self.frames_dir, ignore_errors=True)
-        return self.folder
+
+    def _append_loss_row(self, row: dict[str, float]) -> None:
+        """losses.csv as the rows come (not synced: a killed run keeps what the system
+        wrote); finish() rewrites it whole. A failed append only costs the live copy."""
+        try:
+            if self._losses is None:
+                self._columns = list(row)
+                self._losses = open(self.folder / "losses.csv", "w", encoding="utf-8", newline="")  # noqa: SIM115
+                csv.writer(self._losses).writerow(self._columns)
+            csv.writer(self._losses).writerow([_fmt(row.get(k, "")) for k in self._columns])
+            self._losses.flush()
+        except OSError:
+            self._close_losses()
+
+    def _close_losses(self) -> None:
+        if self._losses is not None:
+            with contextlib.suppress(OSError):
+                self._losses.close()
+            self._losses = None
 
     def _tflop_s(self, result: Finished) -> dict[str, float]:
         """Achieved TFLOP/s: the counted work of an iteration (run info) times it/s."""
@@ -303,6 +404,22 @@ class RunRecorder:
 
 def _fmt(v: float | int) -> str:
     return str(v) if isinstance(v, int) else f"{v:.6g}"
+
+
+def interruption(folder: Path) -> str:
+    """Why `folder` is a run that never ended, or "" when it is not one: its run.json
+    still says running (killed, or a power cut), or it has a config.toml and no
+    run.json (killed before its record began)."""
+    record = folder / "run.json"
+    if record.is_file():
+        try:
+            status = json.loads(record.read_text(encoding="utf-8")).get("status")
+        except (OSError, ValueError, AttributeError):
+            return ""
+        return "its run.json still says running: killed before it finished" * (status == "running")
+    if (folder / "config.toml").is_file() and not (folder / "sweep.toml").is_file():
+        return "no run.json: killed before its record began"
+    return ""
 
 
 def read_run(folder: Path) -> dict[str, Any]:

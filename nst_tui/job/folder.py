@@ -39,12 +39,15 @@ def job_sheet(job: Job, finals: Sequence[Sequence[Any]]) -> sheet.Sheet:
     return sheet.sheet_for(finals, job.row_labels, job.col_labels, title)
 
 
-def write_sheets(job: Job, result: JobResult) -> None:
-    """sheet.png from the final images, sheet.gif from each cell's animation.gif."""
+def write_sheets(job: Job, result: JobResult, gif: bool = True) -> None:
+    """sheet.png from the final images, sheet.gif (with `gif`) from each cell's
+    animation.gif."""
     grid = job.grid()
     finals = [[result.cells[c.index].finished.image for c in row] for row in grid]
     board = job_sheet(job, finals)
     sheet.write_sheet_png(result.folder / "sheet.png", board.render(finals))
+    if not gif:
+        return
     gifs = [[result.cells[c.index].folder / "animation.gif" for c in row] for row in grid]
     counts = [[_frame_count(result.cells[c.index].folder) for c in row] for row in grid]
     sheet.write_sheet_gif(result.folder / "sheet.gif", board, gifs, counts, finals, job.base.fps)
@@ -64,7 +67,7 @@ def summary(
     batches: Sequence[Batch],
     result: JobResult | None = None,
     started_at: str = "",
-    sheets: bool = True,
+    gif: bool | None = True,  # sheet.gif written; None: no sheets at all (the job raised)
 ) -> bytes:
     """sweep.json: the plan while running; the plan and every outcome once done."""
     batch_of = {i: b for b, batch in enumerate(batches) for i in batch.cells}
@@ -128,7 +131,8 @@ def summary(
             "wall_time_s": round(result.wall_time, 4),
             "cell_iterations": result.cell_iterations,
             "cell_it_per_s": round(result.cell_it_per_s, 3),
-            **({"sheet": "sheet.png", "animation": "sheet.gif"} if sheets else {}),
+            **({"sheet": "sheet.png"} if gif is not None else {}),
+            **({"animation": "sheet.gif"} if gif else {}),
             "started_at": started_at,
             "finished_at": datetime.now().astimezone().isoformat(timespec="seconds"),
             "nst_tui": __version__,

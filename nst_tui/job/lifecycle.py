@@ -24,6 +24,7 @@ from nst_tui.engine.images import to_uint8
 from nst_tui.engine.optimize import optimize
 from nst_tui.engine.prepare import Prepared, prepare
 from nst_tui.engine.scales import optimize_scales, scale_configs
+from nst_tui.errors import RunError
 from nst_tui.job.events import BatchStarted, CellEvent, JobEvent
 from nst_tui.job.plan import Batch, Cell
 
@@ -102,10 +103,12 @@ def run_batch(
                 emits[cell.index](end)
             except Exception as record_error:  # this cell's record could not be written
                 errors.append(record_error)
-        if not is_out_of_memory(exc):
+        # Running out of memory, or of disk for the record, is the cell's result (failed,
+        # recorded); a signal or a bug goes on up once every cell is recorded.
+        if not (is_out_of_memory(exc) or isinstance(exc, RunError)):
             raise
-        if errors:
-            raise errors[0] from None
+        if errors:  # not even a failed record could be written: the cause goes up
+            raise (exc if isinstance(exc, RunError) else errors[0]) from None
     finally:
         device = prepared.device if prepared is not None else None
         del prepared
@@ -157,6 +160,8 @@ def crash_status(
         device = str(prepared.device) if prepared is not None else cfg.device
         doing = "running" if started is not None else "preparing"
         return "failed", out_of_memory_reason(cfg, doing, device)
+    if isinstance(exc, RunError):  # a record's file could not be written: it says which
+        return "failed", str(exc)
     if cancel.is_set() or isinstance(exc, KeyboardInterrupt | SystemExit):
         return "cancelled", f"cancelled at iteration {at} ({type(exc).__name__})"
     return "failed", f"{type(exc).__name__}: {exc}"

@@ -47,9 +47,12 @@ def run_job(
     cancel: threading.Event | None = None,
     executor: Executor | None = None,
     max_batch_pixels: int = MAX_BATCH_PIXELS,
+    hurry: threading.Event | None = None,
 ) -> JobResult:
-    """Raises NSTError before any folder exists when an input is bad."""
+    """Raises NSTError before any folder exists when an input is bad. `hurry` (set by a
+    second signal): finish the records without their GIFs."""
     cancel = cancel or threading.Event()
+    hurry = hurry or threading.Event()
     executor = executor or executor_named(job.base.executor, job.base.ray_address)
 
     def emit(event: JobEvent) -> None:
@@ -62,7 +65,7 @@ def run_job(
     root = new_run_folder(out_root, label or job.name)
     started = datetime.now().astimezone().isoformat(timespec="seconds")
     try:
-        recorders = _recorders(job, root, batches, label or job.name)
+        recorders = _recorders(job, root, batches, label or job.name, hurry)
     except BaseException:
         shutil.rmtree(root, ignore_errors=True)  # holding nothing yet: leave no empty husk
         raise
@@ -87,24 +90,27 @@ def run_job(
         _record_the_rest(recorders, exc)
         if job.is_sweep:
             result = _result(job, root, recorders, placed, time.perf_counter() - t0)
-            summary = sweep_folder.summary(job, root, folders, batches, result, started, False)
+            summary = sweep_folder.summary(job, root, folders, batches, result, started, None)
             write_atomic(root / "sweep.json", summary)
         raise
     result = _result(job, root, recorders, placed, time.perf_counter() - t0)
     if job.is_sweep:
-        emit(Status("drawing sheet.png and sheet.gif", None))
-        sweep_folder.write_sheets(job, result)
-        summary = sweep_folder.summary(job, root, folders, batches, result, started)
+        gif = not hurry.is_set()
+        emit(Status("drawing sheet.png" + " and sheet.gif" * gif, None))
+        sweep_folder.write_sheets(job, result, gif)
+        summary = sweep_folder.summary(job, root, folders, batches, result, started, gif)
         write_atomic(root / "sweep.json", summary)
     emit(JobFinished(result))
     return result
 
 
-def _recorders(job: Job, root: Path, batches: Sequence[Batch], label: str) -> list[RunRecorder]:
+def _recorders(
+    job: Job, root: Path, batches: Sequence[Batch], label: str, hurry: threading.Event
+) -> list[RunRecorder]:
     """One recorder per cell: a single run's is the job's folder; a sweep's cells each get
     a folder inside it."""
     if not job.is_sweep:
-        return [RunRecorder(job.cells[0].config, label, root)]
+        return [RunRecorder(job.cells[0].config, label, root, hurry=hurry)]
     batch_of = {i: (b, batch) for b, batch in enumerate(batches) for i in batch.cells}
     out = []
     for cell in job.cells:
@@ -119,7 +125,7 @@ def _recorders(job: Job, root: Path, batches: Sequence[Batch], label: str) -> li
             "batch": b,
             "batch_size": len(batch.cells) if batch.batched else 1,
         }
-        out.append(RunRecorder(cell.config, cell.label, folder, {"sweep": where}))
+        out.append(RunRecorder(cell.config, cell.label, folder, {"sweep": where}, hurry))
     return out
 
 

@@ -145,17 +145,17 @@ def test_a_failed_frame_write_is_raised_by_the_next_call(
     assert not named_threads(f"frames-{folder.name}")
 
 
-def test_finish_raises_a_failed_frame_no_call_saw_and_a_failed_end_still_records(
+def test_a_failed_frame_no_call_saw_fails_the_record_with_the_reason(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     full_disk_for_frame(monkeypatch, 1)
     recorder = RunRecorder(tiny_config(), "x", new_run_folder(tmp_path, "x"))
     recorder(Frame(1, solid(10)))
-    with pytest.raises(RunError, match=r"000000001\.png: No space left on device"):
-        recorder(finished(solid(10)))
-    assert recorder.result is None  # so the lifecycle ends the run failed, and that records
-    recorder(Finished("failed", "RunError", 1, 1.0, 1.0, {}, solid(10)))
-    assert json.loads((recorder.folder / "run.json").read_text())["status"] == "failed"
+    recorder(finished(solid(10)))  # the write error surfaces here: the run is failed
+    record = json.loads((recorder.folder / "run.json").read_text())
+    assert record["status"] == "failed" and recorder.result.status == "failed"
+    assert record["reason"].endswith("000000001.png: No space left on device")
+    assert not (recorder.folder / ".frames").exists(), "the scratch is freed first"
 
 
 # ---- the dashboard's relay -----------------------------------------------------------
