@@ -206,7 +206,7 @@ class RunRecorder:
         try:
             self.frames_dir.mkdir()
             write_atomic(self.folder / "config.toml", cfg.to_toml(description).encode())
-            self._write_record(self._running())
+            self._write_record(self._running(), durable=False)
         except (OSError, RunError) as exc:
             if isinstance(exc, RunError):
                 raise
@@ -217,7 +217,7 @@ class RunRecorder:
             self._raise_write_error()  # before this event: the run stops where a frame failed
         if isinstance(event, Placed):
             self.info.update(event.info)
-            self._write_record(self._running())
+            self._write_record(self._running(), durable=False)
         elif isinstance(event, Progress):
             row = {"iteration": event.iteration, "elapsed_s": event.elapsed, **event.losses}
             self.rows.append(row)
@@ -356,8 +356,10 @@ class RunRecorder:
             "python": platform.python_version(),
         }
 
-    def _write_record(self, summary: dict[str, Any]) -> None:
-        write_atomic(self.folder / "run.json", (json.dumps(summary, indent=2) + "\n").encode())
+    def _write_record(self, summary: dict[str, Any], durable: bool = True) -> None:
+        """run.json; the provisional ones (running) skip the flush to disk."""
+        data = (json.dumps(summary, indent=2) + "\n").encode()
+        write_atomic(self.folder / "run.json", data, durable)
 
     def _append_loss_row(self, row: dict[str, float]) -> None:
         """losses.csv as the rows come (not synced: a killed run keeps what the system

@@ -6,11 +6,12 @@ convert it to whatever their network expects.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -56,26 +57,15 @@ def _ignore(note: str) -> None:
     pass
 
 
-def load_image(spec: str, what: str = "image", note: Note = _ignore) -> Image.Image:
-    """Open an image file as upright 8-bit RGB, or raise ImageError naming it.
-
-    `note` hears what was done that the user did not ask for (an animation's
-    first frame taken); an image that cannot be used raises instead.
-    """
-    path = resolve_path(spec)
-    label = f"{what} {spec!r}"
+@contextlib.contextmanager
+def opened(path: Path, label: str) -> Iterator[Image.Image]:
+    """An image file opened by Pillow, every way it can fail an ImageError naming it."""
     _check_file(path, label)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as im:
-                _check_pixels(im.width, im.height, label)
-                frames = getattr(im, "n_frames", 1)
-                if frames > 1:
-                    im.seek(0)
-                    note(f"{label}: animated ({frames} frames); using its first frame")
-                im = ImageOps.exif_transpose(im)
-                rgb = to_rgb(im)
+                yield im
     except ImageError:
         raise
     except PermissionError:
@@ -92,6 +82,24 @@ def load_image(spec: str, what: str = "image", note: Note = _ignore) -> Image.Im
         ) from None
     except Exception as exc:  # Pillow raises many types for a damaged file
         raise ImageError(f"{label}: damaged or truncated image ({_first_line(exc)})") from None
+
+
+def load_image(spec: str, what: str = "image", note: Note = _ignore) -> Image.Image:
+    """Open an image file as upright 8-bit RGB, or raise ImageError naming it.
+
+    `note` hears what was done that the user did not ask for (an animation's
+    first frame taken); an image that cannot be used raises instead.
+    """
+    path = resolve_path(spec)
+    label = f"{what} {spec!r}"
+    with opened(path, label) as im:
+        _check_pixels(im.width, im.height, label)
+        frames = getattr(im, "n_frames", 1)
+        if frames > 1:
+            im.seek(0)
+            note(f"{label}: animated ({frames} frames); using its first frame")
+        im = ImageOps.exif_transpose(im)
+        rgb = to_rgb(im)
     w, h = rgb.size
     if min(w, h) < MIN_EDGE:
         raise ImageError(
@@ -207,25 +215,8 @@ def check_image(spec: str, what: str, size: int | None = None, fit_what: str = "
     be scaled to) is not too narrow. `load_image` decodes it later."""
     path = resolve_path(spec)
     label = f"{what} {spec!r}"
-    _check_file(path, label)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                w, h = im.size
-    except PermissionError:
-        raise ImageError(f"{label}: not readable (permission denied)") from None
-    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
-        raise ImageError(
-            f"{label}: too many pixels, more than the {MAX_PIXELS:,} allowed "
-            "(a decompression bomb?)"
-        ) from None
-    except UnidentifiedImageError:
-        raise ImageError(
-            f"{label}: not an image Pillow can read (JPEG, PNG, GIF, BMP, TIFF, WebP, ...)"
-        ) from None
-    except Exception as exc:  # Pillow raises many types for a damaged file
-        raise ImageError(f"{label}: damaged or truncated image ({_first_line(exc)})") from None
+    with opened(path, label) as im:
+        w, h = im.size
     _check_pixels(w, h, label)
     if size is not None:
         check_fit(w, h, size, fit_what or what)

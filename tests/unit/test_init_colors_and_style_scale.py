@@ -1,4 +1,4 @@
-"""Issue 7's first fields: init from a run, original colours, style scale, width-normalised
+"""Init from a run, original colours, style scale, width-normalised
 style weights, and their batched sweeps."""
 
 from __future__ import annotations

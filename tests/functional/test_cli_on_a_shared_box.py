@@ -198,7 +198,7 @@ def test_a_signal_during_a_headless_run_keeps_the_run(tmp_path: Path, sig: signa
     proc.send_signal(sig)
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
-    assert f"{sig.name}: stopping; the run so far is saved" in stderr
+    assert f"{sig.name}: stopping; saving the run so far" in stderr
     assert "Traceback" not in stderr
     info = the_record(out)
     assert info["status"] == "cancelled" and info["reason"].startswith("cancelled at iteration")
