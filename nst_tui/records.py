@@ -290,9 +290,16 @@ class RunRecorder:
             self._finish(result)
         except RunError as exc:
             shutil.rmtree(self.frames_dir, ignore_errors=True)  # room for the record
-            reason = f"{result.reason}; " if result.reason else ""
-            failed = dataclasses.replace(result, status="failed", reason=f"{reason}{exc}")
             self._close_losses()
+            with contextlib.suppress(RunError):  # with the room made, the picture may fit
+                write_atomic(self.folder / "final.png", png_bytes(result.image))
+            with contextlib.suppress(RunError):
+                self._write_losses()
+            # A run already failed by a write (a frame) says so; else this write is why.
+            reason = result.reason if result.status == "failed" and result.reason else str(exc)
+            if not (self.folder / "final.png").is_file():
+                reason += "; final.png could not be written"
+            failed = dataclasses.replace(result, status="failed", reason=reason)
             try:
                 self._write_record(self._summary(failed, frames=0))
             except RunError:
