@@ -25,10 +25,11 @@ import os
 import shutil
 import signal
 import socket
+import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -168,7 +169,8 @@ def connect(address: str, status: StatusFn) -> None:
     main = threading.current_thread() is threading.main_thread()
     handlers = {s: signal.getsignal(s) for s in _SIGNALS} if main else {}
     try:
-        ray.init(address=address or None, logging_level="ERROR", log_to_driver=False, **local)
+        with _real_std_streams():
+            ray.init(address=address or None, logging_level="ERROR", log_to_driver=False, **local)
     except Exception as exc:
         where = f"at {address}" if address else "here"
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -177,6 +179,29 @@ def connect(address: str, status: StatusFn) -> None:
         for sig, handler in handlers.items():
             if handler is not None:
                 signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
+def _real_std_streams() -> Iterator[None]:
+    """sys.stdout/stderr with file descriptors while Ray starts, which asks for them: the
+    dashboard's (Textual captures prints) have none, so Ray gets the null device there
+    (the terminal belongs to the dashboard)."""
+    swapped: dict[str, Any] = {}
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        try:
+            usable = stream.fileno() >= 0  # Textual's capture answers -1
+        except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both
+            usable = False
+        if not usable:
+            swapped[name] = stream
+            setattr(sys, name, open(os.devnull, "w"))  # noqa: SIM115 - closed below
+    try:
+        yield
+    finally:
+        for name, stream in swapped.items():
+            getattr(sys, name).close()
+            setattr(sys, name, stream)
 
 
 _SIGNALS = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
