@@ -189,9 +189,7 @@ class RunRecorder:
         self.folder = folder
         self.frames_dir = self.folder / ".frames"
         self.rows: list[dict[str, float]] = []
-        self.n_frames = 0  # frames handed to the writer
         self.frames_written = 0  # frames on disk (the writer's count)
-        self.last_frame: np.ndarray | None = None  # for a record of a run that crashed
         self.started = datetime.now().astimezone()
         self.result: Finished | None = None
         self._backlog: queue.Queue[Frame | None] = queue.Queue(FRAME_BACKLOG)
@@ -223,8 +221,6 @@ class RunRecorder:
             self.rows.append(row)
             self._append_loss_row(row)
         elif isinstance(event, Frame):
-            self.n_frames += 1
-            self.last_frame = event.image
             self._queue_frame(event)
         elif isinstance(event, Finished):
             self.finish(event)

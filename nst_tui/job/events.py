@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from nst_tui.engine.events import Event, Finished, Placed, Progress, Status
+from nst_tui.engine.events import Event, Finished, Progress, Status
 from nst_tui.job.plan import Batch, Cell, Job
 
 
@@ -79,14 +79,11 @@ class JobProgress:
         self.total = job.total_iterations
         self.done = [0] * len(job.cells)
         self.start = time.perf_counter()
-        self.placed: Placed | None = None
 
     def update(self, event: JobEvent) -> bool:
         """True when the count changed."""
         if isinstance(event, CellEvent):
             ev = event.event
-            if isinstance(ev, Placed) and self.placed is None:
-                self.placed = ev
             if isinstance(ev, Progress | Finished):
                 done = ev.iteration if isinstance(ev, Progress) else ev.iterations_done
                 if done != self.done[event.cell]:

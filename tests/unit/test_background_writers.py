@@ -73,8 +73,8 @@ def test_frames_are_written_off_the_callers_thread_and_all_reach_the_gif(
     shades = [40, 80, 120, 160]
     for i, shade in enumerate(shades, start=1):
         recorder(Frame(i, solid(shade)))  # returns although no frame can be encoded yet
-    assert recorder.n_frames == 4 and recorder.last_frame is not None
-    assert recorder.last_frame[0, 0, 0] == 160
+    # Every call returned: all four frames wait, or three while the writer holds one.
+    assert recorder._backlog.qsize() in (3, 4)
     assert not list(recorder.frames_dir.iterdir())
 
     gate.opened.set()
