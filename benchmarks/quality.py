@@ -2,15 +2,16 @@
 
     python benchmarks/quality.py [--quick] [--sizes 128 256] [--budgets 15 30 60 120]
         [--pairs tubingen:starry_night chelsea:swirls tubingen:shipwreck]
-        [--recipes study default multiscale lbfgs peer] [--device cpu]
+        [--recipes study default ... peer] [--device cpu]
         [--json FILE] [--out-dir benchmarks/results]
 
 Each recipe runs once per pair and size until the last budget; the canvas at each
 budget (the latest one whose iteration ended at or before it) is scored by the judge of
 benchmarks/judge.py: content distance, style distance, artifacts (definitions there and
-in benchmarks/QUALITY.md). Recipes are the rows of RECIPES (config overrides run through
-the engine's prepare and optimize) and `peer`, neural-style-pt at its defaults, fed the
-same Caffe VGG16 convs.
+in the README). Recipes are the rows of RECIPES (config overrides run through the
+engine's prepare and optimize) and `peer`, neural-style-pt at its defaults, fed the
+same Caffe VGG16 convs. benchmarks/quality_report.py turns the JSON into the README's
+tables.
 
 Timing is the same on both sides: the clock starts when the optimizer is built, after
 the weights are loaded, the images read and the targets computed, and each side first
@@ -65,7 +66,7 @@ from nst_tui.engine.images import (  # noqa: E402
     resolve_path,
     to_tensor,
 )
-from nst_tui.engine.optimize import optimize  # noqa: E402
+from nst_tui.engine.optimize import Moments, optimize  # noqa: E402
 from nst_tui.engine.prepare import get_backbone, prepare  # noqa: E402
 from nst_tui.engine.scales import scale_configs  # noqa: E402
 from nst_tui.sheet import render_sheet, write_sheet_png  # noqa: E402
@@ -74,16 +75,34 @@ from nst_tui.sheet import render_sheet, write_sheet_png  # noqa: E402
 IMAGES = Path(os.environ.get("NST_TUI_IMAGES", ROOT.parent / "shared" / "images"))
 BUILTINS = {"chelsea": "builtin:chelsea.png", "swirls": "builtin:swirls.png"}
 
-# One line per recipe: config fields over the Config defaults, or over a preset
-# ("preset" names it). Every recipe runs until the budget (iterations is set by the
+# One line per recipe: config fields over a preset ("preset" names it; the Config
+# defaults without). Every recipe runs until the budget (iterations is set by the
 # harness); a multi-scale recipe keeps its iterations on the coarse scales, its scales
 # are rescaled to the size being measured, and its last scale runs until the budget.
+# Each new recipe changes one thing of `default`, to show what that thing is worth.
 RECIPES: dict[str, dict[str, Any]] = {
-    "study": {"backbone": "vgg16-caffe"},  # the study's numbers: the Config defaults
+    "study": {"preset": "study", "backbone": "vgg16-caffe"},  # the study's own numbers
     "default": {"preset": "default"},
+    "retuned": {"preset": "noise-adam"},  # the study's loop, weights retuned (the old default)
     "multiscale": {"preset": "multiscale"},
-    "lbfgs": {"preset": "default", "optimizer": "lbfgs", "lr": 1.0},  # lr 1: noise-lbfgs.toml
-}
+    "lbfgs": {"preset": "noise-lbfgs"},
+    "default-lbfgs": {"preset": "default", "optimizer": "lbfgs", "lr": 1.0},
+    "default-multiscale": {
+        "preset": "default", "size": 256, "scales": [64, 128, 256], "iterations": 300,
+    },
+    "default-multiscale-carried": {
+        "preset": "default", "size": 256, "scales": [64, 128, 256], "iterations": 300,
+        "carry_moments": True,
+    },
+    "init-noise": {"preset": "default", "init": "noise"},
+    "init-mean-noise": {"preset": "default", "init": "mean-noise"},
+    "init-content": {"preset": "default", "init": "content"},
+    "tv-l1": {"preset": "default", "tv": "l1"},
+    "conv-taps": {"preset": "default", "layer_type": "conv"},
+    "w2": {"preset": "default", "style_stats": "w2"},
+    "histogram": {"preset": "default", "histogram": 1.0},
+    "adam-0.99-ema": {"preset": "default", "adam_beta2": 0.99, "ema": 0.9},
+}  # fmt: skip
 PEER = "peer"  # neural-style-pt at its defaults (peer_args)
 
 DEFAULT_PAIRS = ("tubingen:starry_night", "chelsea:swirls", "tubingen:shipwreck")
@@ -167,19 +186,18 @@ def smallest_size(specs: tuple[str, ...]) -> int:
 def recipe_config(name: str, pair: tuple[str, str], size: int, device: str) -> Config:
     fields = dict(RECIPES[name])
     preset = fields.pop("preset", None)
-    base = presets.load(preset).config if preset else Config()
+    recipe = (presets.load(preset).config if preset else Config()).replace(**fields)
     changes: dict[str, Any] = {
-        **fields,
         "content_image": pair[0],
         "style_image": pair[1],
         "size": size,
         "sav_freq": 1,  # a frame every iteration: the snapshots need them
         "device": device,
     }
-    if base.scales:
+    if recipe.scales:
         smallest = smallest_size(pair)
-        changes["scales"] = rescaled(list(base.scales), base.size, size, smallest)
-    return base.replace(**changes)
+        changes["scales"] = rescaled(list(recipe.scales), recipe.size, size, smallest)
+    return recipe.replace(**changes)
 
 
 def run_engine(cfg: Config, budgets: list[float]) -> tuple[list[Snapshot], str]:
@@ -200,11 +218,12 @@ def run_engine(cfg: Config, budgets: list[float]) -> tuple[list[Snapshot], str]:
             cancel.set()
 
     status = "finished"
+    moments = Moments() if cfg.carry_moments and cfg.optimizer == "adam" else None
     snaps.start()
     for k, scale_cfg in enumerate(configs):
         if k:  # the next scale from this one's canvas: its preparation counts as time
             prepared = prepare(scale_cfg, init_canvas=prepared.canvas.detach())
-        (finished,) = optimize(prepared.objective, prepared.canvases, [listen], cancel)
+        (finished,) = optimize(prepared.objective, prepared.canvases, [listen], cancel, moments)
         status = "finished" if finished.status == "cancelled" else finished.status
         if finished.status != "finished":
             if finished.status == "failed":

@@ -24,7 +24,9 @@ OUTPUTS = Path("outputs")  # where run folders go unless --out (or the app) says
 N_LAYERS = 5  # VGG blocks 1..5; index i means the first conv (or its ReLU) of block i+1
 
 OPTIMIZERS = ("adam", "lbfgs")
-INITS = ("noise", "content", "style")
+INITS = ("noise", "content", "style", "mean-noise", "content-noise")
+TV_NORMS = ("l1", "l2")
+STYLE_STATS = ("gram", "w2")
 LAYER_TYPES = ("conv", "relu")
 MODES = ("reconstruct", "content", "style", "both")
 POOLINGS = ("max", "avg")
@@ -58,7 +60,9 @@ class Config:
     lr: float = 0.06  # learning rate (Adam) or step size (L-BFGS)
     optimizer: str = "adam"  # adam | lbfgs
     history: int = 100  # L-BFGS history size
-    init: str = "noise"  # noise | content | style | run:FOLDER (its final.png) | an image path
+    # noise (uniform) | content | style | mean-noise (faint noise around the content's mean
+    # colour) | content-noise (the content plus noise) | run:FOLDER (its final.png) | a path
+    init: str = "noise"
     content_layers: tuple[int, ...] = (3,)  # indices 0..4 (conv1_1 .. conv5_1)
     style_layers: tuple[int, ...] = (0, 1, 2, 3, 4)
     layer_type: str = "conv"  # conv | relu: tap the first conv of a block or its ReLU
@@ -71,10 +75,18 @@ class Config:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     style_scale: float = 1.0  # the style image's long edge is size * style_scale
     normalize_style_weights: bool = False  # scale style terms so weights mean the same by width
+    # Every term divided by its target's energy (content, style per layer; TV by the
+    # content's): one set of weights reads alike on any network's feature scale.
+    normalize_losses: bool = False
+    tv: str = "l1"  # l1: mean |difference| of neighbours (the study's) | l2: mean squared
+    style_stats: str = "gram"  # gram (the study's) | w2: mean and covariance, Wasserstein-2
+    histogram: float = 0.0  # weight of a histogram-matching term at each style layer (0: off)
+    adam_beta2: float = 0.999  # Adam's second-moment decay (torch's default 0.999)
     original_colors: bool = False  # keep the content's colours: the result gives luminance only
     style_images: tuple[str, ...] = ()  # more styles, blended with style_image
     style_blend: tuple[float, ...] = ()  # one weight per style (style_image first); () = equal
     scales: tuple[int, ...] = ()  # coarse-to-fine sizes, the last = size; () = one scale
+    carry_moments: bool = False  # scales with Adam: each starts with the last one's moments
     ema: float = 0.0  # frames and the final image show an exponential moving average of the canvas
     precision: str = "fp32"  # fp32 | bf16: the network in bfloat16 (losses, canvas stay fp32)
     cuda_graphs: bool = True  # on a GPU, replay each Adam step from a CUDA graph
@@ -145,8 +157,14 @@ TUPLE_FIELDS = (
     "scales",
 )
 INT_FIELDS = ("iterations", "size", "sav_freq", "fps", "history", "seed")
-FLOAT_FIELDS = ("alpha", "beta", "gamma", "lr", "style_scale", "ema")
-BOOL_FIELDS = ("normalize_style_weights", "original_colors", "cuda_graphs")
+FLOAT_FIELDS = ("alpha", "beta", "gamma", "lr", "style_scale", "ema", "histogram", "adam_beta2")
+BOOL_FIELDS = (
+    "normalize_style_weights",
+    "normalize_losses",
+    "original_colors",
+    "cuda_graphs",
+    "carry_moments",
+)
 RUN_INIT = "run:"  # init = "run:FOLDER" starts from that run's final.png
 MIN_STYLE_SCALE, MAX_STYLE_SCALE = 0.1, 4.0
 STR_FIELDS = (
@@ -162,6 +180,8 @@ STR_FIELDS = (
     "precision",
     "executor",
     "ray_address",
+    "tv",
+    "style_stats",
 )
 
 
@@ -244,8 +264,10 @@ def validate(cfg: Config) -> dict[str, str]:
         )
     in_range("history", 1, 10_000)
     in_range("seed", 0, 2**63 - 1)
-    for name in ("alpha", "beta", "gamma"):
+    for name in ("alpha", "beta", "gamma", "histogram"):
         in_range(name, 0.0, 1e30)
+    if not (isinstance(cfg.adam_beta2, float) and 0 <= cfg.adam_beta2 < 1):
+        e["adam_beta2"] = f"must be at least 0 and below 1, got {cfg.adam_beta2!r}"
     in_range("style_scale", MIN_STYLE_SCALE, MAX_STYLE_SCALE)
     for name in BOOL_FIELDS:
         if not isinstance(getattr(cfg, name), bool):
@@ -289,6 +311,8 @@ def validate(cfg: Config) -> dict[str, str]:
     choice("pooling", POOLINGS)
     choice("precision", PRECISIONS)
     choice("executor", EXECUTORS)
+    choice("tv", TV_NORMS)
+    choice("style_stats", STYLE_STATS)
     if not _ray_address_ok(cfg.ray_address):
         e["ray_address"] = (
             "must be empty (start a local Ray), auto, HOST:PORT or ray://HOST:PORT; "

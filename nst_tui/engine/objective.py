@@ -16,8 +16,9 @@ network is tapped at conv outputs; a cell with relu taps applies the ReLU itself
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -27,7 +28,18 @@ from nst_tui.config import N_LAYERS, Config
 from nst_tui.engine import accel as acc
 from nst_tui.engine.backbones import Backbone
 from nst_tui.engine.features import FeatureExtractor, layer_name
-from nst_tui.engine.losses import content_loss, gram, style_loss, style_width_factor, tv_loss
+from nst_tui.engine.losses import (
+    W2Target,
+    content_loss,
+    gram,
+    histogram_loss,
+    moments,
+    sorted_values,
+    style_loss,
+    style_width_factor,
+    tv_loss,
+    w2_loss,
+)
 
 # Columns of the loss matrix: the four sums, then every layer's content and style
 # term; a cell reads the columns of its own layers, in its own order (term_names).
@@ -82,8 +94,15 @@ class CellTargets:
     style_layers: list[int]
     use_tv: bool
     content_targets: dict[int, torch.Tensor]
-    style_targets: dict[int, torch.Tensor]  # Gram matrices (1, C, C)
+    style_targets: dict[int, torch.Tensor]  # Gram matrices (1, C, C), style_stats gram
     colors: torch.Tensor | None = None  # the content, when frames keep its colours
+    w2_targets: dict[int, W2Target] = field(default_factory=dict)  # style_stats w2
+    hist_targets: dict[int, torch.Tensor] = field(default_factory=dict)  # (1, C, N), histogram
+    # What each term is divided by: its target's energy with normalize_losses, else 1.
+    content_norm: dict[int, float] = field(default_factory=dict)
+    style_norm: dict[int, float] = field(default_factory=dict)
+    hist_norm: dict[int, float] = field(default_factory=dict)
+    tv_norm: float = 1.0
 
     def term_names(self) -> list[str]:
         lt = self.cfg.layer_type
@@ -94,8 +113,16 @@ class CellTargets:
 
     def finite(self) -> bool:
         """Whether every target is finite (NaN weights or images make them not)."""
-        targets = [*self.content_targets.values(), *self.style_targets.values()]
-        return all(bool(torch.isfinite(t).all()) for t in targets)
+        targets = [
+            *self.content_targets.values(),
+            *self.style_targets.values(),
+            *self.hist_targets.values(),
+            *(t.cov_sqrt for t in self.w2_targets.values()),
+        ]
+        norms = [*self.content_norm.values(), *self.style_norm.values(), self.tv_norm]
+        return all(bool(torch.isfinite(t).all()) for t in targets) and all(
+            math.isfinite(n) for n in norms
+        )
 
     def columns(self) -> list[int]:
         """This cell's loss-matrix columns, in the order of term_names()."""
@@ -132,27 +159,86 @@ def cell_targets(
 
     def feats(image: torch.Tensor) -> dict[int, torch.Tensor]:
         return {
-            i: typed(f, cfg.layer_type) for i, f in acc.features(extractor, image, accel).items()
+            i: typed(f, cfg.layer_type).float()
+            for i, f in acc.features(extractor, image, accel).items()
         }
+
+    def norm(energy: float) -> float:
+        # normalize_losses: every term relative to its target's energy, so that one set of
+        # weights reads alike whatever the network's feature scale (Caffe's 0..255 inputs
+        # or torchvision's normalised ones).
+        return max(energy, 1e-12) if cfg.normalize_losses else 1.0
 
     with torch.no_grad():
         cf = feats(content) if content_layers else {}
         styles = [style, *extra_styles] if style_layers else []
         sfs = [feats(s) for s in styles]
         weights = blend_weights(cfg, len(styles))
-        style_targets = {
-            i: sum(w * gram(sf[i]) for w, sf in zip(weights, sfs, strict=True)).detach()
-            for i in style_layers
-        }
-    return CellTargets(
-        cfg,
-        content_layers,
-        style_layers,
-        cfg.mode == "reconstruct",
-        {i: cf[i].detach() for i in content_layers},
-        style_targets,  # type: ignore[arg-type]
-        content.detach() if cfg.original_colors else None,
-    )
+
+        def blended(stat: Callable[[torch.Tensor], torch.Tensor], i: int) -> torch.Tensor:
+            return sum(w * stat(sf[i]) for w, sf in zip(weights, sfs, strict=True)).detach()
+
+        targets = CellTargets(
+            cfg,
+            content_layers,
+            style_layers,
+            cfg.mode == "reconstruct",
+            {i: cf[i].detach() for i in content_layers},
+            {},
+            content.detach() if cfg.original_colors else None,
+        )
+        targets.content_norm = {i: norm(float(cf[i].pow(2).mean())) for i in content_layers}
+        # Canvas positions at each layer (the content's shape): what histograms resample to.
+        positions = _layer_positions(extractor, accel, content) if cfg.histogram else {}
+        for i in style_layers:
+            if cfg.style_stats == "w2":
+                # The styles' blend as one Gaussian: the weighted mix of their moments.
+                mean = blended(lambda f: moments(f)[0], i)
+                second = blended(lambda f: moments(f)[1] + _outer(moments(f)[0]), i)
+                target = W2Target.of_moments(mean, second - _outer(mean))
+                targets.w2_targets[i] = target
+                targets.style_norm[i] = norm(target.energy())
+            else:
+                targets.style_targets[i] = blended(gram, i)
+                targets.style_norm[i] = norm(float(targets.style_targets[i].pow(2).mean()))
+            if cfg.histogram:
+                # Sorted values blend as quantiles do: 1-D displacement interpolation.
+                hist = blended(lambda f: sorted_values(f, positions[i]), i)  # noqa: B023
+                targets.hist_targets[i] = hist
+                targets.hist_norm[i] = norm(float(hist.pow(2).mean()))
+        if targets.use_tv:
+            targets.tv_norm = norm(float(tv_loss(content, cfg.tv == "l2")[0]))
+    return targets
+
+
+def _outer(mean: torch.Tensor) -> torch.Tensor:
+    return mean[..., :, None] * mean[..., None, :]
+
+
+def _layer_positions(
+    extractor: FeatureExtractor, accel: acc.Accel, image: torch.Tensor
+) -> dict[int, int]:
+    """H*W of each tapped layer for an image of this shape."""
+    return {i: f.shape[-2] * f.shape[-1] for i, f in acc.features(extractor, image, accel).items()}
+
+
+# Loss functions by kind: (features of the canvases, *stacked targets) -> (A,).
+LOSSES: dict[str, Callable[..., torch.Tensor]] = {
+    "content": content_loss,
+    "gram": style_loss,
+    "w2": w2_loss,
+    "histogram": histogram_loss,
+}
+
+
+@dataclass
+class _Term:
+    """One kind of loss at one layer, for the whole batch: each cell's weight (0 where
+    a cell does not use it) and the cells' targets, stacked."""
+
+    kind: str
+    weights: torch.Tensor  # (B,)
+    targets: tuple[torch.Tensor, ...]
 
 
 class Objective(nn.Module):
@@ -165,43 +251,70 @@ class Objective(nn.Module):
         self.extractor = extractor
         self.accel = accel
         self.cells = list(cells)
-        # Every cell taps at least one layer (the config checks it): a target says where.
-        first = cells[0]
-        device = next(iter({**first.content_targets, **first.style_targets}.values())).device
+        device = _device(cells[0])
         relu = [c.cfg.layer_type == "relu" for c in cells]
         self.any_relu, self.all_relu = any(relu), all(relu)
         self.relu_mask = torch.tensor(relu, device=device).view(-1, 1, 1, 1)
 
         def vector(values: list[float]) -> torch.Tensor:
+            # Each weight in double, then float32.
             return torch.tensor(values, dtype=torch.float32, device=device)
 
-        self.tv_w = vector([c.cfg.gamma if c.use_tv else 0.0 for c in cells])
-        self.content_w: dict[int, torch.Tensor] = {}
-        self.style_w: dict[int, torch.Tensor] = {}
-        self.content_t: dict[int, torch.Tensor] = {}
-        self.style_t: dict[int, torch.Tensor] = {}
+        def tv_weights(norm: str) -> torch.Tensor | None:
+            w = [c.cfg.gamma / c.tv_norm if c.use_tv and c.cfg.tv == norm else 0.0 for c in cells]
+            return vector(w) if any(w) else None
+
+        self.tv_l1, self.tv_l2 = tv_weights("l1"), tv_weights("l2")
+        self.terms: dict[int, list[_Term]] = {}
         for i in range(N_LAYERS):
-            c_users = [i in c.content_targets for c in cells]
-            s_users = [i in c.style_targets for c in cells]
-            if any(c_users):
-                self.content_w[i] = vector(
-                    [c.cfg.alpha if u else 0.0 for c, u in zip(cells, c_users, strict=True)]
-                )
-                self.content_t[i] = _stack([c.content_targets.get(i) for c in cells])
-            if any(s_users):
-                # Each weight in double, then float32.
-                self.style_w[i] = vector(
-                    [
-                        style_weight(c.cfg, i, c.style_targets[i].shape[-1]) if u else 0.0
-                        for c, u in zip(cells, s_users, strict=True)
-                    ]
-                )
-                self.style_t[i] = _stack([c.style_targets.get(i) for c in cells])
+            terms = []
+            kinds = {
+                "content": [
+                    (c.cfg.alpha / c.content_norm[i], (c.content_targets[i],))
+                    if i in c.content_targets
+                    else None
+                    for c in cells
+                ],
+                "gram": [
+                    (style_weight(c.cfg, i, t.shape[-1]) / c.style_norm[i], (t,))
+                    if (t := c.style_targets.get(i)) is not None
+                    else None
+                    for c in cells
+                ],
+                "w2": [
+                    (
+                        style_weight(c.cfg, i, t.mean.shape[-1]) / c.style_norm[i],
+                        (t.mean, t.cov_sqrt, t.cov_trace),
+                    )
+                    if (t := c.w2_targets.get(i)) is not None
+                    else None
+                    for c in cells
+                ],
+                "histogram": [
+                    (c.cfg.histogram / c.hist_norm[i], (t,))
+                    if (t := c.hist_targets.get(i)) is not None
+                    else None
+                    for c in cells
+                ],
+            }
+            for kind, uses in kinds.items():
+                used = [u for u in uses if u is not None]
+                if not used:
+                    continue
+                weights = vector([u[0] if u is not None else 0.0 for u in uses])
+                parts = zip(*[(u or used[0])[1] for u in uses], strict=True)
+                terms.append(_Term(kind, weights, tuple(_stack(list(p)) for p in parts)))
+            if terms:
+                self.terms[i] = terms
+
+    def term_weights(self, kind: str, layer: int) -> torch.Tensor | None:
+        """Each cell's weight of a kind of term (content, gram, w2, histogram) at a layer."""
+        return next((t.weights for t in self.terms.get(layer, []) if t.kind == kind), None)
 
     @property
     def style_layers(self) -> list[int]:
-        """The layers whose Gram the batch computes (once, for every canvas)."""
-        return sorted(self.style_t)
+        """The layers whose style statistics the batch computes (for every canvas)."""
+        return sorted(i for i, ts in self.terms.items() if any(t.kind != "content" for t in ts))
 
     def forward(self, canvas: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
         """(A, 3, H, W) canvases of the cells `index` (all when None) -> (A, N_COLUMNS)."""
@@ -213,15 +326,21 @@ class Objective(nn.Module):
         zero = canvas.new_zeros(canvas.shape[0])
         relu_mask = pick(self.relu_mask)
         content, style = [zero] * N_LAYERS, [zero] * N_LAYERS
-        for i in sorted(set(self.content_t) | set(self.style_t)):
+        for i, terms in self.terms.items():
             x = self._typed(feats[i], relu_mask)
-            if i in self.content_t:
-                content[i] = pick(self.content_w[i]) * content_loss(x, pick(self.content_t[i]))
-            if i in self.style_t:
-                style[i] = pick(self.style_w[i]) * style_loss(x, pick(self.style_t[i]))
+            for term in terms:
+                value = pick(term.weights) * LOSSES[term.kind](x, *map(pick, term.targets))
+                if term.kind == "content":
+                    content[i] = content[i] + value
+                else:
+                    style[i] = style[i] + value
         content_sum = torch.stack(content).sum(0)
         style_sum = torch.stack(style).sum(0)
-        tv = pick(self.tv_w) * tv_loss(canvas)
+        tv = zero
+        if self.tv_l1 is not None:
+            tv = tv + pick(self.tv_l1) * tv_loss(canvas)
+        if self.tv_l2 is not None:
+            tv = tv + pick(self.tv_l2) * tv_loss(canvas, squared=True)
         total = content_sum + style_sum + tv
         return torch.stack([total, content_sum, style_sum, tv, *content, *style], dim=1)
 
@@ -231,6 +350,16 @@ class Objective(nn.Module):
         if not self.any_relu:
             return x
         return torch.where(relu_mask, F.relu(x), x)
+
+
+def _device(cell: CellTargets) -> torch.device:
+    """Where a cell's targets live (every cell taps at least one layer: the config checks)."""
+    targets = [
+        *cell.content_targets.values(),
+        *cell.style_targets.values(),
+        *(t.mean for t in cell.w2_targets.values()),
+    ]
+    return targets[0].device
 
 
 def _stack(targets: list[torch.Tensor | None]) -> torch.Tensor:

@@ -22,9 +22,11 @@ import math
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from nst_tui.config import Config
 from nst_tui.engine.colors import shown
@@ -40,6 +42,13 @@ Emit = Callable[[Event], None]
 NOT_FINITE_AT_START = "the loss is not finite at the first iteration, before any step: "
 BROKEN_INPUTS = "the network weights or the input images hold NaN or infinite values"
 TOO_LARGE = "the weighted terms overflow float32; try smaller alpha, beta, gamma or style_weights"
+
+
+# Standard deviations (pixels in 0..1) of the Gaussian noise of the mean-noise and
+# content-noise inits: faint enough to leave a flat start (neural-style's own random init
+# is fainter still), and enough to shake a content start off the photo's exact features.
+MEAN_NOISE_STD = 0.01
+CONTENT_NOISE_STD = 0.1
 
 
 def initial_canvas(
@@ -61,6 +70,13 @@ def initial_canvas(
         canvas = torch.rand(1, 3, h, w, generator=gen).to(content.device)
     elif cfg.init == "content":
         canvas = content.clone()
+    elif cfg.init in ("mean-noise", "content-noise"):
+        gen = torch.Generator().manual_seed(cfg.seed)
+        noise = torch.randn(1, 3, h, w, generator=gen).to(content.device)
+        if cfg.init == "mean-noise":  # the peer's start: a near-flat canvas of one colour
+            canvas = content.mean(dim=(2, 3), keepdim=True) + MEAN_NOISE_STD * noise
+        else:
+            canvas = content + CONTENT_NOISE_STD * noise
     else:
         raise ValueError(f"init {cfg.init!r} needs an image")
     return canvas.clamp(0, 1).contiguous().requires_grad_(True)
@@ -208,14 +224,54 @@ class CellLoop:
         return finished
 
 
+@dataclass
+class Moments:
+    """Adam's state of a one-cell run, handed from one scale to the next (carry_moments):
+    the next scale starts with the step count and moments of the last, upsampled, so it
+    does not spend its first steps re-learning step sizes the coarse scale knew."""
+
+    step: torch.Tensor | None = None
+    exp_avg: torch.Tensor | None = None
+    exp_avg_sq: torch.Tensor | None = None
+
+    def load(self, opt: torch.optim.Adam, canvas: torch.Tensor) -> None:
+        if self.step is None or self.exp_avg is None or self.exp_avg_sq is None:
+            return
+        size = canvas.shape[-2:]
+
+        def resized(t: torch.Tensor) -> torch.Tensor:
+            # Bilinear without antialiasing: convex weights, so exp_avg_sq stays >= 0.
+            t = t.to(canvas.device)
+            if t.shape[-2:] == size:
+                return t.clone()
+            return F.interpolate(t, size=tuple(size), mode="bilinear", align_corners=False)
+
+        opt.state[canvas].update(
+            step=self.step.clone(),
+            exp_avg=resized(self.exp_avg),
+            exp_avg_sq=resized(self.exp_avg_sq),
+        )
+
+    def save(self, opt: torch.optim.Adam, canvas: torch.Tensor) -> None:
+        state = opt.state.get(canvas, {})
+        if "exp_avg" in state:
+            self.step = state["step"].detach().clone()
+            self.exp_avg = state["exp_avg"].detach().clone()
+            self.exp_avg_sq = state["exp_avg_sq"].detach().clone()
+
+
 def optimize(
     objective: Objective,
     canvases: Sequence[torch.Tensor],
     emits: Sequence[Emit],
     cancel: threading.Event | None = None,
+    moments: Moments | None = None,
 ) -> list[Finished]:
     """Run every cell of `objective` from its canvas (optimized in place), each cell
-    emitting its own Progress, Frame and Finished; returns each cell's Finished."""
+    emitting its own Progress, Frame and Finished; returns each cell's Finished.
+
+    `moments` (a one-cell Adam run): start from its state when it holds one, and leave
+    the run's final state in it."""
     cancel = cancel or threading.Event()
     cells = objective.cells
     throughput = None
@@ -232,7 +288,15 @@ def optimize(
         if len(loops) != 1:
             raise ValueError("only Adam cells can share a batch; L-BFGS's line steps are per run")
         return [_lbfgs(objective, loops[0])]
-    return _Adam(objective, loops, cancel).run()
+    if moments is not None and len(loops) != 1:
+        raise ValueError("Adam's moments are carried for a run of one cell")
+    adam = _Adam(objective, loops, cancel)
+    if moments is not None:
+        moments.load(adam.opt, loops[0].canvas)
+    results = adam.run()
+    if moments is not None:
+        moments.save(adam.opt, loops[0].canvas)
+    return results
 
 
 def _lbfgs(objective: Objective, loop: CellLoop) -> Finished:
@@ -293,7 +357,10 @@ class _Adam:
         # One parameter group per cell keeps each cell's state and lr its own.
         # capturable: Adam keeps its step count on the device, as a graph replay needs.
         self.opt = torch.optim.Adam(
-            [{"params": [loop.canvas], "lr": loop.cfg.lr} for loop in loops],
+            [
+                {"params": [loop.canvas], "lr": loop.cfg.lr, "betas": (0.9, loop.cfg.adam_beta2)}
+                for loop in loops
+            ],
             capturable=graphs,
         )
         self.results: dict[int, Finished] = {}

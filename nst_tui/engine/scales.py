@@ -9,7 +9,7 @@ import threading
 from nst_tui.config import Config
 from nst_tui.engine.backbones import StatusFn, _quiet
 from nst_tui.engine.events import Event, Finished, Frame, Progress
-from nst_tui.engine.optimize import Emit, optimize
+from nst_tui.engine.optimize import Emit, Moments, optimize
 from nst_tui.engine.prepare import Prepared, prepare
 
 
@@ -39,6 +39,7 @@ def optimize_scales(
     total = sum(c.iterations for c in configs)
     offset, wall = 0, 0.0
     prepared = first
+    moments = Moments() if cfg.carry_moments and cfg.optimizer == "adam" else None
     for k, scale_cfg in enumerate(configs):
         if k:
             canvas = prepared.canvas.detach()
@@ -47,7 +48,7 @@ def optimize_scales(
         status(f"scale {k + 1}/{len(configs)}: {scale_cfg.size} px", None)
         ended: list[Finished] = []
         shift = _shifted(emit, ended, offset, wall, total)
-        optimize(prepared.objective, prepared.canvases, [shift], cancel)
+        optimize(prepared.objective, prepared.canvases, [shift], cancel, moments)
         fin = ended[0]
         offset += fin.iterations_done
         wall += fin.wall_time

@@ -205,7 +205,9 @@ def test_normalized_style_weights_scale_each_real_layer_by_its_width() -> None:
     plain = prepare(cfg).objective
     scaled = prepare(cfg.replace(normalize_style_weights=True)).objective
     for i, c in {0: 64, 1: 128, 2: 256, 3: 512, 4: 512}.items():
-        assert scaled.style_w[i] == pytest.approx(plain.style_w[i] * (c / 64) ** 2, rel=1e-12)
+        assert scaled.term_weights("gram", i) == pytest.approx(
+            plain.term_weights("gram", i) * (c / 64) ** 2, rel=1e-12
+        )
 
 
 # ---- batched sweeps ------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from nst_tui.errors import PresetError
 
 STUDY = [
     "default",
+    "study",
     "quick",
     "noise-adam",
     "noise-lbfgs",
