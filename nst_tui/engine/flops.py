@@ -81,7 +81,10 @@ def iteration_flops(
 
     `style_layers` are the tap indices whose Gram is computed (Objective.style_layers;
     for a batch, the union over its cells: the batch computes each Gram once, for all
-    canvases). Content layers add no counted work: their MSE is elementwise.
+    canvases). Content layers add no counted work: their MSE is elementwise. A w2 style
+    term's covariance costs what a Gram does, and is counted as one; its C x C products
+    and eigenvalues, and the histogram term's sort, are not: with those the figure is a
+    lower bound.
     """
     style = set(style_layers)
     unknown = style - set(extractor.taps)

@@ -87,7 +87,7 @@ class NSTApp(App[int]):
         Binding("escape", "cancel_run", "Cancel", tooltip="Stop the run and save it, marked"),
         Binding("ctrl+o", "pick_preset", "Preset", priority=True, tooltip="Load a preset"),
         Binding("ctrl+s", "save_preset", "Save", priority=True, tooltip="Save form as a preset"),
-        Binding("ctrl+n", "reset", "Reset", priority=True, tooltip="Form to the defaults"),
+        Binding("ctrl+n", "reset", "Reset", priority=True, tooltip="Form to the study's defaults"),
         Binding("ctrl+g", "toggle_sweep", "Sweep", priority=True, tooltip="Sweep off / on"),
         Binding("f2", "edit_sweep", "Sweep table", priority=True, tooltip="Type a sweep table"),
         Binding("ctrl+t", "focus_runs", "Runs", priority=True, tooltip="Runs list / form"),
@@ -265,7 +265,7 @@ class NSTApp(App[int]):
     @work(thread=True, exclusive=True, exit_on_error=False, group="warmup")
     def warm_up(self) -> None:
         """Import torch and the engine off the UI thread (seconds on a cold disk)."""
-        import nst_tui.runner  # noqa: F401
+        import nst_tui.job.local  # noqa: F401  (the engine a job runs on: torch and all)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="thumbs")
     def load_thumbnails(self, content: str, style: str, delay: float = 0.4) -> None:
@@ -675,9 +675,9 @@ class NSTApp(App[int]):
         self.push_screen(SavePreset(config, "", sweep), saved)
 
     def action_reset(self) -> None:
-        """Reset every field to the study's defaults."""
-        self.load_config(Config(), "default")
-        self.notify("form reset to the defaults")
+        """Reset every field to the study's defaults (the `study` preset's values)."""
+        self.load_config(Config(), "study")
+        self.notify("form reset to the study's defaults")
 
     def action_toggle_layer(self, kind: str, index: int) -> None:
         """Toggle content or style layer index (0-based)."""
@@ -705,7 +705,7 @@ class NSTApp(App[int]):
         yield SystemCommand("Cancel run", "Stop and save the run (escape)", self.action_cancel_run)
         yield SystemCommand("Load preset", "Pick a preset (ctrl+o)", self.action_pick_preset)
         yield SystemCommand("Save preset", "Save the form (ctrl+s)", self.action_save_preset)
-        yield SystemCommand("Reset to defaults", "Every field (ctrl+n)", self.action_reset)
+        yield SystemCommand("Reset to the study's defaults", "Every field (ctrl+n)", self.action_reset)
         yield SystemCommand("Runs list", "Focus the run history (ctrl+t)", self.action_focus_runs)
         yield SystemCommand(
             "Per-layer losses",

@@ -288,8 +288,14 @@ async def test_loading_a_preset_changes_every_field(tmp_path: Path) -> None:
         device="cpu",
         style_scale=1.5,
         normalize_style_weights=True,
+        normalize_losses=True,
+        tv="l2",
+        style_stats="w2",
+        histogram=0.5,
+        adam_beta2=0.99,
         original_colors=True,
         scales=(32, 48),
+        carry_moments=True,
         style_images=(str(STARRY),),
         style_blend=(0.25, 0.75),
         ema=0.5,
@@ -519,3 +525,15 @@ def test_progress_messages_merge_without_losing_rows() -> None:
     assert newer.cells[0].preview == "old"  # the newest canvas that exists
     other_run = JobProgressed(2, {}, 1, 10, 1.0)
     assert not newer.can_replace(other_run)
+
+
+async def test_the_engine_warm_up_imports_and_leaves_the_app_idle(tmp_path: Path) -> None:
+    app = NSTApp(Config(), outputs=tmp_path / "outputs")  # warm_up on, as `nst-tui` runs
+    async with app.run_test(size=SIZE) as pilot:
+        await app.workers.wait_for_complete()
+        for _ in range(100):  # the worker's state change reaches the app as a message
+            await pilot.pause(0.05)
+            if app.status.state.state != "loading":
+                break
+        assert app.status.state.state == "idle", app.status.state
+        assert "cannot import" not in str(app.status.state)
