@@ -705,7 +705,7 @@ class NSTApp(App[int]):
         yield SystemCommand("Cancel run", "Stop and save the run (escape)", self.action_cancel_run)
         yield SystemCommand("Load preset", "Pick a preset (ctrl+o)", self.action_pick_preset)
         yield SystemCommand("Save preset", "Save the form (ctrl+s)", self.action_save_preset)
-        yield SystemCommand("Reset to the study's defaults", "Every field (ctrl+n)", self.action_reset)
+        yield SystemCommand("Reset to the study", "Every field (ctrl+n)", self.action_reset)
         yield SystemCommand("Runs list", "Focus the run history (ctrl+t)", self.action_focus_runs)
         yield SystemCommand(
             "Per-layer losses",
