@@ -66,9 +66,9 @@ from nst_tui.engine.images import (  # noqa: E402
     resolve_path,
     to_tensor,
 )
-from nst_tui.engine.optimize import Moments, optimize  # noqa: E402
+from nst_tui.engine.optimize import optimize  # noqa: E402
 from nst_tui.engine.prepare import get_backbone, prepare  # noqa: E402
-from nst_tui.engine.scales import scale_configs  # noqa: E402
+from nst_tui.engine.scales import optimize_scales, scale_configs  # noqa: E402
 from nst_tui.sheet import render_sheet, write_sheet_png  # noqa: E402
 
 # NST_TUI_IMAGES: the same photos elsewhere (a GPU box gets a copy inside the checkout).
@@ -87,6 +87,10 @@ RECIPES: dict[str, dict[str, Any]] = {
     "multiscale": {"preset": "multiscale"},
     "lbfgs": {"preset": "noise-lbfgs"},
     "default-lbfgs": {"preset": "default", "optimizer": "lbfgs", "lr": 1.0},
+    # L-BFGS's step scales its quasi-Newton direction: 1 is the peer's; a damped and
+    # a longer step beside it.
+    "default-lbfgs-lr0.5": {"preset": "default", "optimizer": "lbfgs", "lr": 0.5},
+    "default-lbfgs-lr2": {"preset": "default", "optimizer": "lbfgs", "lr": 2.0},
     "default-multiscale": {
         "preset": "default", "size": 256, "scales": [64, 128, 256], "iterations": 300,
     },
@@ -209,7 +213,6 @@ def run_engine(cfg: Config, budgets: list[float]) -> tuple[list[Snapshot], str]:
     optimize(warm_prepared.objective, warm_prepared.canvases, [lambda event: None])
     del warm_prepared
 
-    prepared = prepare(configs[0])
     snaps = Snapshots(budgets)
     cancel = threading.Event()
 
@@ -217,18 +220,13 @@ def run_engine(cfg: Config, budgets: list[float]) -> tuple[list[Snapshot], str]:
         if isinstance(event, Frame) and snaps.tick(event.image):
             cancel.set()
 
-    status = "finished"
-    moments = Moments() if cfg.carry_moments and cfg.optimizer == "adam" else None
-    snaps.start()
-    for k, scale_cfg in enumerate(configs):
-        if k:  # the next scale from this one's canvas: its preparation counts as time
-            prepared = prepare(scale_cfg, init_canvas=prepared.canvas.detach())
-        (finished,) = optimize(prepared.objective, prepared.canvases, [listen], cancel, moments)
-        status = "finished" if finished.status == "cancelled" else finished.status
-        if finished.status != "finished":
-            if finished.status == "failed":
-                status = f"failed: {finished.reason}"
-            break
+    first = prepare(configs[0])  # outside the clock, as the peer's first targets are
+    snaps.start()  # later scales are prepared inside it
+    finished = optimize_scales(first, cfg, listen, cancel, configs=configs)
+    # The cancel after the last budget is how every run ends.
+    status = "finished" if finished.status == "cancelled" else finished.status
+    if finished.status == "failed":
+        status = f"failed: {finished.reason}"
     return snaps.close(), status
 
 

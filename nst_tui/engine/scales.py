@@ -26,14 +26,16 @@ def optimize_scales(
     emit: Emit,
     cancel: threading.Event | None = None,
     status: StatusFn = _quiet,
+    configs: list[Config] | None = None,
 ) -> Finished:
     """Run every scale of `cfg`; `first` is prepare(scale_configs(cfg)[0]).
 
     Events carry iteration numbers that go on across scales (out of the total of all
     scales), so a run's losses and frames read as one run; only the last scale's (or a
-    scale that did not finish) Finished is emitted.
+    scale that did not finish) Finished is emitted. `configs` replaces
+    scale_configs(cfg) (the quality benchmark runs its last scale until a cancel).
     """
-    configs = scale_configs(cfg)
+    configs = configs or scale_configs(cfg)
     if len(configs) == 1:
         return optimize(first.objective, first.canvases, [emit], cancel)[0]
     total = sum(c.iterations for c in configs)
