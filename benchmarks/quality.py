@@ -22,7 +22,7 @@ imported and keeps its settings in module globals).
 Writes, rewritten after every run so that a long run leaves partial results: a JSON
 (default benchmarks/results/quality-cpu.json), a plot of each recipe's distances against
 time (same stem, .png) and a sheet of the pictures at each budget per pair and size
-(stem-PAIR-SIZEpx.png). --quick: one pair at 32 px, budgets 0.5 and 1 s (the test suite
+(stem-PAIR-SIZEpx.jpg). --quick: one pair at 32 px, budgets 0.5 and 1 s (the test suite
 runs it).
 """
 
@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib.util
+import io
 import json
 import math
 import os
@@ -69,7 +70,8 @@ from nst_tui.engine.images import (  # noqa: E402
 from nst_tui.engine.optimize import optimize  # noqa: E402
 from nst_tui.engine.prepare import get_backbone, prepare  # noqa: E402
 from nst_tui.engine.scales import optimize_scales, scale_configs  # noqa: E402
-from nst_tui.sheet import render_sheet, write_sheet_png  # noqa: E402
+from nst_tui.records import write_atomic  # noqa: E402
+from nst_tui.sheet import render_sheet  # noqa: E402
 
 # NST_TUI_IMAGES: the same photos elsewhere (a GPU box gets a copy inside the checkout).
 IMAGES = Path(os.environ.get("NST_TUI_IMAGES", ROOT.parent / "shared" / "images"))
@@ -112,6 +114,7 @@ PEER = "peer"  # neural-style-pt at its defaults (peer_args)
 DEFAULT_PAIRS = ("tubingen:starry_night", "chelsea:swirls", "tubingen:shipwreck")
 MAX_ITERATIONS = 1_000_000  # "until the budget": the cancel ends every run
 WARM_UP_ITERATIONS = 3
+SHEET_QUALITY = 90  # JPEG quality of the picture sheets
 
 
 # ---- snapshots at the budgets ---------------------------------------------------------
@@ -392,7 +395,10 @@ def write_sheet(
             ]
         )
     labels = [f"{b:g} s" for b in budgets]
-    write_sheet_png(path, render_sheet(rows, list(pictures), labels, title))
+    # JPEG: a sheet of many textured pictures is 3-4 MB as PNG, too much to commit.
+    buffer = io.BytesIO()
+    render_sheet(rows, list(pictures), labels, title).save(buffer, "JPEG", quality=SHEET_QUALITY)
+    write_atomic(path, buffer.getvalue())
 
 
 PLOTTED = (("content", "content distance"), ("style", "style distance"), ("artifacts", "artifacts"))
@@ -539,7 +545,7 @@ def main() -> int:
                     if status != "finished":
                         print(f"{recipe} {pair} {size} px: {status}", flush=True)
                     write_json(json_path, result)
-                sheet = Path(f"{stem}-{pair_name(pair)}-{size}px.png")
+                sheet = Path(f"{stem}-{pair_name(pair)}-{size}px.jpg")
                 title = f"{pair}, {size} px, {args.device}"
                 write_sheet(sheet, pictures, budgets, content_wh, title)
                 write_plot(stem.with_suffix(".png"), result["runs"])

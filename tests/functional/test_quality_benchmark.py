@@ -43,7 +43,7 @@ def test_quick_mode_runs_every_recipe(tmp_path: Path) -> None:
                 assert snap[key] >= 0
         first, second = run["snapshots"]
         assert second["iterations"] >= first["iterations"]
-    assert (tmp_path / "quality-cpu-quick-tubingen+starry_night-32px.png").stat().st_size > 0
+    assert (tmp_path / "quality-cpu-quick-tubingen+starry_night-32px.jpg").stat().st_size > 0
     if PLOT:
         assert (tmp_path / "quality-cpu-quick.png").stat().st_size > 0
     assert "study" in done.stdout and "artif." in done.stdout
