@@ -2,16 +2,16 @@
 
     python benchmarks/quality.py [--quick] [--sizes 128 256] [--budgets 15 30 60 120]
         [--pairs tubingen:starry_night chelsea:swirls tubingen:shipwreck]
-        [--recipes study default ... peer] [--device cpu]
-        [--json FILE] [--out-dir benchmarks/results]
+        [--recipes study default ... peer] [--recipe 'NAME={"field": value}' ...]
+        [--device cpu] [--json FILE] [--out-dir benchmarks/results]
 
 Each recipe runs once per pair and size until the last budget; the canvas at each
 budget (the latest one whose iteration ended at or before it) is scored by the judge of
 benchmarks/judge.py: content distance, style distance, artifacts (definitions there and
 in the README). Recipes are the rows of RECIPES (config overrides run through the
-engine's prepare and optimize) and `peer`, neural-style-pt at its defaults, fed the
-same Caffe VGG16 convs. benchmarks/quality_report.py turns the JSON into the README's
-tables.
+engine's prepare and optimize; `--recipe` adds one for a run) and `peer`,
+neural-style-pt at its defaults, fed the same Caffe VGG16 convs.
+benchmarks/quality_report.py turns the JSON into the README's tables.
 
 Timing is the same on both sides: the clock starts when the optimizer is built, after
 the weights are loaded, the images read and the targets computed, and each side first
@@ -70,6 +70,7 @@ from nst_tui.engine.images import (  # noqa: E402
 from nst_tui.engine.optimize import optimize  # noqa: E402
 from nst_tui.engine.prepare import get_backbone, prepare  # noqa: E402
 from nst_tui.engine.scales import optimize_scales, scale_configs  # noqa: E402
+from nst_tui.errors import NSTError  # noqa: E402
 from nst_tui.records import write_atomic  # noqa: E402
 from nst_tui.sheet import render_sheet  # noqa: E402
 
@@ -188,6 +189,35 @@ def smallest_size(specs: tuple[str, ...]) -> int:
     """The least long edge at which every image's short side reaches the engine's minimum."""
     sizes = [load_image(spec).size for spec in specs]
     return max(math.ceil(MIN_EDGE * max(w, h) / min(w, h)) for w, h in sizes)
+
+
+def add_recipes(specs: list[str]) -> list[str]:
+    """`NAME=JSON` recipes from the command line into RECIPES (over `default` unless they
+    name a preset); their names. A field or value the config refuses is refused here,
+    before anything runs."""
+    names = []
+    for spec in specs:
+        name, sep, text = spec.partition("=")
+        if not sep or not name.strip():
+            raise ValueError(f"--recipe {spec!r}: expected NAME=JSON")
+        name = name.strip()
+        if name in RECIPES or name == PEER:
+            raise ValueError(f"--recipe {name!r}: a recipe of that name exists")
+        try:
+            fields = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"--recipe {name!r}: not JSON ({e})") from None
+        if not isinstance(fields, dict):
+            raise ValueError(f"--recipe {name!r}: expected a JSON object of config fields")
+        fields = {"preset": "default", **fields}
+        overrides = {k: v for k, v in fields.items() if k != "preset"}
+        try:
+            presets.load(fields["preset"]).config.replace(**overrides)
+        except NSTError as e:
+            raise ValueError(f"--recipe {name!r}: {e}") from None
+        RECIPES[name] = fields
+        names.append(name)
+    return names
 
 
 def recipe_config(name: str, pair: tuple[str, str], size: int, device: str) -> Config:
@@ -467,6 +497,12 @@ def main() -> int:
     parser.add_argument("--budgets", type=float, nargs="+", help="seconds")
     parser.add_argument("--pairs", nargs="+", help="CONTENT:STYLE names (see image_spec)")
     parser.add_argument("--recipes", nargs="+", help=f"of {[*RECIPES, PEER]}")
+    parser.add_argument(
+        "--recipe", action="append", default=[], metavar="NAME=JSON",
+        help='one more recipe: config fields over `default` (or over the preset its "preset" '
+        'names), e.g. \'alpha-6={"alpha": 6}\'; repeatable; run after --recipes, or alone '
+        'without it',
+    )  # fmt: skip
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", type=Path, help="default OUT_DIR/quality-DEVICE.json")
     parser.add_argument("--out-dir", type=Path, default=ROOT / "benchmarks" / "results")
@@ -478,7 +514,12 @@ def main() -> int:
     sizes = args.sizes or ([32] if args.quick else [128, 256])
     budgets = sorted(args.budgets or ([0.5, 1.0] if args.quick else [15, 30, 60, 120]))
     pairs = args.pairs or (list(DEFAULT_PAIRS[:1]) if args.quick else list(DEFAULT_PAIRS))
-    recipes = args.recipes or [*RECIPES, *([PEER] if peer_installed() else [])]
+    try:
+        extra = add_recipes(args.recipe)
+    except ValueError as e:
+        parser.error(str(e))
+    recipes = args.recipes or ([] if extra else [*RECIPES, *([PEER] if peer_installed() else [])])
+    recipes += [r for r in extra if r not in recipes]
     unknown = [r for r in recipes if r not in RECIPES and r != PEER]
     if unknown:
         parser.error(f"unknown recipes {unknown}; known: {[*RECIPES, PEER]}")

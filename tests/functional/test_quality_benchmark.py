@@ -1,5 +1,6 @@
-"""benchmarks/quality.py runs end to end in its quick mode (32 px, 0.5 and 1 s budgets):
-every recipe, the peer when neural-style is installed, the JSON, the plot and the sheet.
+"""benchmarks/quality.py runs end to end in its quick mode (32 px, here with 0.25 and 0.5 s
+budgets): every recipe, one from the command line, the peer when neural-style is
+installed, the JSON, the plot and the sheet.
 Its numbers are not judged here (tests/unit/test_quality_judge.py checks the judge)."""
 
 from __future__ import annotations
@@ -7,6 +8,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +18,8 @@ from conftest import IMAGES, ROOT
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from quality import RECIPES, rescaled, torchvision_indices
+import quality
+from quality import RECIPES, add_recipes, rescaled, torchvision_indices
 
 PEER = importlib.util.find_spec("neural_style") is not None
 PLOT = importlib.util.find_spec("matplotlib") is not None
@@ -27,16 +30,18 @@ def test_quick_mode_runs_every_recipe(tmp_path: Path) -> None:
     env = {**os.environ, "NST_TUI_IMAGES": str(IMAGES)}
     done = subprocess.run(
         [sys.executable, "benchmarks/quality.py", "--quick", "--out-dir", str(tmp_path),
-         "--recipes", *recipes],
+         "--budgets", "0.25", "0.5", "--recipes", *recipes,
+         "--recipe", 'alpha-6={"alpha": 6}'],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads((tmp_path / "quality-cpu-quick.json").read_text())
-    assert result["budgets_s"] == [0.5, 1.0] and result["sizes"] == [32]
-    assert [r["recipe"] for r in result["runs"]] == recipes
+    assert result["budgets_s"] == [0.25, 0.5] and result["sizes"] == [32]
+    assert [r["recipe"] for r in result["runs"]] == [*recipes, "alpha-6"]
+    assert result["recipes"]["alpha-6"] == {"preset": "default", "alpha": 6}
     for run in result["runs"]:
         assert run["status"] == "finished", run
-        assert [s["budget"] for s in run["snapshots"]] == [0.5, 1.0]
+        assert [s["budget"] for s in run["snapshots"]] == [0.25, 0.5]
         for snap in run["snapshots"]:
             assert snap["iterations"] >= 1
             for key in ("content", "style", "artifacts", "content_issue", "style_issue"):
@@ -67,3 +72,33 @@ def test_multiscale_scales_follow_the_size() -> None:
 
 def test_peer_weights_sit_where_torchvision_puts_vgg16s_convs() -> None:
     assert torchvision_indices() == [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28]
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ('a6={"alpah": 6}', "alpah: unknown field; did you mean 'alpha'?"),
+        ('a6={"alpha": "six"}', "alpha: must be a number"),
+        ("a6={alpha: 6}", "not JSON"),
+        ("a6=[6]", "expected a JSON object"),
+        ('a6={"preset": "nope"}', "preset 'nope': not found"),
+        ("default={}", "a recipe of that name exists"),
+        ('{"alpha": 6}', "expected NAME=JSON"),
+    ],
+)
+def test_a_command_line_recipe_is_refused_before_anything_runs(
+    spec: str, message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(quality, "RECIPES", dict(RECIPES))
+    with pytest.raises(ValueError, match=re.escape(message)):
+        add_recipes([spec])
+    assert quality.RECIPES == RECIPES
+
+
+def test_a_command_line_recipe_is_fields_over_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(quality, "RECIPES", dict(RECIPES))
+    assert add_recipes(['c23={"content_layers": [2, 3], "alpha": 2}']) == ["c23"]
+    cfg = quality.recipe_config("c23", ("builtin:chelsea.png", "builtin:swirls.png"), 64, "cpu")
+    default = quality.recipe_config("default", ("builtin:chelsea.png", "builtin:swirls.png"),
+                                    64, "cpu")  # fmt: skip
+    assert cfg == default.replace(content_layers=(2, 3), alpha=2.0)
