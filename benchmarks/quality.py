@@ -210,9 +210,8 @@ def add_recipes(specs: list[str]) -> list[str]:
         if not isinstance(fields, dict):
             raise ValueError(f"--recipe {name!r}: expected a JSON object of config fields")
         fields = {"preset": "default", **fields}
-        overrides = {k: v for k, v in fields.items() if k != "preset"}
         try:
-            presets.load(fields["preset"]).config.replace(**overrides)
+            fields_config(fields)
         except NSTError as e:
             raise ValueError(f"--recipe {name!r}: {e}") from None
         RECIPES[name] = fields
@@ -220,10 +219,15 @@ def add_recipes(specs: list[str]) -> list[str]:
     return names
 
 
-def recipe_config(name: str, pair: tuple[str, str], size: int, device: str) -> Config:
-    fields = dict(RECIPES[name])
+def fields_config(fields: dict[str, Any]) -> Config:
+    """A recipe's fields over the preset its "preset" names (the Config defaults without)."""
+    fields = dict(fields)
     preset = fields.pop("preset", None)
-    recipe = (presets.load(preset).config if preset else Config()).replace(**fields)
+    return (presets.load(preset).config if preset else Config()).replace(**fields)
+
+
+def recipe_config(name: str, pair: tuple[str, str], size: int, device: str) -> Config:
+    recipe = fields_config(RECIPES[name])
     changes: dict[str, Any] = {
         "content_image": pair[0],
         "style_image": pair[1],
