@@ -1,7 +1,7 @@
 """Iterations per second of the engine against a loop written the way the study's code works.
 
     python benchmarks/speed.py [--device cpu|cuda] [--sizes 128 256 ...] [--json FILE]
-        [--memory-sizes 128 256 512] [--skip-sweep] [--skip-streaming]
+        [--memory-sizes 128 256 512] [--sweep-size 128] [--skip-sweep] [--skip-streaming]
 
 Besides engine against baseline per size, it reports: the floating-point work of
 one iteration (counted from the layer shapes, engine/flops.py), achieved TFLOP/s
@@ -393,6 +393,7 @@ def main() -> int:
     parser.add_argument("--iterations", type=int, help="per measurement (default by device)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--memory-sizes", type=int, nargs="*", help="peak memory per size")
+    parser.add_argument("--sweep-size", type=int, default=128, help="the 5-cell sweep's size")
     parser.add_argument("--skip-sweep", action="store_true")
     parser.add_argument("--skip-streaming", action="store_true")
     parser.add_argument("--streaming-size", type=int, default=128)
@@ -453,7 +454,7 @@ def main() -> int:
         )
     result["results"] = rows
     if not args.skip_sweep:
-        sweep = measure_sweep(128, args.device, iterations, args.repeats)
+        sweep = measure_sweep(args.sweep_size, args.device, iterations, args.repeats)
         result["sweep"] = sweep
         print(
             f"5-cell sweep at {sweep['size']} px: batched "

@@ -30,8 +30,8 @@ def test_speed_measures_every_section(tmp_path: Path) -> None:
     out = tmp_path / "speed.json"
     printed = run_script(
         "benchmarks/speed.py", "--device", "cpu", "--sizes", "64", "--iterations", "3",
-        "--repeats", "1", "--memory-sizes", "64", "--streaming-size", "64",
-        "--streaming-iterations", "10", "--json", str(out),
+        "--repeats", "1", "--memory-sizes", "64", "--sweep-size", "32", "--streaming-size", "32",
+        "--streaming-iterations", "6", "--json", str(out),
     )  # fmt: skip
     result = json.loads(out.read_text())
     (row,) = result["results"]
@@ -51,7 +51,7 @@ def test_speed_measures_every_section(tmp_path: Path) -> None:
     streaming = result["streaming"]
     for mode in ("headless", "thread", "relay", "dashboard"):
         assert streaming[f"{mode}_it_s"] > 0
-    assert "64 px  engine" in printed and "streaming at 64 px" in printed
+    assert "64 px  engine" in printed and "streaming at 32 px" in printed
 
 
 def test_bf16_quality_scores_both_precisions(tmp_path: Path) -> None:
