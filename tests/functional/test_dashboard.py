@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from conftest import STARRY, TUBINGEN, tiny_config
+from textual import events
 from textual.pilot import Pilot
 from textual.widgets import Input, OptionList, Select, Sparkline
 
@@ -65,6 +66,16 @@ async def type_into(pilot: Pilot, app: NSTApp, field: str, text: str) -> None:
     await pilot.pause()
 
 
+async def paste_into(pilot: Pilot, app: NSTApp, field: str, text: str) -> None:
+    """Focus a form field, clear it and paste `text`, as a terminal delivers a paste
+    (one event, not a key per character: a long path typed key by key costs seconds)."""
+    app.form.widget(field).focus()
+    await pilot.pause()
+    await pilot.press("ctrl+a", "ctrl+k")
+    app._driver.send_message(events.Paste(text))  # what the driver does with a paste
+    await pilot.pause()
+
+
 def history_row(app: NSTApp, run_id: int) -> dict[str, str]:
     cells = app.history.get_row(str(run_id))
     return dict(zip(COLUMNS, (str(c) for c in cells), strict=True))
@@ -96,8 +107,8 @@ async def test_first_screen_shows_the_config_and_is_idle(tmp_path: Path) -> None
 async def test_fill_the_form_and_run(tmp_path: Path) -> None:
     app = NSTApp(Config(), outputs=tmp_path / "outputs", warm_up=False)
     async with app.run_test(size=SIZE) as pilot:
-        await type_into(pilot, app, "content_image", str(TUBINGEN))
-        await type_into(pilot, app, "style_image", str(STARRY))
+        await paste_into(pilot, app, "content_image", str(TUBINGEN))
+        await paste_into(pilot, app, "style_image", str(STARRY))
         await type_into(pilot, app, "size", "32")
         await type_into(pilot, app, "iterations", "6")
         await type_into(pilot, app, "sav_freq", "2")
