@@ -11,7 +11,7 @@ import pytest
 from conftest import STARRY, TUBINGEN, tiny_config
 from textual import events
 from textual.pilot import Pilot
-from textual.widgets import Input, OptionList, Select, Sparkline
+from textual.widgets import Input, OptionList, Select, Sparkline, Static
 
 from nst_tui import presets
 from nst_tui.config import Config
@@ -260,6 +260,21 @@ async def test_invalid_values_are_marked_and_block_the_run(tmp_path: Path) -> No
         await type_into(pilot, app, "lr", "0.1")
         assert app.form.errors == {}
         assert not app.query_one("#error-size").has_class("-shown")
+        assert str(app.query_one("#error-size").render()) == ""
+
+        # Keys in a valid form leave the error labels alone: each label update lays the
+        # whole screen out again, which every key would pay for.
+        updates = []
+        for label in app.query(".field-error").results(Static):
+            label.update = updates.append  # type: ignore[method-assign]
+        app.form.widget("lr").focus()
+        await pilot.press("end", "5")  # 0.15: valid at every key
+        assert app.form.errors == {} and updates == []
+        await pilot.press("x", "backspace")
+        assert updates == ["must be a number, got '0.15x'", ""]
+        del updates[:]
+        for label in app.query(".field-error").results(Static):
+            del label.update  # back to Static's own
 
         # No style layer at all is the Config's error too, shown under the toggles.
         app.screen.set_focus(None)
