@@ -264,9 +264,17 @@ async def test_invalid_values_are_marked_and_block_the_run(tmp_path: Path) -> No
 
         # Keys in a valid form leave the error labels alone: each label update lays the
         # whole screen out again, which every key would pay for.
-        updates = []
+        updates: list[str] = []
+
+        def recorded(label: Static) -> object:
+            def update(content: str = "", **kwargs: object) -> None:
+                updates.append(content)
+                Static.update(label, content, **kwargs)  # type: ignore[arg-type]
+
+            return update
+
         for label in app.query(".field-error").results(Static):
-            label.update = updates.append  # type: ignore[method-assign]
+            label.update = recorded(label)  # type: ignore[method-assign]
         app.form.widget("lr").focus()
         await pilot.press("end", "5")  # 0.15: valid at every key
         assert app.form.errors == {} and updates == []

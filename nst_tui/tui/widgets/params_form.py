@@ -205,7 +205,6 @@ class ParamsForm(VerticalScroll):
         super().__init__(id=id)
         self._initial = config
         self.errors: dict[str, str] = {}
-        self._shown_errors: dict[str, str | None] = {}  # what each error label shows
 
     def compose(self) -> ComposeResult:
         values = self._initial.to_dict()
@@ -331,13 +330,11 @@ class ParamsForm(VerticalScroll):
         config, errors = self.read()
         self.errors = errors
         for name in ERROR_FIELDS:
-            message = errors.get(name)
-            if message == self._shown_errors.get(name):
-                continue  # an update lays the whole screen out again: once per key is felt
-            self._shown_errors[name] = message
             label = self.query_one(f"#error-{name}", Static)
-            label.update(message or "")
-            label.set_class(message is not None, "-shown")
+            message = errors.get(name, "")
+            if label.content != message:  # an update lays the whole screen out again
+                label.update(message)
+            label.set_class(name in errors, "-shown")
         for spec in FIELDS:
             self.widget(spec.name).set_class(spec.config_field in errors, "-invalid")
         self.post_message(self.Validated(errors))
