@@ -34,8 +34,9 @@ from nst_tui.engine.optimize import optimize  # noqa: E402
 from nst_tui.engine.prepare import Prepared, prepare  # noqa: E402
 from nst_tui.sheet import render_sheet, write_sheet_png  # noqa: E402
 
-# NST_TUI_IMAGES: the same photos elsewhere (a GPU box gets a copy inside the checkout).
-IMAGES = Path(os.environ.get("NST_TUI_IMAGES", ROOT.parent / "shared" / "images"))
+# The study's pairs, downsized, ship in tests/data (see its SOURCES.md);
+# NST_TUI_IMAGES points at other copies of the same file names.
+IMAGES = Path(os.environ.get("NST_TUI_IMAGES", ROOT / "tests" / "data"))
 
 
 def run(cfg: Config) -> tuple[Prepared, Finished]:

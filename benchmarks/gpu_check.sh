@@ -8,7 +8,7 @@ set -uo pipefail
 OUT=${OUT:-gpu-out}
 mkdir -p "$OUT"
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
-export NST_TUI_CAFFE_WEIGHTS=$PWD/.gpu/vgg16-caffe-fp16.pt NST_TUI_IMAGES=$PWD/.gpu/images
+export NST_TUI_CAFFE_WEIGHTS=$PWD/.gpu/vgg16-caffe-fp16.pt
 PY=python3
 {
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv

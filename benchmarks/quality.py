@@ -74,8 +74,9 @@ from nst_tui.errors import NSTError  # noqa: E402
 from nst_tui.records import write_atomic  # noqa: E402
 from nst_tui.sheet import render_sheet  # noqa: E402
 
-# NST_TUI_IMAGES: the same photos elsewhere (a GPU box gets a copy inside the checkout).
-IMAGES = Path(os.environ.get("NST_TUI_IMAGES", ROOT.parent / "shared" / "images"))
+# The study's pairs, downsized, ship in tests/data (see its SOURCES.md);
+# NST_TUI_IMAGES points at other copies of the same file names.
+IMAGES = Path(os.environ.get("NST_TUI_IMAGES", ROOT / "tests" / "data"))
 BUILTINS = {"chelsea": "builtin:chelsea.png", "swirls": "builtin:swirls.png"}
 
 # One line per recipe: config fields over a preset ("preset" names it; the Config

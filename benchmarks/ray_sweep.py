@@ -46,8 +46,9 @@ from nst_tui.job.local import LocalExecutor  # noqa: E402
 from nst_tui.job.plan import Job, expand  # noqa: E402
 from nst_tui.job.run import run_job  # noqa: E402
 
-# NST_TUI_IMAGES: the same photos elsewhere (a GPU box gets a copy inside the checkout).
-IMAGES = Path(os.environ.get("NST_TUI_IMAGES", ROOT.parent / "shared" / "images"))
+# The study's pairs, downsized, ship in tests/data (see its SOURCES.md);
+# NST_TUI_IMAGES points at other copies of the same file names.
+IMAGES = Path(os.environ.get("NST_TUI_IMAGES", ROOT / "tests" / "data"))
 
 
 def sweep(cells: int, size: int, iterations: int, device: str) -> Job:

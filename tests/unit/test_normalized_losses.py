@@ -14,7 +14,11 @@ import torch
 from nst_tui.engine.objective import STYLE_AT, TV, Objective, cell_targets, conv_extractor
 from tests.conftest import tiny_config
 
-K = 10.0
+# A power of two: scaling by it is exact in floating point, so both networks round
+# alike and the terms agree to float32's last digits. (With k = 10, w2's near-zero
+# eigenvalues of conv1_1's rank-deficient covariance round differently on each side
+# and move that term by 2e-3 of itself, more or less by CPU.)
+K = 16.0
 
 
 def scaled(backbone, k: float):
@@ -44,7 +48,7 @@ def test_normalised_terms_do_not_change_with_the_feature_scale(caffe, images, st
     cfg = tiny_config(normalize_losses=True, tv="l2", **stats)
     one = terms(scaled(caffe, 1.0), cfg, canvas, content, style)
     ten = terms(scaled(caffe, K), cfg, canvas, content, style)
-    assert torch.allclose(one, ten, rtol=2e-3), (one, ten)
+    assert torch.allclose(one, ten, rtol=1e-5), (one, ten)
     assert float(one[0]) > 0
 
 
