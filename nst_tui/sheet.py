@@ -9,7 +9,7 @@ still reads and its labels fit.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -138,10 +138,16 @@ def _line_height(fnt: ImageFont.FreeTypeFont | ImageFont.ImageFont) -> int:
 
 
 class Sheet:
-    """The labelled, empty grid; tiles are pasted in per image (or per GIF frame)."""
+    """The labelled, empty grid; tiles are pasted in per image (or per GIF frame).
 
-    def __init__(self, lay: SheetLayout) -> None:
+    `notes` caption single tiles ((row, col) -> text, e.g. "cancelled at 124/2500"):
+    drawn over the tile's foot, so a stopped cell does not pass for a finished one."""
+
+    def __init__(
+        self, lay: SheetLayout, notes: Mapping[tuple[int, int], str] | None = None
+    ) -> None:
         self.layout = lay
+        self.notes = dict(notes or {})
         self.base = Image.new("RGB", (lay.width, lay.height), BACKGROUND)
         draw = ImageDraw.Draw(self.base)
         fnt = font()
@@ -172,7 +178,19 @@ class Sheet:
             for c, tile in enumerate(row):
                 if tile is not None:
                     self.paste(out, r, c, tile)
+        self._caption(out)
         return out
+
+    def _caption(self, out: Image.Image) -> None:
+        if not self.notes:
+            return
+        draw, fnt = ImageDraw.Draw(out), font()
+        for (r, c), text in self.notes.items():
+            x0, _, x1, y1 = self.layout.tile_box(r, c)
+            (line, *_) = wrap(text, fnt, x1 - x0 - 4) or [""]
+            top = y1 - self.layout.line_h - 2
+            draw.rectangle((x0, top, x1 - 1, y1 - 1), fill=INK)
+            draw.text((x0 + 2, top + 1), line, fill=BACKGROUND, font=fnt)
 
     def paste(self, out: Image.Image, row: int, col: int, tile: Image.Image | np.ndarray) -> None:
         im = Image.fromarray(tile) if isinstance(tile, np.ndarray) else tile.convert("RGB")
@@ -202,9 +220,10 @@ def sheet_for(
     row_labels: Sequence[str],
     col_labels: Sequence[str],
     title: str = "",
+    notes: Mapping[tuple[int, int], str] | None = None,
 ) -> Sheet:
     sizes = [[_size(t) for t in row] for row in images]
-    return Sheet(layout(sizes, row_labels, col_labels, title))
+    return Sheet(layout(sizes, row_labels, col_labels, title), notes)
 
 
 def render_sheet(
