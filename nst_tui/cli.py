@@ -70,14 +70,18 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("run_a", type=Path, metavar="RUN_A", help="a run folder")
     compare.add_argument("run_b", type=Path, metavar="RUN_B", help="another run folder")
     compare.add_argument(
-        "--out", help="PNG to write (default: compare-A-B.png here; never overwritten)"
+        "--out",
+        help="image to write (.png, .jpg, .webp, ...) or a folder to write it into "
+        "(default: compare-A-B.png here; never overwritten)",
     )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    err = Console(stderr=True, highlight=False)
+    # User values (paths, preset names, messages quoting them) print as written: no
+    # markup (each is escaped), no :name: emoji, no highlighting.
+    err = Console(stderr=True, highlight=False, emoji=False)
     try:
         check_not_empty(args)
         if args.command == "run":
@@ -105,7 +109,9 @@ def check_not_empty(args: argparse.Namespace) -> None:
     if getattr(args, "preset", None) is not None and not args.preset.strip():
         raise PresetError("--preset: empty; name a preset (see `nst-tui presets`) or a TOML file")
     if getattr(args, "out", None) is not None and not args.out.strip():
-        what = "a folder for the run folders" if args.command == "run" else "a PNG file"
+        what = (
+            "a folder for the run folders" if args.command == "run" else "an image file or a folder"
+        )
         raise RunError(f"--out: empty; name {what}, or leave --out out for the default")
 
 
@@ -156,7 +162,7 @@ def cmd_presets() -> int:
     from nst_tui.job.plan import expand
     from nst_tui.preflight import check_inputs
 
-    out = Console(highlight=False)
+    out = Console(highlight=False, emoji=False)
     paths = presets.all_paths()
     width = max((len(p.stem) for p in paths), default=0) + 2
     for path in paths:
@@ -206,8 +212,8 @@ def cmd_run(args: argparse.Namespace, err: Console) -> int:
     table = without(preset.sweep, list(fixed)) if preset.sweep else None  # --set: every cell
     if preset.sweep and not table:
         err.print("[dim]--set fixes every swept field: one run, no sweep[/]")
-    check_inputs(cell.config for cell in job_for(cfg, table, name).cells)
-    job = job_for(from_here(cfg, fixed), table, name)
+    job = job_for(cfg, table, name)  # run_job records its paths absolute (Job.absolute)
+    check_inputs(cell.config for cell in job.cells)
     from nst_tui.cli_progress import JobView
     from nst_tui.job.executor import executor_named
     from nst_tui.job.run import run_job  # loads torch
@@ -246,17 +252,6 @@ def cmd_run(args: argparse.Namespace, err: Console) -> int:
     else:
         print(result.folder)
     return {"finished": 0, "cancelled": EXIT_CANCELLED}.get(result.status, EXIT_FAILED)
-
-
-def from_here(cfg: Config, fixed: dict[str, Any]) -> Config:
-    """Paths typed on the command line are read from the working folder (a preset's own
-    from the preset's folder); made absolute, the run's config.toml reproduces it from
-    any folder."""
-    from nst_tui.presets import PATH_FIELDS, resolve_paths
-
-    typed = {k: v for k, v in fixed.items() if k in PATH_FIELDS}
-    absolute = resolve_paths(typed, Path.cwd())
-    return cfg.replace(**absolute) if absolute != typed else cfg
 
 
 def _on_signals(cancel: threading.Event, hurry: threading.Event, err: Console) -> Any:

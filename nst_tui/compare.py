@@ -87,15 +87,54 @@ def default_output(a: Path, b: Path, where: Path | None = None) -> Path:
     return (where or Path.cwd()) / f"compare-{a.resolve().name}-{b.resolve().name}.png"
 
 
+# What --out's extension asks for; no extension writes PNG, as the default name does.
+FORMATS = {
+    ".png": "PNG",
+    "": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".webp": "WEBP",
+    ".bmp": "BMP",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+}
+
+
+def output_path(a: Path, b: Path, out: Path | None) -> tuple[Path, str]:
+    """Where --out says to write and in which format: into a folder it names (under the
+    default name), a file by its extension. A device, a FIFO or an unknown extension is
+    refused before any work."""
+    if out is None:
+        return default_output(a, b), "PNG"
+    try:
+        if out.is_dir():
+            return default_output(a, b, out), "PNG"
+        if out.exists() and not out.is_file():
+            raise RunError(f"--out {out}: not a regular file or a folder (a device?); name a file")
+    except OSError as exc:  # a name too long, a loop of links
+        raise RunError(f"--out {out}: cannot use it ({exc.strerror or exc})") from None
+    fmt = FORMATS.get(out.suffix.lower())
+    if fmt is None:
+        known = ", ".join(sorted({k for k in FORMATS if k}))
+        raise RunError(f"--out {out}: unknown image extension {out.suffix!r}; use one of {known}")
+    return out, fmt
+
+
 def compare(a: Path, b: Path, out: Path | None = None) -> Path:
-    """Write the comparison of runs `a` and `b`; returns the file (never overwriting one)."""
+    """Write the comparison of runs `a` and `b`; returns the file (never overwriting one).
+    `out`: a file (its extension picks the format) or a folder to write it into."""
+    from nst_tui.records import write_atomic
     from nst_tui.sheet import write_sheet_png
 
+    target, fmt = output_path(a, b, out)  # a bad --out before any work
     image = compare_image(a, b)
-    path = free_path(out if out is not None else default_output(a, b))
+    path = free_path(target)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_sheet_png(path, image)
+        if fmt == "PNG":
+            write_sheet_png(path, image)
+        else:
+            write_atomic(path, lambda fh: image.convert("RGB").save(fh, format=fmt))
     except OSError as exc:
-        raise RunError(f"cannot write {path}: {exc}") from None
+        raise RunError(f"cannot write {path}: {exc.strerror or exc}") from None
     return path

@@ -13,6 +13,7 @@ import difflib
 import itertools
 import json
 import math
+import os
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -146,6 +147,14 @@ class Config:
         base = (other or Config()).to_dict()
         return {k: v for k, v in self.to_dict().items() if base[k] != v}
 
+    def absolute(self, base: Path | None = None) -> Config:
+        """This config with every relative path made absolute from `base` (the working
+        folder when None): what a run records and a saved preset keeps (absolute_paths)."""
+        values = {k: getattr(self, k) for k in PATH_FIELDS}
+        fixed = absolute_paths(values, base)
+        changed = {k: v for k, v in fixed.items() if v != values[k]}
+        return self.replace(**changed) if changed else self
+
 
 FIELD_NAMES = tuple(f.name for f in fields(Config))
 TUPLE_FIELDS = (
@@ -166,6 +175,8 @@ BOOL_FIELDS = (
     "carry_moments",
 )
 RUN_INIT = "run:"  # init = "run:FOLDER" starts from that run's final.png
+# A job's settings, not a cell's: every cell of a sweep runs on the same executor.
+JOB_FIELDS = ("executor", "ray_address")
 MIN_STYLE_SCALE, MAX_STYLE_SCALE = 0.1, 4.0
 STR_FIELDS = (
     "optimizer",
@@ -346,6 +357,65 @@ def validate(cfg: Config) -> dict[str, str]:
     if cfg.mode in ("reconstruct", "style", "both") and not cfg.style_layers:
         e.setdefault("style_layers", f"mode {cfg.mode!r} needs at least one style layer")
     return e
+
+
+def job_field_message(key: str) -> str:
+    """Why `key` (executor, ray_address) cannot be a [sweep] axis."""
+    flag = "--executor" if key == "executor" else "--address"
+    return (
+        f"{key} is the job's setting, not a cell's: every cell runs on the same executor; "
+        f"set {key} outside [sweep] (or {flag})"
+    )
+
+
+# ---- paths -----------------------------------------------------------------------
+# Every path a run records (config.toml, sweep.toml) and a saved preset keeps is made
+# absolute here, and only here: a preset's relative paths from its own folder (presets.
+# parse), a path typed in the dashboard or with --set from the working folder (run_job,
+# presets.save). builtin:NAME, the init and backbone keywords and ~ paths stay as written.
+
+PATH_FIELDS = ("content_image", "style_image", "style_images", "init", "backbone")
+
+
+def absolute_paths(
+    values: dict[str, Any], base: Path | None = None, each: bool = False
+) -> dict[str, Any]:
+    """`values` with relative paths made absolute from `base` (the working folder when
+    None): content_image, style_image, style_images, init (a path or run:FOLDER) and
+    backbone (a .pth path); `each`: every value is a list of values for the field (a
+    [sweep] table's column). Other keys and values of the wrong type pass through."""
+    folder = os.path.abspath(base if base is not None else os.curdir)
+    out = dict(values)
+    for key in PATH_FIELDS:
+        if key in out:
+            value = out[key]
+            if each and isinstance(value, list):
+                out[key] = [_absolute_field(key, v, folder) for v in value]
+            else:
+                out[key] = _absolute_field(key, value, folder)
+    return out
+
+
+def _absolute_field(key: str, value: Any, folder: str) -> Any:
+    if key == "style_images" and isinstance(value, (list, tuple)):
+        return type(value)(_absolute(v, folder) for v in value)
+    if not isinstance(value, str):
+        return value  # Config.from_dict names the wrong type
+    if key == "init" and value.startswith(RUN_INIT):
+        return RUN_INIT + _absolute(value[len(RUN_INIT) :], folder)
+    if (key == "init" and value in INITS) or (
+        key == "backbone" and not value.endswith((".pth", ".pt"))
+    ):
+        return value
+    return _absolute(value, folder)
+
+
+def _absolute(spec: Any, folder: str) -> Any:
+    if not isinstance(spec, str) or not spec.strip() or spec.startswith(("builtin:", "~")):
+        return spec
+    if os.path.isabs(spec):
+        return spec
+    return os.path.normpath(os.path.join(folder, spec))
 
 
 def _ray_address_ok(address: str) -> bool:

@@ -11,34 +11,75 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from nst_tui.config import INITS, RUN_INIT, Config
-from nst_tui.engine.images import check_image, run_final
+from nst_tui.engine.images import check_fit, check_image, run_final
 from nst_tui.engine.weight_files import WeightFileError, check_weights_file, weights_path
 from nst_tui.errors import BackboneError
 
 
 def check_inputs(configs: Iterable[Config]) -> None:
-    """Raise the NSTError the run would meet first for an image or weights file."""
-    seen: set[tuple[str, str, int | None, str]] = set()
+    """Raise the NSTError the run would meet first for an image or weights file, or for an
+    image too narrow for the size, for any of the scales, or for size * style_scale."""
+    opened: dict[tuple[str, str], tuple[int, int]] = {}
+    checked: set[tuple[object, ...]] = set()
+
+    def header(spec: str, what: str) -> tuple[int, int]:
+        if (spec, what) not in opened:
+            opened[spec, what] = check_image(spec, what)
+        return opened[spec, what]
+
     for cfg in configs:
-        style_size = max(1, round(cfg.size * cfg.style_scale))
-        scaled = "style_image (size * style_scale)"  # as the engine words it
-        images: list[tuple[str, str, int | None, str]] = [
-            (cfg.content_image, "content_image", cfg.size, ""),
-            (cfg.style_image, "style_image", style_size, scaled),
-            *((path, "style_images", style_size, "") for path in cfg.style_images),
-        ]
+        for spec, what in [
+            (cfg.content_image, "content_image"),
+            (cfg.style_image, "style_image"),
+            *((path, "style_images") for path in cfg.style_images),
+        ]:
+            w, h = header(spec, what)
+            for fit in fits(cfg, what):
+                if (w, h, what, *fit) not in checked:
+                    checked.add((w, h, what, *fit))
+                    long_edge, setting, per, at = fit
+                    check_fit(w, h, long_edge, what, setting=setting, per=per, at=at)
         if cfg.init.startswith(RUN_INIT):
-            images.append((str(run_final(cfg.init[len(RUN_INIT) :])), "init", None, ""))
+            header(str(run_final(cfg.init[len(RUN_INIT) :])), "init")
         elif cfg.init not in INITS:
-            images.append((cfg.init, "init", None, ""))
-        for item in images:
-            if item not in seen:
-                seen.add(item)
-                check_image(*item)
-        weights = ("", cfg.backbone, None, "")
-        if cfg.backbone.endswith((".pth", ".pt")) and weights not in seen:
-            seen.add(weights)
+            header(cfg.init, "init")
+        if cfg.backbone.endswith((".pth", ".pt")) and ("", cfg.backbone) not in checked:
+            checked.add(("", cfg.backbone))
             try:
                 check_weights_file(weights_path(cfg.backbone))
             except WeightFileError as exc:
                 raise BackboneError(f"backbone {cfg.backbone!r}: {exc}") from None
+
+
+def fits(cfg: Config, what: str) -> list[tuple[int, str, float, str]]:
+    """The long edges an image is scaled to, as check_fit's (size, setting, per, at): the
+    content at size and at each of the scales; a style at size * style_scale, and so at
+    each scale. The size first: the error a run would meet first."""
+    ss = cfg.style_scale
+    if what == "content_image":
+        out = [(cfg.size, "size", 1.0, "")]
+        out += [(s, "scales", 1.0, f"scale {s} of scales {list(cfg.scales)}") for s in cfg.scales]
+        return out
+    out = [
+        (
+            style_edge(cfg.size, ss),
+            "style_scale",
+            float(cfg.size),
+            f"size {cfg.size} * style_scale {ss:g} = {style_edge(cfg.size, ss)} px",
+        )
+    ]
+    out += [
+        (
+            style_edge(s, ss),
+            "scales",
+            ss,
+            f"scale {s} of scales {list(cfg.scales)} * style_scale {ss:g} = {style_edge(s, ss)} px",
+        )
+        for s in cfg.scales
+    ]
+    return out
+
+
+def style_edge(size: int, style_scale: float) -> int:
+    """A style image's long edge at canvas `size` (as the engine scales it)."""
+    return max(1, round(size * style_scale))

@@ -21,9 +21,10 @@ from typing import Any
 
 from nst_tui.config import (
     FIELD_NAMES,
-    INITS,
-    RUN_INIT,
+    JOB_FIELDS,
     Config,
+    absolute_paths,
+    job_field_message,
     toml_value,
     unknown_field_message,
 )
@@ -130,56 +131,21 @@ def parse(text: str, path: Path, base: Path | None = None) -> Preset:
     description = data.pop("description", "")
     if not isinstance(description, str):
         raise ConfigError({"description": "must be a string"}, str(path))
-    sweep = data.pop("sweep", {})
-    if not isinstance(sweep, dict):
+    sweep = data.pop("sweep", None)
+    if sweep is not None and not isinstance(sweep, dict):
         raise ConfigError({"sweep": "must be a table of field = [values]"}, str(path))
+    if sweep == {}:  # not "no sweep": a single run at defaults nobody asked for
+        raise ConfigError(
+            {"sweep": "is empty: give at least one field = [values], or remove the table"},
+            str(path),
+        )
+    sweep = sweep or {}
     if base is not None:
-        data = resolve_paths(data, base)
-        sweep = {k: resolve_paths({k: v}, base, each=True)[k] for k, v in sweep.items()}
+        data = absolute_paths(data, base)
+        sweep = absolute_paths(sweep, base, each=True)
     config = Config.from_dict(data, str(path))
     check_sweep(sweep, str(path))
     return Preset(path.stem, path, description.strip(), config, sweep)
-
-
-PATH_FIELDS = ("content_image", "style_image", "style_images", "init", "backbone")
-
-
-def resolve_paths(values: dict[str, Any], base: Path, each: bool = False) -> dict[str, Any]:
-    """`values` with relative paths made absolute from `base`: content_image,
-    style_image, style_images, init (a path or run:FOLDER) and backbone (a .pth path).
-    builtin:NAME, the init and backbone keywords, absolute and ~ paths stay as they are;
-    `each`: every value is a list of values for the field (a [sweep] table's column)."""
-    out = dict(values)
-    for key in PATH_FIELDS:
-        if key in out:
-            value = out[key]
-            if each and isinstance(value, list):
-                out[key] = [_resolve_field(key, v, base) for v in value]
-            else:
-                out[key] = _resolve_field(key, value, base)
-    return out
-
-
-def _resolve_field(key: str, value: Any, base: Path) -> Any:
-    if key == "style_images" and isinstance(value, list):
-        return [_resolve(v, base) for v in value]
-    if not isinstance(value, str):
-        return value  # Config.from_dict names the wrong type
-    if key == "init" and value.startswith(RUN_INIT):
-        return RUN_INIT + _resolve(value[len(RUN_INIT) :], base)
-    if (key == "init" and value in INITS) or (
-        key == "backbone" and not value.endswith((".pth", ".pt"))
-    ):
-        return value
-    return _resolve(value, base)
-
-
-def _resolve(spec: Any, base: Path) -> Any:
-    if not isinstance(spec, str) or not spec.strip() or spec.startswith(("builtin:", "~")):
-        return spec
-    if os.path.isabs(spec):
-        return spec
-    return os.path.normpath(os.path.join(os.path.abspath(base), spec))
 
 
 def check_sweep(sweep: dict[str, Any], source: str) -> None:
@@ -187,6 +153,8 @@ def check_sweep(sweep: dict[str, Any], source: str) -> None:
     for key, values in sweep.items():
         if key not in FIELD_NAMES:
             errors[f"sweep.{key}"] = unknown_field_message(key)
+        elif key in JOB_FIELDS:
+            errors[f"sweep.{key}"] = job_field_message(key)
         elif not isinstance(values, list) or not values:
             errors[f"sweep.{key}"] = "must be a non-empty list of values"
     if errors:
@@ -215,8 +183,12 @@ def save(
     if path.exists() and not overwrite:
         raise PresetError(f"preset {name!r} already exists at {path}")
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    # Paths typed relative to the working folder: saved absolute, so the preset reads the
+    # same files from its own folder (where a relative path would be read from).
+    table = absolute_paths(sweep or {}, each=True)
+    text = config.absolute().to_toml(description) + sweep_toml(table)
     try:
-        tmp.write_text(config.to_toml(description) + sweep_toml(sweep or {}), encoding="utf-8")
+        tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)

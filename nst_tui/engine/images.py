@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from nst_tui.config import RUN_INIT
+from nst_tui.config import MAX_SIZE, MAX_STYLE_SCALE, RUN_INIT, Config
 from nst_tui.errors import ImageError
 
 if TYPE_CHECKING:  # torch loads only where tensors are made: checking a path needs none
@@ -98,6 +98,7 @@ def load_image(spec: str, what: str = "image", note: Note = _ignore) -> Image.Im
         if frames > 1:
             im.seek(0)
             note(f"{label}: animated ({frames} frames); using its first frame")
+        check_finite(im, label)
         im = ImageOps.exif_transpose(im)
         rgb = to_rgb(im)
     w, h = rgb.size
@@ -140,14 +141,42 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def full_scale(im: Image.Image) -> float:
+    """White in a one-band image of more than 8 bits, from its type, never its values (a
+    dark 16-bit photo stays dark): 16-bit modes 65535, float 1.0, a 32-bit integer TIFF
+    its type's maximum; other `I` images (16-bit PGM, PNG) 65535."""
+    if im.mode == "F":
+        return 1.0
+    if im.mode.startswith("I;16"):
+        return 65535.0
+    tags = getattr(im, "tag_v2", None)
+    bits = tags.get(258) if tags is not None else None  # TIFF BitsPerSample
+    bits = bits[0] if isinstance(bits, tuple) and bits else bits
+    if bits == 32:
+        signed = tags.get(339) in (2, (2,))  # TIFF SampleFormat 2: signed integers
+        return float(2**31 - 1 if signed else 2**32 - 1)
+    return 65535.0
+
+
+def check_finite(im: Image.Image, label: str) -> None:
+    """A float image with NaN or infinite pixels has no colour to give them: refused."""
+    if im.mode == "F":
+        arr = np.asarray(im)
+        if not np.isfinite(arr).all():
+            bad = int(arr.size - np.isfinite(arr).sum())
+            raise ImageError(
+                f"{label}: {bad:,} of its {arr.size:,} pixels are not finite numbers "
+                "(NaN or infinity); fix or re-export the image"
+            )
+
+
 def to_rgb(im: Image.Image) -> Image.Image:
     """Any PIL mode -> RGB; transparency is composited on white."""
     if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         arr = np.asarray(im, dtype=np.float64)
-        peak = float(arr.max()) if arr.size else 0.0
-        # 16-bit files use 0..65535; float ones usually 0..1.
-        top = 65535.0 if peak > 255 else 1.0 if im.mode == "F" and peak <= 1 else 255.0
-        im = Image.fromarray((arr / top * 255).clip(0, 255).astype(np.uint8), "L")
+        arr = np.nan_to_num(arr, nan=0.0, posinf=0.0, neginf=0.0)  # load_image refused them
+        scaled = (arr / full_scale(im) * 255).clip(0, 255)
+        im = Image.fromarray(scaled.astype(np.uint8), "L")
     if im.mode == "P" and "transparency" in im.info:
         im = im.convert("RGBA")
     if im.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
@@ -157,22 +186,69 @@ def to_rgb(im: Image.Image) -> Image.Image:
     return im.convert("RGB")
 
 
-def fit_canvas(im: Image.Image, size: int, what: str = "image") -> Image.Image:
-    """fit_long_edge, refusing a result the network cannot see (a short side below MIN_EDGE)."""
-    check_fit(*im.size, size, what)
+def fit_canvas(
+    im: Image.Image, size: int, what: str = "image", style_of: Config | None = None
+) -> Image.Image:
+    """fit_long_edge, refusing a result the network cannot see (a short side below MIN_EDGE).
+    `style_of`: `size` is that config's size * style_scale, and the hint says style_scale."""
+    if style_of is None:
+        check_fit(*im.size, size, what)
+    else:
+        at = f"size {style_of.size} * style_scale {style_of.style_scale:g} = {size} px"
+        check_fit(*im.size, size, what, setting="style_scale", per=style_of.size, at=at)
     return fit_long_edge(im, size)
 
 
-def check_fit(w: int, h: int, size: int, what: str = "image") -> None:
-    """A w x h image scaled to `size` on its long edge keeps a short side of MIN_EDGE."""
-    scale = size / max(w, h)
-    short = min(max(1, round(w * scale)), max(1, round(h * scale)))
+def check_fit(
+    w: int,
+    h: int,
+    size: int,
+    what: str = "image",
+    *,
+    setting: str = "size",
+    per: float = 1.0,
+    at: str = "",
+) -> None:
+    """A w x h image scaled to `size` on its long edge keeps a short side of MIN_EDGE.
+
+    `size` is the value of `setting` (size, scales or style_scale) times `per`; `at` says
+    so in the message (default `size N`). The hint is a value of that setting that fits
+    and is allowed, or none."""
+    short = short_side(w, h, size)
     if short < MIN_EDGE:
-        need = math.ceil(MIN_EDGE * max(w, h) / min(w, h))
+        need = math.floor((MIN_EDGE - 0.5) * max(w, h) / min(w, h))
+        while short_side(w, h, need) < MIN_EDGE:  # a step or two: the long edge that fits
+            need += 1
         raise ImageError(
-            f"{what}: {w}x{h} is too narrow for size {size} (its short side would be "
-            f"{short} px, {MIN_EDGE} needed); use size {need} or more, or crop it"
+            f"{what}: {w}x{h} is too narrow for {at or f'size {size}'} (its short side "
+            f"would be {short} px, {MIN_EDGE} needed); {fit_hint(need, setting, per)}"
         )
+
+
+def short_side(w: int, h: int, size: int) -> int:
+    """The short side of a w x h image scaled (fit_long_edge) to `size` on its long edge."""
+    scale = size / max(w, h)
+    return min(max(1, round(w * scale)), max(1, round(h * scale)))
+
+
+def fit_hint(need: int, setting: str, per: float = 1.0) -> str:
+    """What to change so the long edge, `setting` times `per` rounded, reaches `need` px:
+    the least value that works, if allowed; else only the crop."""
+    if setting == "style_scale":  # in hundredths
+        k = max(1, math.floor((need - 0.5) * 100 / per) - 1)
+        while round(per * (k / 100)) < need:  # as the engine rounds size * style_scale
+            k += 1
+        if k / 100 <= MAX_STYLE_SCALE:
+            return f"use style_scale {k / 100:g} or more, or crop it"
+        return f"no style_scale up to {MAX_STYLE_SCALE:g} fits it at size {per:g}; crop it"
+    value = max(1, math.floor((need - 0.5) / per) - 1)
+    while max(1, round(value * per)) < need:
+        value += 1
+    if value > MAX_SIZE:
+        return f"no {setting} up to {MAX_SIZE} fits it; crop it"
+    if setting == "scales":
+        return f"make every scale {value} or more, or crop it"
+    return f"use {setting} {value} or more, or crop it"
 
 
 def fit_long_edge(im: Image.Image, size: int) -> Image.Image:
@@ -209,17 +285,17 @@ def to_uint8(canvas: torch.Tensor) -> np.ndarray:
 # ---- checks before torch loads -------------------------------------------------------
 
 
-def check_image(spec: str, what: str, size: int | None = None, fit_what: str = "") -> None:
-    """What can be told of an image from its file and header, without decoding it (nor
-    loading torch): it exists, opens, is not too large, and (given the long edge it will
-    be scaled to) is not too narrow. `load_image` decodes it later."""
+def check_image(spec: str, what: str) -> tuple[int, int]:
+    """What can be told of an image without loading torch: it exists, opens, is not too
+    large nor too small, and a float image's pixels are finite (only such an image is
+    decoded). Returns its width and height, for check_fit; `load_image` decodes it later."""
     path = resolve_path(spec)
     label = f"{what} {spec!r}"
     with opened(path, label) as im:
         w, h = im.size
-    _check_pixels(w, h, label)
-    if size is not None:
-        check_fit(w, h, size, fit_what or what)
+        _check_pixels(w, h, label)
+        check_finite(im, label)
+    return w, h
 
 
 def run_final(folder_text: str) -> Path:

@@ -76,7 +76,7 @@ def load_inputs(
     style_full = load_image(cfg.style_image, "style_image", note)
     content = fit_canvas(content_full, cfg.size, "content_image")
     style_size = max(1, round(cfg.size * cfg.style_scale))
-    style = fit_canvas(style_full, style_size, "style_image (size * style_scale)")
+    style = fit_canvas(style_full, style_size, "style_image", style_of=cfg)
     init = None
     if cfg.init == "style":
         init = style_full
@@ -101,7 +101,8 @@ def load_extra_styles(
     style_size = max(1, round(cfg.size * cfg.style_scale))
     return [
         to_tensor(
-            fit_canvas(load_image(path, "style_images", note), style_size, "style_images"), device
+            fit_canvas(load_image(path, "style_images", note), style_size, "style_images", cfg),
+            device,
         )
         for path in cfg.style_images
     ]

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from nst_tui.config import TUPLE_FIELDS, Config
+from nst_tui.config import JOB_FIELDS, TUPLE_FIELDS, Config, absolute_paths, job_field_message
 from nst_tui.errors import ConfigError
 from nst_tui.job.labels import value_label
 from nst_tui.records import safe_label
@@ -78,6 +78,16 @@ class Job:
     def grid(self) -> list[list[Cell]]:
         return [list(self.cells[r * self.cols : (r + 1) * self.cols]) for r in range(self.rows)]
 
+    def absolute(self) -> Job:
+        """This job with every relative path made absolute from the working folder
+        (Config.absolute): what its records write, so they reproduce it from anywhere."""
+        table = self.table()
+        fixed_table = absolute_paths(table, each=True)
+        base = self.base.absolute()
+        if base is self.base and fixed_table == table:
+            return self
+        return job_for(base, fixed_table or None, self.name)
+
 
 def expand(base: Config, table: dict[str, list[Any]], name: str = "sweep") -> Job:
     """Every combination of the table's values over `base`, validated cell by cell.
@@ -129,6 +139,8 @@ def expand(base: Config, table: dict[str, list[Any]], name: str = "sweep") -> Jo
 
 def _coerce_axis(base: Config, field: str, values: Any) -> list[Any]:
     key = f"sweep.{field}"
+    if field in JOB_FIELDS:
+        raise ConfigError({key: job_field_message(field)})
     if not isinstance(values, list) or not values:
         raise ConfigError({key: "must be a non-empty list of values"})
     if field in TUPLE_FIELDS and not all(isinstance(v, list) for v in values):

@@ -35,6 +35,7 @@ from nst_tui.job.events import (
 )
 from nst_tui.job.executor import Executor, executor_named
 from nst_tui.job.plan import MAX_BATCH_PIXELS, Batch, Job, cell_folder_name, plan_batches
+from nst_tui.preflight import check_inputs
 from nst_tui.records import RunRecorder, check_outputs, new_run_folder, write_atomic
 
 
@@ -51,6 +52,8 @@ def run_job(
 ) -> JobResult:
     """Raises NSTError before any folder exists when an input is bad. `hurry` (set by a
     second signal): finish the records without their GIFs."""
+    check_inputs(cell.config for cell in job.cells)  # no torch needed: a bad input at once
+    job = job.absolute()  # its records name files that any working folder can find
     cancel = cancel or threading.Event()
     hurry = hurry or threading.Event()
     executor = executor or executor_named(job.base.executor, job.base.ray_address)

@@ -118,7 +118,7 @@ def test_errors_name_the_option_typed(args: list[str], line: str, tmp_path: Path
         (["run", "--preset", "  "], "error: --preset: empty; name a preset"),
         (["--preset", ""], "error: --preset: empty; name a preset"),
         (["run", "--out", ""], "error: --out: empty; name a folder"),
-        (["compare", "a", "b", "--out", ""], "error: --out: empty; name a PNG file"),
+        (["compare", "a", "b", "--out", ""], "error: --out: empty; name an image file or a folder"),
     ],
 )
 def test_empty_preset_and_out_are_refused(args: list[str], line: str, tmp_path: Path) -> None:

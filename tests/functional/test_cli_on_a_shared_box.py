@@ -92,7 +92,7 @@ CASES: list[tuple[str, Callable[[dict[str, Path]], list[str]], str]] = [
         "too narrow",
         lambda f: set_image(f["strip.png"]),
         "400x20 is too narrow for size 32 (its short side would be 2 px, 16 needed); "
-        "use size 320 or more",
+        "use size 310 or more",
     ),
     ("unknown key", lambda f: ["--preset", str(f["typo.toml"])], "did you mean 'iterations'?"),
     ("sweep field", lambda f: ["--preset", str(f["sweep.toml"])], "sweep.layer: unknown field"),

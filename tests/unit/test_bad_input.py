@@ -157,9 +157,11 @@ def test_an_image_too_narrow_for_the_size_suggests_one(tmp_path: Path) -> None:
         fit_canvas(strip, 128, "content_image")
     assert str(info.value) == (
         "content_image: 1000x20 is too narrow for size 128 (its short side would be 3 px, "
-        "16 needed); use size 800 or more, or crop it"
+        "16 needed); use size 775 or more, or crop it"
     )
-    assert fit_canvas(strip, 800, "content_image").size == (800, 16)
+    assert fit_canvas(strip, 775, "content_image").size == (775, 16)  # the least that fits
+    with pytest.raises(ImageError):
+        fit_canvas(strip, 774, "content_image")
 
 
 def _pixel(im: Image.Image, xy: tuple[int, int]) -> tuple[int, ...]:

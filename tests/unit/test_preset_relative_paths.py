@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from nst_tui import presets
-from nst_tui.cli import from_here, main
+from nst_tui.cli import main
 
 
 @pytest.fixture
@@ -81,6 +81,6 @@ def test_cli_reads_preset_paths_from_its_folder_and_set_paths_from_here(
 def test_typed_paths_are_recorded_absolute(elsewhere: Path) -> None:
     cfg = presets.load("quick").config
     typed = {"content_image": "mine.png", "init": "run:out/r", "size": 64}
-    cfg = from_here(cfg.replace(**typed), typed)
+    cfg = cfg.replace(**typed).absolute()  # as run_job records it (Job.absolute)
     assert cfg.content_image == os.path.join(os.path.abspath(elsewhere), "mine.png")
     assert cfg.init == "run:" + os.path.join(os.path.abspath(elsewhere), "out", "r")
