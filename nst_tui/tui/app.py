@@ -21,6 +21,7 @@ from PIL import Image
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.command import CommandPalette
 from textual.containers import Horizontal, Vertical
 from textual.notifications import SeverityLevel
 from textual.screen import ModalScreen, Screen
@@ -28,7 +29,7 @@ from textual.widgets import DataTable, Label
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from nst_tui import presets
-from nst_tui.config import N_LAYERS, OUTPUTS, Config
+from nst_tui.config import OUTPUTS, Config
 from nst_tui.errors import ConfigError, NSTError
 from nst_tui.job.events import JobResult
 from nst_tui.job.plan import expand, job_for
@@ -42,7 +43,7 @@ from nst_tui.tui.screens.preset_picker import PresetPicker
 from nst_tui.tui.screens.save_preset import SavePreset
 from nst_tui.tui.screens.sweep_editor import SweepEditor
 from nst_tui.tui.widgets.footer import Footer
-from nst_tui.tui.widgets.image_view import ImageView, shrink
+from nst_tui.tui.widgets.image_view import ImageView, colour_hint, shrink
 from nst_tui.tui.widgets.loss_panel import LossPanel
 from nst_tui.tui.widgets.params_form import ParamsForm, PathInput
 from nst_tui.tui.widgets.run_history import RunHistory, RunRecord
@@ -51,13 +52,14 @@ from nst_tui.tui.widgets.sweep_grid import SweepGrid
 
 SweepTable = dict[str, list[Any]]
 THUMB_PX = 128
-STYLE_KEYS = ("exclamation_mark", "at", "number_sign", "dollar_sign", "percent_sign")
-CONTENT_GROUP = Binding.Group("Content", compact=True)
-STYLE_GROUP = Binding.Group("Style", compact=True)
+QUIT_ASK_S = 5.0  # a second `q` within this many seconds quits a running job
 # Actions that make no sense behind a modal (priority keys reach the App even there).
 RECORD_TIMEOUT_S = 600.0  # a cancelled run stops within an iteration, then writes its GIF
 MAIN_SCREEN_ACTIONS = {
-    *("run", "cancel_run", "pick_preset", "save_preset", "reset", "toggle_layer", "toggle_sweep")
+    *("run", "cancel_run", "pick_preset", "save_preset", "reset", "focus_layers", "toggle_sweep"),
+    # A dialog opens from the main screen only: stacked dialogs (help over the palette, a
+    # sweep editor over that) ended in a second command palette and DuplicateIds.
+    *("edit_sweep", "help", "command_palette", "focus_runs", "toggle_layer_losses"),
 }
 
 
@@ -91,23 +93,14 @@ class NSTApp(App[int]):
         Binding("ctrl+g", "toggle_sweep", "Sweep", priority=True, tooltip="Sweep off / on"),
         Binding("f2", "edit_sweep", "Sweep table", priority=True, tooltip="Type a sweep table"),
         Binding("ctrl+t", "focus_runs", "Runs", priority=True, tooltip="Runs list / form"),
+        Binding("f3", "focus_layers", "Layers", priority=True, tooltip="The layer toggles"),
         Binding(
-            "ctrl+l", "toggle_layer_losses", "Layers", priority=True, tooltip="Per-layer losses"
+            "ctrl+l", "toggle_layer_losses", "Layer loss", priority=True, tooltip="Per-layer losses"
         ),
         Binding("f1", "help", "Help", priority=True),
         Binding("question_mark", "help", "Help", show=False),
         Binding("ctrl+q", "quit", "Quit", priority=True, tooltip="Cancel and save a run, quit"),
-        Binding("q", "quit", "Quit", show=False),
-        *(
-            Binding(
-                str(i + 1), f"toggle_layer('content', {i})", f"content {i + 1}", group=CONTENT_GROUP
-            )
-            for i in range(N_LAYERS)
-        ),
-        *(
-            Binding(key, f"toggle_layer('style', {i})", f"style {i + 1}", group=STYLE_GROUP)
-            for i, key in enumerate(STYLE_KEYS)
-        ),
+        Binding("q", "ask_quit", "Quit", show=False),
     ]
 
     def __init__(
@@ -135,9 +128,11 @@ class NSTApp(App[int]):
         # process leaves even if Textual is stuck on a terminal that is gone; None: never.
         self.force_exit_after: float | None = None
         self._signals: list[int] = []
+        self._quit_asked_at = -QUIT_ASK_S  # when `q` last asked to quit a running job
         self.thumbnails_of: tuple[str, str] | None = None
         self.sweep_table = sweep or None
         self.sweep_on = self.sweep_table is not None
+        self._palette: CommandPalette | None = None  # the last command palette opened
 
     # ---- layout ------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -173,6 +168,9 @@ class NSTApp(App[int]):
         if self.start_at_once:
             self.call_after_refresh(self.action_run)
         self._catch_signals()
+        hint = colour_hint(self.console.color_system, os.environ)
+        if hint is not None and not self.is_headless:  # once, at start
+            self.notify(hint, title="Colours", severity="warning", timeout=15)
 
     def on_unmount(self) -> None:
         # However the app ends (even by an error), a run still going is stopped, so
@@ -564,6 +562,21 @@ class NSTApp(App[int]):
         self.active.cancel.set()
         self.status.show(state="cancelling", detail="")
 
+    async def action_ask_quit(self) -> None:
+        """`q`: quit, but while a job runs only when pressed twice (ctrl+q does not ask)."""
+        now = time.monotonic()
+        if self.active is None or now - self._quit_asked_at < QUIT_ASK_S:
+            await self.action_quit()
+            return
+        self._quit_asked_at = now
+        self.notify(
+            "Press q again to cancel it and quit: the run is saved, marked cancelled. "
+            "(ctrl+q does the same without asking.)",
+            title="A run is going",
+            severity="warning",
+            timeout=QUIT_ASK_S,
+        )
+
     async def action_quit(self) -> None:
         """Quit; a running job is cancelled and saved first (press again to leave at once)."""
         if self.active is None or self.quit_after_run:
@@ -679,9 +692,9 @@ class NSTApp(App[int]):
         self.load_config(Config(), "study")
         self.notify("form reset to the study's defaults")
 
-    def action_toggle_layer(self, kind: str, index: int) -> None:
-        """Toggle content or style layer index (0-based)."""
-        self.form.query_one("#layers").toggle(kind, index)  # type: ignore[attr-defined]
+    def action_focus_layers(self) -> None:
+        """Focus the layer toggles, where 1..5 and shift+1..5 toggle content and style."""
+        self.form.focus_layers()
 
     def action_toggle_layer_losses(self) -> None:
         """Show or hide one loss row per layer term under the four sums."""
@@ -699,6 +712,16 @@ class NSTApp(App[int]):
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
 
+    def action_command_palette(self) -> None:
+        """The palette, once: not while one is open or still closing (its screen is removed
+        after it leaves the stack; a second one then meant DuplicateIds), nor over a dialog."""
+        if self._palette is not None and self._palette.is_attached:
+            return
+        if not self.use_command_palette or isinstance(self.screen, ModalScreen):
+            return
+        self._palette = CommandPalette(id="--command-palette")
+        self.push_screen(self._palette)
+
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         yield SystemCommand("Run", "Run with the form's current values (ctrl+r)", self.action_run)
@@ -707,6 +730,9 @@ class NSTApp(App[int]):
         yield SystemCommand("Save preset", "Save the form (ctrl+s)", self.action_save_preset)
         yield SystemCommand("Reset to the study", "Every field (ctrl+n)", self.action_reset)
         yield SystemCommand("Runs list", "Focus the run history (ctrl+t)", self.action_focus_runs)
+        yield SystemCommand(
+            "Layer toggles", "Focus them; 1..5 / shift+1..5 toggle (f3)", self.action_focus_layers
+        )
         yield SystemCommand(
             "Per-layer losses",
             "Show / hide each layer's term (ctrl+l)",
@@ -756,7 +782,7 @@ class NSTApp(App[int]):
 
     @on(DataTable.RowHighlighted, "#history")
     def _history_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        if event.row_key.value is None:
+        if event.row_key is None or event.row_key.value is None:  # an empty table's page key
             return
         run_id = int(event.row_key.value)
         job = self.jobs.get(run_id)

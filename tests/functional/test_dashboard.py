@@ -23,7 +23,7 @@ from nst_tui.tui.screens.help_screen import HELP_TEXT, HelpScreen
 from nst_tui.tui.screens.preset_picker import PresetPicker
 from nst_tui.tui.screens.save_preset import SavePreset
 from nst_tui.tui.widgets.loss_panel import LossPanel, short
-from nst_tui.tui.widgets.params_form import FIELDS, LayerToggles, PathInput
+from nst_tui.tui.widgets.params_form import FIELDS, LayerToggles, ParamsForm, PathInput
 from nst_tui.tui.widgets.run_history import COLUMNS, RunHistory
 
 SIZE = (120, 36)
@@ -173,15 +173,40 @@ async def test_cancel_marks_and_saves_the_run(tmp_path: Path) -> None:
         assert app.jobs[2].record.status == "finished"
 
 
-async def test_a_bad_image_is_reported_and_the_app_keeps_working(tmp_path: Path) -> None:
+async def test_a_run_that_would_fail_on_its_inputs_is_blocked(tmp_path: Path) -> None:
+    (tmp_path / "not-a-run").mkdir()
     app = make_app(tmp_path, tiny_config(iterations=2, content_image=str(tmp_path / "nope.jpg")))
     async with app.run_test(size=SIZE) as pilot:
+        assert "nope.jpg" in app.form.errors["content_image"]
+        assert app.form.widget("content_image").has_class("-invalid")
+        await pilot.press("ctrl+r")
+        await pilot.pause()
+        assert not app.jobs and app.active is None
+        assert app.focused is app.form.widget("content_image")
+        assert any("Run blocked" in n.title for n in app._notifications)
+
+        await paste_into(pilot, app, "content_image", str(TUBINGEN))
+        assert app.form.errors == {}
+        await paste_into(pilot, app, "init", f"run:{tmp_path / 'not-a-run'}")
+        assert "not-a-run" in app.form.errors["init"]
+        await pilot.press("ctrl+r")
+        await pilot.pause()
+        assert not app.jobs
+
+
+async def test_a_bad_image_is_reported_and_the_app_keeps_working(tmp_path: Path) -> None:
+    # Damaged past its header: only decoding finds it, so the run starts and fails.
+    damaged = tmp_path / "damaged.jpg"
+    damaged.write_bytes(TUBINGEN.read_bytes()[:2000])
+    app = make_app(tmp_path, tiny_config(iterations=2, content_image=str(damaged)))
+    async with app.run_test(size=SIZE) as pilot:
+        assert app.form.errors == {}
         await pilot.press("ctrl+r")
         await wait_for_run(pilot, app)
         assert app.jobs[1].record.status == "failed"
-        assert "nope.jpg" in app.jobs[1].record.reason
+        assert "damaged.jpg" in app.jobs[1].record.reason
         assert app.status.state.state == "failed"
-        assert any("nope.jpg" in n.message for n in app._notifications)
+        assert any("damaged.jpg" in n.message for n in app._notifications)
 
         app.form.widget("content_image").value = str(TUBINGEN)
         await pilot.press("ctrl+r")
@@ -203,6 +228,24 @@ async def test_quit_while_running_cancels_and_saves_first(tmp_path: Path) -> Non
     record = app.jobs[1].record
     assert record.status == "cancelled"
     assert (record.folder / "run.json").is_file()  # type: ignore[operator]
+
+
+async def test_q_asks_before_quitting_a_running_job(tmp_path: Path) -> None:
+    app = make_app(tmp_path, tiny_config(iterations=5000, sav_freq=1))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+r")
+        await wait_until_running(pilot, app)
+        await pilot.press("q")
+        await pilot.pause(0.3)
+        assert app.is_running and app.active is not None and not app.active.cancel.is_set()
+        asked = [n for n in app._notifications if n.title == "A run is going"]
+        assert asked and "saved, marked cancelled" in asked[0].message
+        await pilot.press("q")
+        waited = 0.0
+        while app.is_running and waited < 30:
+            await pilot.pause(0.05)
+            waited += 0.05
+    assert app.jobs[1].record.status == "cancelled"
 
 
 async def test_rerun_and_load_from_the_history(tmp_path: Path) -> None:
@@ -416,7 +459,7 @@ async def test_file_picker_fills_an_image_field(tmp_path: Path) -> None:
 
 
 def test_every_key_is_in_the_help_text() -> None:
-    bindings = [*NSTApp.BINDINGS, *RunHistory.BINDINGS, *PathInput.BINDINGS]
+    bindings = [*NSTApp.BINDINGS, *RunHistory.BINDINGS, *PathInput.BINDINGS, *ParamsForm.BINDINGS]
     for binding in bindings:
         key = binding.key  # type: ignore[union-attr]
         shown = {
@@ -439,12 +482,26 @@ async def test_every_documented_key(tmp_path: Path) -> None:
         assert app.form.widget("seed").value == "1q"
         assert toggles.box("content", 0).value is False and app.is_running
         app.form.widget("seed").value = "0"
+        # With nothing focused the layer keys do nothing (they are the form's).
         app.screen.set_focus(None)
+        before = toggles.read()
+        await pilot.press("1", "at")
+        assert toggles.read() == before
 
+        await pilot.press("f3")  # to the layer toggles
+        assert app.focused is toggles.box("content", 0)
         for key, kind, index in [("1", "content", 0), ("5", "content", 4), ("at", "style", 1)]:
-            before = toggles.box(kind, index).value
+            before_box = toggles.box(kind, index).value
             await pilot.press(key)
-            assert toggles.box(kind, index).value is not before, key
+            await pilot.pause()
+            now = toggles.box(kind, index).value
+            assert now is not before_box, key
+            said = f"{kind} layer {index + 1} conv{index + 1}_1 {'on' if now else 'off'}"
+            assert app._notifications and list(app._notifications)[-1].message == said
+        app.form.widget("optimizer").focus()  # a choice field takes no digits: they toggle
+        before_box = toggles.box("content", 1).value
+        await pilot.press("2")
+        assert toggles.box("content", 1).value is not before_box
 
         for key in ("f1", "question_mark"):
             await pilot.press(key)
@@ -499,7 +556,7 @@ async def test_ctrl_l_shows_one_sparkline_per_layer_term(tmp_path: Path) -> None
         await pilot.press("ctrl+r")
         await wait_for_run(pilot, app)
         panel = app.query_one(LossPanel)
-        rows = list(panel.query(".layer-row"))
+        rows = list(panel.query(".loss-layer-row"))
         assert [r.term for r in rows] == ["content/conv3_1", "style/conv1_1", "style/conv4_1"]
         assert not any(r.display for r in rows)  # hidden until asked for
 
@@ -571,3 +628,35 @@ async def test_the_engine_warm_up_imports_and_leaves_the_app_idle(tmp_path: Path
                 break
         assert app.status.state.state == "idle", app.status.state
         assert "cannot import" not in str(app.status.state)
+
+
+@pytest.mark.parametrize("size", [(160, 48), (80, 24)])
+async def test_the_ten_layer_toggles_are_shown(tmp_path: Path, size: tuple[int, int]) -> None:
+    app = make_app(tmp_path, tiny_config(layer_type="relu"))
+    async with app.run_test(size=size) as pilot:
+        await pilot.press("f3")
+        await pilot.pause()
+        toggles = app.query_one(LayerToggles)
+        for i in range(5):
+            for kind in ("content", "style"):
+                box = toggles.box(kind, i)
+                assert box.display and box.visible and box.region.area > 0, (kind, i)
+            name = app.query_one(f"#layer-name-{i}")
+            assert name.region.area > 0 and str(name.render()) == f"{i + 1} relu{i + 1}_1"
+        # What a user reads: the five rows' names on the screen as drawn.
+        screen = app.export_screenshot()
+        for i in range(5):
+            assert f"relu{i + 1}_1" in screen
+
+
+@pytest.mark.parametrize("width", [80, 120, 160])
+async def test_the_footer_keeps_run_help_and_quit(tmp_path: Path, width: int) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=(width, 24)) as pilot:
+        await pilot.pause()
+        from textual.widgets._footer import FooterKey
+
+        shown = {k.action: k for k in app.query(FooterKey) if k.display}
+        assert {"run", "help", "quit", "focus_layers", "pick_preset"} <= set(shown)
+        right = max(k.region.right for k in shown.values())
+        assert right <= width, "a key is cut at the right edge"

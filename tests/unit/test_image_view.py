@@ -81,3 +81,15 @@ async def test_the_image_is_fitted_and_centred() -> None:
         texts = [view.render_line(y).text for y in range(8)]
         assert texts[:3] == [" " * 20] * 3 and texts[-3:] == [" " * 20] * 3
         assert texts[3] == texts[4] == LOWER_HALF * 20
+
+
+def test_a_terminal_without_true_colour_is_told_how_to_get_it() -> None:
+    from nst_tui.tui.widgets.image_view import colour_hint
+
+    assert colour_hint("truecolor", {}) is None
+    plain = colour_hint("256", {})
+    assert plain is not None and "256 colours" in plain and "COLORTERM=truecolor" in plain
+    assert "tmux" not in plain
+    in_tmux = colour_hint("256", {"TMUX": "/tmp/tmux-0/default,1,0"})
+    assert in_tmux is not None and "terminal-features" in in_tmux
+    assert "16 colours" in (colour_hint("standard", {}) or "")

@@ -7,6 +7,7 @@ or the size changes.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import lru_cache
 
 import numpy as np
@@ -135,3 +136,19 @@ def _placed(
     lines = [blank] * top
     lines += [Strip([*before, *row, *after], width).crop(0, width) for row in rows[:height]]
     return lines + [blank] * (height - len(lines))
+
+
+def colour_hint(color_system: str | None, environ: Mapping[str, str]) -> str | None:
+    """How to get true colour, when the terminal (as Rich reads its environment) has
+    less: the preview's half blocks then snap to 256 colours and a photo turns into a
+    mosaic. Over SSH and in tmux COLORTERM is often lost although the terminal has it."""
+    if color_system in (None, "truecolor", "windows"):
+        return None
+    what = {"256": "256 colours", "standard": "16 colours"}.get(color_system, color_system)
+    hint = (
+        f"This terminal says it has {what}: the preview is coarse. If it shows true "
+        "colour, start nst-tui with COLORTERM=truecolor"
+    )
+    if environ.get("TMUX"):
+        hint += " and tell tmux: set -as terminal-features ',*:RGB' (then reattach)"
+    return hint + ". The help (f1) says more."

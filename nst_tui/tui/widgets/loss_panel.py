@@ -44,7 +44,7 @@ class LossRowView(Horizontal):
     """One term: name, sparkline, latest value."""
 
     def __init__(self, term: str, *, layer: bool) -> None:
-        super().__init__(classes="loss-row layer-row" if layer else "loss-row")
+        super().__init__(classes="loss-row loss-layer-row" if layer else "loss-row")
         self.term = term
         self.name_label = Label(label_of(term), classes="loss-name")
         self.spark = Sparkline([])

@@ -37,9 +37,14 @@ from nst_tui.config import (
     parse_value,
     toml_value,
 )
-from nst_tui.errors import ConfigError
+from nst_tui.errors import ConfigError, NSTError
+from nst_tui.preflight import check_inputs
 
 STYLE_WEIGHTS = "style_weights"
+# Shift+1..5 on a US keyboard: style layer N, beside the digits' content layer N.
+STYLE_KEYS = ("exclamation_mark", "at", "number_sign", "dollar_sign", "percent_sign")
+CONTENT_GROUP = Binding.Group("Content", compact=True)
+STYLE_GROUP = Binding.Group("Style", compact=True)
 FLAG_CHOICES = ("false", "true")  # a flag's Select values; parse_value reads them as bools
 
 
@@ -125,6 +130,23 @@ def show_float(value: float) -> str:
     return text
 
 
+def input_problem(config: Config) -> dict[str, str] | None:
+    """What a run of `config` would stop at before its first step, as {field: message}:
+    a missing or unreadable image, an image too small for the size, a folder named in
+    `init = "run:..."` that is not a run to go on from. The CLI's checks before torch
+    (file headers only: cheap enough for every key)."""
+    try:
+        check_inputs([config])
+    except NSTError as exc:
+        message = str(exc)
+        # Each message opens with the field at fault ("style_image '/x.jpg': no such
+        # file"); the longest name first, so style_images is not read as style_image.
+        named = sorted(ERROR_FIELDS, key=len, reverse=True)
+        field = next((f for f in named if message.startswith(f)), "content_image")
+        return {field: message}
+    return None
+
+
 class PathInput(Input):
     """An Input holding an image path; ctrl+f browses for one."""
 
@@ -154,15 +176,17 @@ class LayerToggles(Widget):
     """Five content and five style layer checkboxes, named after the layer type."""
 
     def compose(self) -> ComposeResult:
-        with Horizontal(classes="layer-head"):
-            yield Label("layer", classes="layer-name")
-            yield Label("content", classes="layer-col")
-            yield Label("style", classes="layer-col")
+        with Horizontal(classes="toggle-head"):
+            yield Label("layer", classes="toggle-name")
+            yield Label("content", classes="toggle-col")
+            yield Label("style", classes="toggle-col")
         for i in range(N_LAYERS):
-            with Horizontal(classes="layer-row"):
-                yield Label(self.layer_label(i, "conv"), id=f"layer-name-{i}", classes="layer-name")
-                yield LayerBox(compact=True, id=f"content-layer-{i}", classes="layer-col")
-                yield LayerBox(compact=True, id=f"style-layer-{i}", classes="layer-col")
+            with Horizontal(classes="toggle-row"):
+                yield Label(
+                    self.layer_label(i, "conv"), id=f"layer-name-{i}", classes="toggle-name"
+                )
+                yield LayerBox(compact=True, id=f"content-layer-{i}", classes="toggle-col")
+                yield LayerBox(compact=True, id=f"style-layer-{i}", classes="toggle-col")
         yield Static("", id="error-content_layers", classes="field-error", markup=False)
         yield Static("", id="error-style_layers", classes="field-error", markup=False)
 
@@ -188,12 +212,33 @@ class LayerToggles(Widget):
 
         return on("content"), on("style")
 
-    def toggle(self, kind: str, index: int) -> None:
-        self.box(kind, index).toggle()
+    def toggle(self, kind: str, index: int) -> str:
+        """Flip one box; returns what happened, in words ("content layer 2 conv2_1 on")."""
+        box = self.box(kind, index)
+        box.toggle()
+        name = self.query_one(f"#layer-name-{index}", Label).content
+        return f"{kind} layer {name} {'on' if box.value else 'off'}"
 
 
 class ParamsForm(VerticalScroll):
-    """The form bound to Config. `read()` validates; `load()` fills it."""
+    """The form bound to Config. `read()` validates; `load()` fills it.
+
+    The layer keys are the form's, not the App's: they act only while the focus is in
+    the form and on something that does not take text (a text field gets its digits),
+    and each says what it did."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        *(
+            Binding(
+                str(i + 1), f"toggle_layer('content', {i})", f"content {i + 1}", group=CONTENT_GROUP
+            )
+            for i in range(N_LAYERS)
+        ),
+        *(
+            Binding(key, f"toggle_layer('style', {i})", f"style {i + 1}", group=STYLE_GROUP)
+            for i, key in enumerate(STYLE_KEYS)
+        ),
+    ]
 
     @dataclass
     class Validated(Message):
@@ -311,9 +356,12 @@ class ParamsForm(VerticalScroll):
         """The form as a Config, or None and {field: message} for every bad field."""
         values = self.values()
         try:
-            return Config.from_dict(values, "form"), {}
+            config = Config.from_dict(values, "form")
         except ConfigError as exc:
             errors = dict(exc.errors)
+        else:
+            problem = input_problem(config)
+            return (config, {}) if problem is None else (None, problem)
         # A type error stops Config before its range checks: check the other
         # fields again with defaults in the bad places, so all show at once.
         defaults = Config().to_dict()
@@ -342,6 +390,15 @@ class ParamsForm(VerticalScroll):
 
     def focus_first(self) -> None:
         self.widget(FIELDS[0].name).focus()
+
+    def focus_layers(self) -> None:
+        box = self.query_one(LayerToggles).box("content", 0)
+        box.focus()
+        self.scroll_to_widget(box)
+
+    def action_toggle_layer(self, kind: str, index: int) -> None:
+        """Toggle content or style layer `index` (0-based) and say so."""
+        self.notify(self.query_one(LayerToggles).toggle(kind, index), timeout=2)
 
     def first_invalid(self) -> Widget | None:
         for spec in FIELDS:
