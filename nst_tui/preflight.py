@@ -38,7 +38,8 @@ def check_inputs(configs: Iterable[Config]) -> None:
                 if (w, h, what, *fit) not in checked:
                     checked.add((w, h, what, *fit))
                     long_edge, setting, per, at = fit
-                    check_fit(w, h, long_edge, what, setting=setting, per=per, at=at)
+                    named = f"scales: {what}" if setting == "scales" else what  # the field
+                    check_fit(w, h, long_edge, named, setting=setting, per=per, at=at)
         if cfg.init.startswith(RUN_INIT):
             header(str(run_final(cfg.init[len(RUN_INIT) :])), "init")
         elif cfg.init not in INITS:
@@ -58,7 +59,7 @@ def fits(cfg: Config, what: str) -> list[tuple[int, str, float, str]]:
     ss = cfg.style_scale
     if what == "content_image":
         out = [(cfg.size, "size", 1.0, "")]
-        out += [(s, "scales", 1.0, f"scale {s} of scales {list(cfg.scales)}") for s in cfg.scales]
+        out += [(s, "scales", 1.0, f"scale {s} of {list(cfg.scales)}") for s in cfg.scales]
         return out
     out = [
         (
@@ -73,7 +74,7 @@ def fits(cfg: Config, what: str) -> list[tuple[int, str, float, str]]:
             style_edge(s, ss),
             "scales",
             ss,
-            f"scale {s} of scales {list(cfg.scales)} * style_scale {ss:g} = {style_edge(s, ss)} px",
+            f"scale {s} of {list(cfg.scales)} * style_scale {ss:g} = {style_edge(s, ss)} px",
         )
         for s in cfg.scales
     ]

@@ -164,9 +164,10 @@ def check_finite(im: Image.Image, label: str) -> None:
         arr = np.asarray(im)
         if not np.isfinite(arr).all():
             bad = int(arr.size - np.isfinite(arr).sum())
+            are = "is not a finite number" if bad == 1 else "are not finite numbers"
             raise ImageError(
-                f"{label}: {bad:,} of its {arr.size:,} pixels are not finite numbers "
-                "(NaN or infinity); fix or re-export the image"
+                f"{label}: {bad:,} of its {arr.size:,} pixels {are} (NaN or infinity); "
+                "fix or re-export the image"
             )
 
 
@@ -294,8 +295,16 @@ def check_image(spec: str, what: str) -> tuple[int, int]:
     with opened(path, label) as im:
         w, h = im.size
         _check_pixels(w, h, label)
-        check_finite(im, label)
+        if im.mode == "F":  # the dashboard checks on every key: each version decoded once
+            stat = path.stat()
+            key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+            if key not in _FINITE:
+                check_finite(im, label)
+                _FINITE.add(key)
     return w, h
+
+
+_FINITE: set[tuple[str, int, int]] = set()  # float image files found finite, by version
 
 
 def run_final(folder_text: str) -> Path:
