@@ -384,7 +384,10 @@ def absolute_paths(
     None): content_image, style_image, style_images, init (a path or run:FOLDER) and
     backbone (a .pth path); `each`: every value is a list of values for the field (a
     [sweep] table's column). Other keys and values of the wrong type pass through."""
-    folder = os.path.abspath(base if base is not None else os.curdir)
+    try:
+        folder = os.path.abspath(base if base is not None else os.curdir)
+    except OSError:  # the working folder was deleted: a relative path names nothing now
+        return dict(values)
     out = dict(values)
     for key in PATH_FIELDS:
         if key in out:
