@@ -233,13 +233,24 @@ async def test_a_bad_sweep_value_blocks_the_run_and_says_why(tmp_path: Path) -> 
         assert any("sweep.size" in n.message for n in app._notifications)
 
 
-async def test_a_sweep_that_cannot_start_is_marked_failed(tmp_path: Path) -> None:
+async def test_a_sweep_with_a_missing_image_is_blocked(tmp_path: Path) -> None:
     app = sweep_app(tmp_path, "missing", content_image=str(tmp_path / "nope.jpg"))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+r")
+        await pilot.pause()
+        assert not app.jobs and "nope.jpg" in app.form.errors["content_image"]
+        assert not (tmp_path / "outputs").exists()
+
+
+async def test_a_sweep_that_cannot_start_is_marked_failed(tmp_path: Path) -> None:
+    damaged = tmp_path / "damaged.jpg"  # past its header: only decoding finds it
+    damaged.write_bytes(TUBINGEN.read_bytes()[:2000])
+    app = sweep_app(tmp_path, "damaged", content_image=str(damaged))
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("ctrl+r")
         await wait_for_run(pilot, app)
         record = app.jobs[1].record
-        assert record.status == "failed" and "nope.jpg" in record.reason
+        assert record.status == "failed" and "damaged.jpg" in record.reason
         assert history_row(app, 1)["status"] == "failed"
         assert app.status.state.state == "failed"
         assert all(t.border_subtitle.startswith("failed") for t in tiles(app))
