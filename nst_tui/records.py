@@ -35,13 +35,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
+from PIL import GifImagePlugin, Image
 
 from nst_tui import __version__
 from nst_tui.config import Config
 from nst_tui.engine.events import Event, Finished, Frame, Placed, Progress
 from nst_tui.errors import RunError
 
+# run.json's status while a sweep's cell waits for its turn (and after a kill, for good).
+NOT_RUN_STATUS = "not run"
 FILES = ("final.png", "animation.gif", "config.toml", "losses.csv", "run.json")
 # Frames waiting for the writer thread; past this the optimizer waits for the disk,
 # so memory stays flat when the disk is slower than the loop.
@@ -140,7 +142,13 @@ def write_gif(
     path: Path, frames: Iterator[Image.Image], fps: int, hurry: threading.Event | None = None
 ) -> int:
     """Write the frames (quantised to a palette each) as a looping GIF; returns the count.
-    `hurry` set while it encodes: raises Hurried, writing nothing."""
+    `hurry` set while it encodes: raises Hurried, writing nothing.
+
+    Every frame is kept, each with its own delay: Pillow's save_all merges a frame equal
+    to the one before into it (whatever `optimize` says), so a run whose canvas stood
+    still would hold fewer frames than run.json counts. The file is assembled here from
+    Pillow's GIF pieces instead: the header (looping), then each frame whole, with its
+    own colour table."""
     items = []
     for frame in frames:
         if hurry is not None and hurry.is_set():
@@ -148,18 +156,17 @@ def write_gif(
         items.append(frame.quantize(256, method=Image.Quantize.MEDIANCUT))
     if not items:
         return 0
+    delay = gif_duration_ms(fps)
 
     def save(fh: io.BufferedWriter) -> None:
-        items[0].save(
-            fh,
-            format="GIF",
-            save_all=True,
-            append_images=items[1:],
-            duration=gif_duration_ms(fps),
-            loop=0,
-            optimize=False,
-            disposal=1,
-        )
+        header, _ = GifImagePlugin.getheader(items[0].copy(), info={"loop": 0, "duration": delay})
+        for part in header:
+            fh.write(part)
+        for item in items:
+            params = {"duration": delay, "disposal": 1, "include_color_table": True}
+            for part in GifImagePlugin.getdata(item, (0, 0), **params):
+                fh.write(part)
+        fh.write(b";")
 
     write_atomic(path, save)
     return len(items)
@@ -181,8 +188,10 @@ class RunRecorder:
         folder: Path,  # a new, empty folder (new_run_folder, or a sweep's cell)
         info: dict[str, Any] | None = None,
         hurry: threading.Event | None = None,  # set: finish without the GIF (a 2nd signal)
+        waiting: bool = False,  # a sweep's cell: "not run" until begin() (its batch starts)
     ) -> None:
         self.cfg = cfg
+        self.began = not waiting
         self.hurry = hurry or threading.Event()
         self.label = label
         self.info = dict(info or {})  # device, backbone, ... for run.json (Placed adds)
@@ -204,15 +213,22 @@ class RunRecorder:
         try:
             self.frames_dir.mkdir()
             write_atomic(self.folder / "config.toml", cfg.to_toml(description).encode())
-            self._write_record(self._running(), durable=False)
+            self._write_record(self._running() if self.began else self._waiting(), durable=False)
         except (OSError, RunError) as exc:
             if isinstance(exc, RunError):
                 raise
             raise RunError(f"could not write in {self.folder}: {exc.strerror or exc}") from None
 
+    def begin(self) -> None:
+        """The cell's batch has started: its record says running from now on."""
+        if not self.began:
+            self.began = True
+            self._write_record(self._running(), durable=False)
+
     def __call__(self, event: Event) -> None:
         if not isinstance(event, Finished):  # the end records a failed write itself
             self._raise_write_error()  # before this event: the run stops where a frame failed
+            self.begin()
         if isinstance(event, Placed):
             self.info.update(event.info)
             self._write_record(self._running(), durable=False)
@@ -287,13 +303,14 @@ class RunRecorder:
         except RunError as exc:
             shutil.rmtree(self.frames_dir, ignore_errors=True)  # room for the record
             self._close_losses()
-            with contextlib.suppress(RunError):  # with the room made, the picture may fit
-                write_atomic(self.folder / "final.png", png_bytes(result.image))
+            if result.ran:
+                with contextlib.suppress(RunError):  # with the room made, the picture may fit
+                    write_atomic(self.folder / "final.png", png_bytes(result.image))
             with contextlib.suppress(RunError):
                 self._write_losses()
             # A run already failed by a write (a frame) says so; else this write is why.
             reason = result.reason if result.status == "failed" and result.reason else str(exc)
-            if not (self.folder / "final.png").is_file():
+            if result.ran and not (self.folder / "final.png").is_file():
                 reason += "; final.png could not be written"
             failed = dataclasses.replace(result, status="failed", reason=reason)
             try:
@@ -305,7 +322,8 @@ class RunRecorder:
 
     def _finish(self, result: Finished) -> None:
         self._drain_frames()  # the GIF needs every frame; a failed one fails this call
-        write_atomic(self.folder / "final.png", png_bytes(result.image))
+        if result.ran:  # a cell that never started has no canvas to show
+            write_atomic(self.folder / "final.png", png_bytes(result.image))
         self._close_losses()
         self._write_losses()
         gif = not self.hurry.is_set()
@@ -330,10 +348,26 @@ class RunRecorder:
             "reason": "",
             "label": self.label,
             **self.info,
-            "iterations": self.cfg.iterations,
+            **self._iterations(),
             "started_at": self.started.isoformat(timespec="seconds"),
             "nst_tui": __version__,
             "python": platform.python_version(),
+        }
+
+    def _iterations(self) -> dict[str, int]:
+        """The run's steps, counted as iterations_done counts them: a multi-scale run's
+        `iterations` are every scale's, and `iterations_per_scale` each one's."""
+        out = {"iterations": self.cfg.total_iterations}
+        if self.cfg.scales:
+            out["iterations_per_scale"] = self.cfg.iterations
+        return out
+
+    def _waiting(self) -> dict[str, Any]:
+        """A sweep's cell before its turn: what a sweep killed before it started leaves."""
+        return {
+            **self._running(),
+            "status": NOT_RUN_STATUS,
+            "reason": "not run: waiting for its turn (a sweep killed before then leaves this)",
         }
 
     def _summary(self, result: Finished, frames: int, notes: list[str] = ()) -> dict[str, Any]:
@@ -345,7 +379,7 @@ class RunRecorder:
             "label": self.label,
             **info,
             **({"notes": notes} if notes else {}),
-            "iterations": self.cfg.iterations,
+            **self._iterations(),
             "iterations_done": result.iterations_done,
             "wall_time_s": round(result.wall_time, 4),
             "it_per_s": round(result.it_per_s, 3),
@@ -413,14 +447,16 @@ def _fmt(v: float | int) -> str:
 
 def interruption(folder: Path) -> str:
     """Why `folder` is a run that never ended, or "" when it is not one: its run.json
-    still says running (killed, or a power cut), or it has a config.toml and no
-    run.json (killed before its record began)."""
+    still says running (killed, or a power cut) or not run (a sweep's cell whose turn never
+    came), or it has a config.toml and no run.json (killed before its record began)."""
     record = folder / "run.json"
     if record.is_file():
         try:
             status = json.loads(record.read_text(encoding="utf-8")).get("status")
         except (OSError, ValueError, AttributeError):
             return ""
+        if status == NOT_RUN_STATUS:
+            return "its run.json says not run: the sweep was killed before this cell started"
         return "its run.json still says running: killed before it finished" * (status == "running")
     if (folder / "config.toml").is_file() and not (folder / "sweep.toml").is_file():
         return "no run.json: killed before its record began"

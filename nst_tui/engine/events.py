@@ -71,6 +71,9 @@ class Finished:
     it_per_s: float
     losses: dict[str, float]
     image: np.ndarray = field(repr=False)
+    # False: the cell never started (a sweep stopped before its turn): no canvas, so no
+    # final image; `image` is a placeholder pixel.
+    ran: bool = True
 
 
 Event = Status | Placed | Progress | Frame | Finished

@@ -18,6 +18,7 @@ step may be replayed from a CUDA graph (engine/graphs.py).
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import threading
 import time
@@ -42,6 +43,11 @@ Emit = Callable[[Event], None]
 NOT_FINITE_AT_START = "the loss is not finite at the first iteration, before any step: "
 BROKEN_INPUTS = "the network weights or the input images hold NaN or infinite values"
 TOO_LARGE = "the weighted terms overflow float32; try smaller alpha, beta, gamma or style_weights"
+STATE_OVERFLOW = (
+    "Adam's moments overflowed float32 by iteration {at}: the weighted gradient is too large "
+    "to square, so the canvas stopped moving; scale alpha, beta, gamma, histogram and "
+    "style_weights down together (by the same factor Adam's steps stay the same)"
+)
 
 
 # Standard deviations (pixels in 0..1) of the Gaussian noise of the mean-noise and
@@ -115,6 +121,13 @@ class CellLoop:
         # ema: what is shown and saved is a running average of the canvas (from its start),
         # which smooths the step-to-step noise of the optimizer; losses stay the canvas's.
         self.average = canvas.detach().clone() if self.cfg.ema else None
+        # The start, until the first iteration has passed its check: a run that fails there
+        # (before any step counts) records the canvas it started from, not the step's NaN.
+        self.start_canvas: torch.Tensor | None = canvas.detach().clone()
+        # Adam sets it: a 0-d device bool, whether its moments of this canvas are in float32's
+        # range (None before the first step). Checked at the first iteration and, queued with
+        # each report, at the logged ones: never a wait of its own.
+        self.state_ok: Callable[[], torch.Tensor | None] | None = None
         self.start = time.perf_counter()
 
     def update_average(self) -> None:
@@ -142,26 +155,50 @@ class CellLoop:
         raise _Stop
 
     def check_start(self, total: torch.Tensor) -> None:
-        """At the first iteration only: a loss that is not finite before any step."""
-        if self.done == 1 and not math.isfinite(float(total.detach())):
+        """At the first iteration only (it waits for the device): a loss that is not finite
+        before any step, or an optimizer state that overflowed at the first step."""
+        if self.done != 1:
+            return
+        start, self.start_canvas = self.start_canvas, None
+        if not math.isfinite(float(total.detach())):
+            self.done = 0  # the step taken from a loss that is not finite does not count
+            if start is not None:
+                with torch.no_grad():
+                    self.canvas.copy_(start)
+                    if self.average is not None:
+                        self.average.copy_(start)
             self.fail(NOT_FINITE_AT_START + (TOO_LARGE if self.targets.finite() else BROKEN_INPUTS))
+        self.check_state(self.state_ok() if self.state_ok is not None else None, 1)
+
+    def check_state(self, ok: torch.Tensor | float | None, iteration: int) -> None:
+        """Fails the cell when the optimizer's state has overflowed (`ok` false)."""
+        if ok is not None and not bool(ok):
+            self.fail(STATE_OVERFLOW.format(at=iteration))
 
     def queue_report(self, iteration: int, values: torch.Tensor) -> None:
         """On logged iterations: queue the copy of the terms (1-D, in term_names() order)
         and of the frame; never waits for the device."""
         with torch.no_grad():
             frame = frame_on_device(self.shown_tensor())
-        self.outbox.put(iteration, values.detach().float(), frame)
+            values = values.detach().float()
+            if self.state_ok is not None:  # the state's check rides along, as the last value
+                ok = self.state_ok()
+                ok = values.new_ones(1) if ok is None else ok.float().view(1)
+                values = torch.cat([values, ok])
+        self.outbox.put(iteration, values, frame)
         self.queued = iteration
 
     def deliver(self, reports: list[Report]) -> None:
-        """Events for reports that have landed; a non-finite loss ends the cell."""
+        """Events for reports that have landed; a non-finite loss, or an optimizer state
+        that overflowed, ends the cell."""
         for r in reports:
+            ok = r.values.pop() if self.state_ok is not None else None
             if not all(math.isfinite(v) for v in r.values):
                 self.fail(
                     f"diverged at iteration {r.iteration}: loss became {r.values[0]}; "
                     "try a lower lr or smaller weights"
                 )
+            self.check_state(ok, r.iteration)
             self.losses = dict(zip(self.names, r.values, strict=True))
             elapsed = self.elapsed()  # the device has done this iteration by now
             it_per_s = r.iteration / max(elapsed, 1e-9)
@@ -343,6 +380,18 @@ def _lbfgs(objective: Objective, loop: CellLoop) -> Finished:
     return loop.finish()
 
 
+def moments_in_range(opt: torch.optim.Adam, param: torch.Tensor) -> torch.Tensor | None:
+    """Whether Adam's second moment of `param` has not overflowed, as a 0-d device bool (no
+    wait); None before its first step. The square of a gradient above 1.8e19 is inf in
+    float32: every step m / sqrt(v) is then 0 and the canvas stands still while the loss
+    stays finite. (A NaN there comes from a NaN gradient, which turns the canvas NaN: the
+    loss reports that divergence.)"""
+    state = opt.state.get(param)
+    if not state or "exp_avg_sq" not in state:
+        return None
+    return ~torch.isinf(state["exp_avg_sq"]).any()
+
+
 class _Adam:
     """Every live cell's Adam step at once: one forward and one backward for all."""
 
@@ -363,6 +412,8 @@ class _Adam:
             ],
             capturable=graphs,
         )
+        for loop in loops:
+            loop.state_ok = functools.partial(moments_in_range, self.opt, loop.canvas)
         self.results: dict[int, Finished] = {}
         self.active = list(range(len(loops)))
         self.index: torch.Tensor | None = None  # the active cells, once some have ended

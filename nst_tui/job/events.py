@@ -11,8 +11,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from nst_tui.engine.events import Event, Finished, Progress, Status
 from nst_tui.job.plan import Batch, Cell, Job
+
+NOT_RUN = "not run: "  # how the reason of a cell that never started begins
+
+
+def not_run(status: str, why: str) -> Finished:
+    """The end of a cell that never started (`status` cancelled or failed): no step, no
+    canvas, no final image."""
+    return Finished(status, NOT_RUN + why, 0, 0.0, 0.0, {}, np.zeros((1, 1, 3), np.uint8), False)
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,9 @@ def write_sheets(job: Job, result: JobResult, gif: bool = True) -> None:
     """sheet.png from the final images, sheet.gif (with `gif`) from each cell's
     animation.gif."""
     grid = job.grid()
-    finals = [[result.cells[c.index].finished.image for c in row] for row in grid]
+    # A cell that never ran has no image: its tile stays grey.
+    ends = [[result.cells[c.index].finished for c in row] for row in grid]
+    finals = [[f.image if f.ran else None for f in row] for row in ends]
     board = job_sheet(job, finals)
     sheet.write_sheet_png(result.folder / "sheet.png", board.render(finals))
     if not gif:
@@ -88,7 +90,7 @@ def summary(
             entry |= {
                 "status": fin.status,
                 "reason": fin.reason,
-                "iterations": cell.config.iterations,
+                "iterations": cell.config.total_iterations,
                 "iterations_done": fin.iterations_done,
                 "wall_time_s": round(fin.wall_time, 4),
                 "it_per_s": round(fin.it_per_s, 3),

@@ -25,7 +25,7 @@ from nst_tui.engine.optimize import optimize
 from nst_tui.engine.prepare import Prepared, prepare
 from nst_tui.engine.scales import optimize_scales, scale_configs
 from nst_tui.errors import RunError
-from nst_tui.job.events import BatchStarted, CellEvent, JobEvent
+from nst_tui.job.events import BatchStarted, CellEvent, JobEvent, not_run
 from nst_tui.job.plan import Batch, Cell
 
 Emit = Callable[[JobEvent], None]
@@ -53,6 +53,10 @@ def run_batch(
     index: int, batch: Batch, cells: Sequence[Cell], emit: Emit, cancel: threading.Event
 ) -> None:
     """Run one batch of cells (their configs share a batch_key when `batch.batched`)."""
+    if cancel.is_set():  # cancelled before its turn: its cells never start
+        for c in cells:
+            emit(CellEvent(c.index, not_run("cancelled", "cancelled before it started")))
+        return
     emit(BatchStarted(index, batch.cells, batch.batched))
     seen = {c.index: _Seen() for c in cells}
 
@@ -79,6 +83,10 @@ def run_batch(
     started: float | None = None  # when the loop started
     try:
         prepared = prepare([scale_configs(c.config)[0] for c in cells], note)
+        if cancel.is_set():  # while it was loading: no step was taken, no canvas to keep
+            for cell in cells:
+                emits[cell.index](not_run("cancelled", "cancelled before its first step"))
+            return
         for k, cell in enumerate(cells):
             emits[cell.index](placed(prepared, cell.config, k))
         started = time.perf_counter()

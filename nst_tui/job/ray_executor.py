@@ -42,7 +42,7 @@ from nst_tui.engine.backbones import StatusFn
 from nst_tui.engine.events import Finished
 from nst_tui.engine.images import BUILTIN_PREFIX
 from nst_tui.errors import NSTError
-from nst_tui.job.events import BatchStarted, CellEvent, JobEvent
+from nst_tui.job.events import BatchStarted, CellEvent, JobEvent, not_run
 from nst_tui.job.executor import Emit
 from nst_tui.job.plan import Batch, Cell, Job
 
@@ -115,7 +115,7 @@ class RayExecutor:
                             ray.cancel(ref)
                             del running[ref]
                             track.end_batch(b, "cancelled", "cancelled before it started")
-                    for b, _ in waiting:
+                    for b, _ in waiting:  # never handed to Ray
                         track.end_batch(b, "cancelled", "cancelled before it started")
                     waiting.clear()
                 while waiting and len(running) < self.workers:
@@ -246,8 +246,14 @@ class _Track:
         self.emit(event)
 
     def end_batch(self, b: int, status: str, reason: str) -> None:
-        """A Finished for each cell of batch `b` that has none, at its last report."""
-        wall = time.monotonic() - self.started[b] if b in self.started else 0.0
+        """A Finished for each cell of batch `b` that has none, at its last report; a batch
+        that never started (no BatchStarted came) ends its cells as not run."""
+        if b not in self.started:
+            for i in self.batches[b].cells:
+                if not self.ended[i]:
+                    self(CellEvent(i, not_run(status, reason)))
+            return
+        wall = time.monotonic() - self.started[b]
         for i in self.batches[b].cells:
             if self.ended[i]:
                 continue

@@ -12,6 +12,7 @@ before `run_job` returns or raises.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import shutil
 import threading
 import time
@@ -19,12 +20,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
-import numpy as np
-
 from nst_tui.config import OUTPUTS
-from nst_tui.engine.events import Finished, Placed, Status
+from nst_tui.engine.events import Placed, Status
 from nst_tui.job import folder as sweep_folder
 from nst_tui.job.events import (
+    BatchStarted,
     CellEvent,
     CellResult,
     JobEvent,
@@ -32,6 +32,7 @@ from nst_tui.job.events import (
     JobResult,
     JobStarted,
     Listener,
+    not_run,
 )
 from nst_tui.job.executor import Executor, executor_named
 from nst_tui.job.plan import MAX_BATCH_PIXELS, Batch, Job, cell_folder_name, plan_batches
@@ -80,6 +81,9 @@ def run_job(
     placed: list[Placed] = []
 
     def route(event: JobEvent) -> None:
+        if isinstance(event, BatchStarted):  # its cells' records say running from now on
+            for i in event.cells:
+                recorders[i].begin()
         if isinstance(event, CellEvent):
             if isinstance(event.event, Placed):
                 placed.append(event.event)
@@ -128,29 +132,25 @@ def _recorders(
             "batch": b,
             "batch_size": len(batch.cells) if batch.batched else 1,
         }
-        out.append(RunRecorder(cell.config, cell.label, folder, {"sweep": where}, hurry))
+        info = {"sweep": where}
+        out.append(RunRecorder(cell.config, cell.label, folder, info, hurry, waiting=True))
     return out
 
 
 def _record_the_rest(recorders: Sequence[RunRecorder], exc: BaseException) -> None:
-    """Cells the executor never ended (it raised before their turn): recorded as not run."""
-    cancelled = isinstance(exc, KeyboardInterrupt | SystemExit)
-    why = f"not run: the job stopped ({type(exc).__name__})"
+    """Cells the executor never ended: recorded as not run (it raised before their turn),
+    or as stopped where they had begun (a Ray worker's cells when the driver raised)."""
+    status = "cancelled" if isinstance(exc, KeyboardInterrupt | SystemExit) else "failed"
+    why = f"the job stopped ({type(exc).__name__})"
     for recorder in recorders:
         if recorder.result is None:
+            end = not_run(status, why)
+            if recorder.began:  # it had started (a Ray worker's cell): no canvas came back
+                done = int(recorder.rows[-1]["iteration"]) if recorder.rows else 0
+                end = dataclasses.replace(end, reason=f"{why} while it ran", iterations_done=done)
             # A record that cannot be written must not hide the error that stopped the job.
             with contextlib.suppress(Exception):
-                recorder.finish(
-                    Finished(
-                        "cancelled" if cancelled else "failed",
-                        why,
-                        0,
-                        0.0,
-                        0.0,
-                        {},
-                        np.zeros((1, 1, 3), np.uint8),
-                    )
-                )
+                recorder.finish(end)
 
 
 def _result(

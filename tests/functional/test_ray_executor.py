@@ -197,8 +197,9 @@ def test_cancel_before_a_batch_starts_records_its_cells(cluster, tmp_path: Path)
     assert all(0 < c.finished.iterations_done < 400 for c in ran)
     for cell in queued:
         assert cell.finished.status == "cancelled"
-        assert cell.finished.reason == "cancelled before it started"
+        assert cell.finished.reason == "not run: cancelled before it started"
         assert json.loads((cell.folder / "run.json").read_text())["status"] == "cancelled"
+        assert not (cell.folder / "final.png").exists()  # not a 1x1 black pixel
     assert (result.folder / "sheet.png").is_file() and (result.folder / "sheet.gif").is_file()
 
 

@@ -148,3 +148,37 @@ def test_a_sweep_cells_run_json_has_every_field_a_single_runs_has(tmp_path: Path
         assert set(record) - set(single) == {"sweep"}
         assert record["accel"] == single["accel"]
         assert record["gflop_per_iteration"] > 0 and record["tflop_s"] > 0
+
+
+def test_after_sigkill_cells_that_never_started_say_not_run(tmp_path: Path) -> None:
+    # Nothing can be written at a SIGKILL: what a cell's run.json says then is what it said
+    # before. L-BFGS cells run one batch each: killed during cell 0, cell 1 never started.
+    from conftest import snapshot_config
+
+    from nst_tui.presets import sweep_toml
+    from nst_tui.records import interruption
+
+    preset = tmp_path / "killed.toml"
+    base = snapshot_config(optimizer="lbfgs", iterations=400, sav_freq=2)
+    preset.write_text(base.to_toml("killed") + sweep_toml({"content_layers": [[1], [3]]}))
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "nst_tui.cli", "run", "--preset", str(preset), "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(out.glob("*/00-*/.frames/*.png")):
+            assert time.monotonic() < deadline, "the sweep never wrote a frame"
+            time.sleep(0.1)
+        proc.kill()
+        proc.wait(timeout=60)
+    finally:
+        proc.kill()
+    (folder,) = out.iterdir()
+    (ran,) = folder.glob("00-*")
+    (waited,) = folder.glob("01-*")
+    assert json.loads((ran / "run.json").read_text())["status"] == "running"
+    info = json.loads((waited / "run.json").read_text())
+    assert info["status"] == "not run"
+    assert info["reason"].startswith("not run: ")
+    assert not (waited / "final.png").exists()
+    assert "not run" in interruption(waited)

@@ -224,12 +224,14 @@ def test_cancel_stops_every_cell_and_keeps_their_records(tmp_path: Path) -> None
     assert result.status == "cancelled"
     statuses = [c.finished.status for c in result.cells]
     assert statuses == ["cancelled"] * 4
-    # The Adam pair ran together up to the cancel; the L-BFGS cells never started.
+    # The Adam pair ran together up to the cancel; the L-BFGS cells never started: not
+    # run, with no final image (their sheet tiles stay grey).
     assert [c.finished.iterations_done for c in result.cells] == [4, 4, 0, 0]
-    for cell in result.cells:
+    for k, cell in enumerate(result.cells):
         record = json.loads((cell.folder / "run.json").read_text())
         assert record["status"] == "cancelled"
-        assert (cell.folder / "final.png").is_file()
+        assert record["reason"].startswith("not run: ") == (k >= 2)
+        assert (cell.folder / "final.png").is_file() == (k < 2)
     summary = json.loads((result.folder / "sweep.json").read_text())
     assert summary["status"] == "cancelled"
     assert (result.folder / "sheet.png").is_file() and (result.folder / "sheet.gif").is_file()
