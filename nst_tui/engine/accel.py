@@ -3,17 +3,21 @@
 Chosen from the config and the device, in one place, so the single-run loop and
 the batched sweep make the same choices.
 
-- TF32 (GPU): matmuls (the Gram matrices) and convolutions on tensor cores with a
-  10-bit mantissa; PyTorch already allows it for cuDNN convolutions by default.
-  Losses are means over many products, far less precise needs than the
-  optimizer's step noise.
+- TF32 (GPU): convolutions on tensor cores with a 10-bit mantissa (PyTorch's
+  default for cuDNN); their rounding is far below the optimizer's step noise. The
+  loss matmuls (Grams, w2's covariances) stay float32: near convergence a Gram
+  difference is a small difference of large sums, and w2's tr S + tr S_s -
+  2 tr sqrt(...) cancels to near 0, where TF32's rounding would be the result
+  (noisy, or below 0). The network has no matmul of its own, so turning TF32 off
+  for matmuls costs only the Grams' share of the work.
 - channels-last (GPU): cuDNN's fast convolution kernels on tensor cores read and
   write NHWC; the network's weights and the canvas fed to it use that layout.
 - bf16 (opt-in, `precision = "bf16"`): the network runs under autocast in
   bfloat16; features are cast back to float32 before Grams and losses, and the
   canvas and Adam's state stay float32. Its quality cost is measured in
   benchmarks/, not assumed.
-- CUDA graphs (`cuda_graphs`, GPU, Adam): see engine/graphs.py.
+- CUDA graphs (`cuda_graphs`, GPU, Adam): see engine/graphs.py; never for a step that
+  waits for the device (step_waits).
 """
 
 from __future__ import annotations
@@ -58,15 +62,28 @@ class Accel:
 
     @property
     def arithmetic(self) -> str:
-        """The tensor-core precision the convolutions and Grams run in: which datasheet
-        peak a run's TFLOP/s is a fraction of."""
+        """The tensor-core precision the convolutions run in (most of the work; the Grams
+        run in float32 under tf32): which datasheet peak a run's TFLOP/s is a fraction of."""
         return "bf16" if self.bf16 else "tf32" if self.tf32 else "fp32"
+
+
+def step_waits(cfg: Config) -> str:
+    """Why an Adam step of `cfg` waits for the device ("" when it never does): a CUDA graph
+    cannot capture such a step, so none is tried.
+
+    torch.linalg's eigvalsh reads its solver's `info` on the host, to raise on a failed
+    decomposition: a sync. The histogram term's argsort and scatter_ are device kernels
+    that read nothing back, so it is captured; tests/unit/test_cuda.py checks both claims
+    on a GPU (test_only_w2_steps_wait_for_the_device)."""
+    if cfg.style_stats == "w2":
+        return "w2's eigvalsh reads its result on the host"
+    return ""
 
 
 def choose(cfg: Config, device: torch.device) -> Accel:
     cuda = device.type == "cuda"
     return Accel(
-        cuda_graphs=cuda and cfg.cuda_graphs and cfg.optimizer == "adam",
+        cuda_graphs=cuda and cfg.cuda_graphs and cfg.optimizer == "adam" and not step_waits(cfg),
         channels_last=cuda,
         tf32=cuda,
         bf16=cfg.precision == "bf16",
@@ -98,6 +115,11 @@ def prepare_extractor(extractor: torch.nn.Module, accel: Accel) -> torch.nn.Modu
 def apply_backend_flags(accel: Accel) -> None:
     """Process-wide switches: set only for GPU runs, which all want them alike."""
     if accel.tf32:
-        torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-        torch.backends.cudnn.benchmark = True  # fixed shapes per run: autotune once
+        # Host-side flags, read when a matmul is launched: no device wait.
+        torch.backends.cuda.matmul.allow_tf32 = False  # the losses' matmuls: see above
+        # cuDNN times its algorithms for each new input shape, then reuses the fastest. A
+        # shape is new at each scale of a multi-scale run and each time a batch loses a
+        # cell (a batch of n cells goes through up to n shapes); each costs one timing of
+        # every layer, a fraction of a second, against runs of hundreds of steps per shape.
+        torch.backends.cudnn.benchmark = True

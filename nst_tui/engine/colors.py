@@ -11,35 +11,31 @@ from __future__ import annotations
 import torch
 
 # NTSC RGB -> YIQ; rows give Y, I, Q.
-RGB_TO_YIQ = torch.tensor(
-    [
-        [0.299, 0.587, 0.114],
-        [0.595716, -0.274453, -0.321263],
-        [0.211456, -0.522591, 0.311135],
-    ]
+RGB_TO_YIQ = (
+    (0.299, 0.587, 0.114),
+    (0.595716, -0.274453, -0.321263),
+    (0.211456, -0.522591, 0.311135),
 )
-YIQ_TO_RGB = torch.linalg.inv(RGB_TO_YIQ)
+YIQ_TO_RGB = tuple(
+    map(tuple, torch.linalg.inv(torch.tensor(RGB_TO_YIQ, dtype=torch.float64)).tolist())
+)
 
 
-_on_device: dict[tuple[str, torch.device, torch.dtype], torch.Tensor] = {}
-
-
-def _matrix(name: str, like: torch.Tensor) -> torch.Tensor:
-    # Copied to a GPU once: a copy from host memory makes the host wait for the device,
-    # and frames are made while the optimizer runs.
-    key = (name, like.device, like.dtype)
-    if key not in _on_device:
-        _on_device[key] = (RGB_TO_YIQ if name == "rgb_to_yiq" else YIQ_TO_RGB).to(like)
-    return _on_device[key]
+def _mix(matrix: tuple[tuple[float, ...], ...], image: torch.Tensor) -> torch.Tensor:
+    # The matrix as Python numbers, never a tensor: a tensor would have to be copied from
+    # host memory to the image's device, and on a GPU that copy makes the host wait, while
+    # frames are made as the optimizer runs.
+    r, g, b = image.unbind(1)
+    return torch.stack([m0 * r + m1 * g + m2 * b for m0, m1, m2 in matrix], dim=1)
 
 
 def rgb_to_yiq(image: torch.Tensor) -> torch.Tensor:
     """(B, 3, H, W) RGB -> YIQ, channel by channel."""
-    return torch.einsum("ij,bjhw->bihw", _matrix("rgb_to_yiq", image), image)
+    return _mix(RGB_TO_YIQ, image)
 
 
 def yiq_to_rgb(image: torch.Tensor) -> torch.Tensor:
-    return torch.einsum("ij,bjhw->bihw", _matrix("yiq_to_rgb", image), image)
+    return _mix(YIQ_TO_RGB, image)
 
 
 def keep_colors(canvas: torch.Tensor, content: torch.Tensor) -> torch.Tensor:

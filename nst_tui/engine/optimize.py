@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from nst_tui.config import Config
+from nst_tui.engine import accel as acc
 from nst_tui.engine.colors import shown
 from nst_tui.engine.events import Event, Finished, Frame, Progress, Status
 from nst_tui.engine.flops import Throughput, device_peak_tflops, objective_flops
@@ -403,6 +404,11 @@ class _Adam:
         # Each cell's columns as a device index: picking them never waits for the device.
         self.columns = [torch.tensor(t.columns(), device=device) for t in objective.cells]
         graphs = objective.accel.cuda_graphs
+        waits = {w for t in objective.cells if (w := acc.step_waits(t.cfg))}
+        if graphs and waits:  # accel chose for the first cell; another's step may wait
+            graphs = False
+            loops[0].note(f"CUDA graphs off: {'; '.join(sorted(waits))}")
+        self.graphs, self.device = graphs, device
         # One parameter group per cell keeps each cell's state and lr its own.
         # capturable: Adam keeps its step count on the device, as a graph replay needs.
         self.opt = torch.optim.Adam(
@@ -417,8 +423,6 @@ class _Adam:
         self.results: dict[int, Finished] = {}
         self.active = list(range(len(loops)))
         self.index: torch.Tensor | None = None  # the active cells, once some have ended
-        # While every cell runs, the step is always the same: it may be a CUDA graph.
-        self.full_step = StepRunner(lambda: [self.step(None)], device, graphs, loops[0].note)
 
     def step(self, index: torch.Tensor | None) -> torch.Tensor:
         """One Adam step of the active cells; the (A, N_COLUMNS) loss matrix before it."""
@@ -438,12 +442,25 @@ class _Adam:
         self.results[k] = self.loops[k].finish()
 
     def run(self) -> list[Finished]:
+        # While every cell runs, the step is always the same: it may be a CUDA graph. The
+        # runner lives in this frame only: were the driver to hold it, the runner's step
+        # (which refers to the driver) would close a reference cycle, and the graph's pool,
+        # Adam's state and the objective would outlive the run until a full collection.
+        full_step: StepRunner | None = StepRunner(
+            lambda: [self.step(None)], self.device, self.graphs, self.loops[0].note
+        )
         try:
             while self.active:
                 if self.cancel.is_set():
                     self.cancel_all()
                     break
-                self.iterate()
+                if full_step is not None and len(self.active) < len(self.loops):
+                    # A cell has ended: the full step will not run again. Its graph goes,
+                    # with the grads it left in the graph's pool.
+                    self.opt.zero_grad(set_to_none=True)
+                    full_step.close()
+                    full_step = None
+                self.iterate(full_step)
         except torch.OutOfMemoryError:
             for k in [k for k in self.active if k not in self.results]:
                 loop = self.loops[k]
@@ -458,9 +475,9 @@ class _Adam:
                 self.end(k)
         return [self.results[k] for k in range(len(self.loops))]
 
-    def iterate(self) -> None:
-        if len(self.active) == len(self.loops):
-            terms = self.full_step()[0]
+    def iterate(self, full_step: StepRunner | None) -> None:
+        if full_step is not None:
+            terms = full_step()[0]
         else:
             if self.index is None or len(self.index) != len(self.active):
                 self.index = torch.tensor(self.active, device=self.objective.relu_mask.device)

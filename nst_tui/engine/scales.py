@@ -6,6 +6,8 @@ from __future__ import annotations
 import dataclasses
 import threading
 
+import torch
+
 from nst_tui.config import Config
 from nst_tui.engine.backbones import StatusFn, _quiet
 from nst_tui.engine.events import Event, Finished, Frame, Progress
@@ -41,11 +43,17 @@ def optimize_scales(
     total = sum(c.iterations for c in configs)
     offset, wall = 0, 0.0
     prepared = first
+    del first  # only `prepared` refers to the scale being run, so the switch frees it
     moments = Moments() if cfg.carry_moments and cfg.optimizer == "adam" else None
     for k, scale_cfg in enumerate(configs):
         if k:
             canvas = prepared.canvas.detach()
+            device = prepared.device
             del prepared  # the coarser scale's objective goes before the finer one comes
+            if device.type == "cuda":
+                # Its memory (its graph's private pool among it) goes back to the device:
+                # the allocator would keep it reserved, and the finer scale needs more.
+                torch.cuda.empty_cache()
             prepared = prepare(scale_cfg, status, init_canvas=canvas)
         status(f"scale {k + 1}/{len(configs)}: {scale_cfg.size} px", None)
         ended: list[Finished] = []

@@ -80,9 +80,11 @@ def run_batch(
         emit(CellEvent(cells[0].index, event) if len(cells) == 1 else event)
 
     prepared: Prepared | None = None
+    device: torch.device | None = None  # whose memory to release at the end
     started: float | None = None  # when the loop started
     try:
         prepared = prepare([scale_configs(c.config)[0] for c in cells], note)
+        device = prepared.device
         if cancel.is_set():  # while it was loading: no step was taken, no canvas to keep
             for cell in cells:
                 emits[cell.index](not_run("cancelled", "cancelled before its first step"))
@@ -94,7 +96,13 @@ def run_batch(
             optimize(prepared.objective, prepared.canvases, [emits[c.index] for c in cells], cancel)
         else:
             (cell,) = cells
-            optimize_scales(prepared, cell.config, emits[cell.index], cancel, note)
+            if cell.config.scales:
+                # Each scale's network and targets go when the next scale comes, which
+                # a reference from this frame would prevent: handed over, not kept.
+                first, prepared = [prepared], None
+                optimize_scales(first.pop(), cell.config, emits[cell.index], cancel, note)
+            else:
+                optimize_scales(prepared, cell.config, emits[cell.index], cancel, note)
     except BaseException as exc:
         wall = time.perf_counter() - started if started is not None else 0.0
         errors = []
@@ -118,7 +126,6 @@ def run_batch(
         if errors:  # not even a failed record could be written: the cause goes up
             raise (exc if isinstance(exc, RunError) else errors[0]) from None
     finally:
-        device = prepared.device if prepared is not None else None
         del prepared
         release_memory(device)
 
