@@ -33,10 +33,30 @@ def write_plan(job: Job, folder: Path, folders: Sequence[Path], batches: Sequenc
     write_atomic(folder / "sweep.json", summary(job, folder, folders, batches))
 
 
-def job_sheet(job: Job, finals: Sequence[Sequence[Any]]) -> sheet.Sheet:
-    """The labelled grid of this sweep, sized for these final images."""
-    title = f"{job.name}: {describe(job.base, [a.field for a in job.axes])}"
-    return sheet.sheet_for(finals, job.row_labels, job.col_labels, title)
+def job_sheet(
+    job: Job, finals: Sequence[Sequence[Any]], result: JobResult | None = None
+) -> sheet.Sheet:
+    """The labelled grid of this sweep, sized for these final images. With the job's
+    `result`, a sweep that did not finish says so in its title, and each cell that did
+    not finish says where it stopped."""
+    name, notes = job.name, dict[tuple[int, int], str]()
+    if result is not None and result.status != "finished":
+        done = sum(c.finished.status == "finished" for c in result.cells)
+        name += f" ({result.status}, {done} of {len(result.cells)} cells finished)"
+        notes = {
+            (c.row, c.col): stopped_at(result.cells[c.index].finished)
+            for c in job.cells
+            if result.cells[c.index].finished.status != "finished"
+        }
+    title = f"{name}: {describe(job.base, [a.field for a in job.axes])}"
+    return sheet.sheet_for(finals, job.row_labels, job.col_labels, title, notes)
+
+
+def stopped_at(fin: Finished) -> str:
+    """A cell's caption on the sheet: where it stopped, or that it never started."""
+    if not fin.ran:
+        return "not run"
+    return f"{fin.status} at {fin.iterations_done}"  # iterations: the title says of how many
 
 
 def write_sheets(job: Job, result: JobResult, gif: bool = True) -> None:
@@ -46,7 +66,7 @@ def write_sheets(job: Job, result: JobResult, gif: bool = True) -> None:
     # A cell that never ran has no image: its tile stays grey.
     ends = [[result.cells[c.index].finished for c in row] for row in grid]
     finals = [[f.image if f.ran else None for f in row] for row in ends]
-    board = job_sheet(job, finals)
+    board = job_sheet(job, finals, result)
     sheet.write_sheet_png(result.folder / "sheet.png", board.render(finals))
     if not gif:
         return

@@ -53,6 +53,7 @@ def run_job(
 ) -> JobResult:
     """Raises NSTError before any folder exists when an input is bad. `hurry` (set by a
     second signal): finish the records without their GIFs."""
+    check_outputs(out_root)  # first: a bad outputs folder fails every run, whatever its inputs
     check_inputs(cell.config for cell in job.cells)  # no torch needed: a bad input at once
     job = job.absolute()  # its records name files that any working folder can find
     cancel = cancel or threading.Event()
@@ -63,7 +64,6 @@ def run_job(
         for listener in listeners:
             listener(event)
 
-    check_outputs(out_root)  # before seconds of loading, not after
     executor.check(job, lambda msg, frac=None: emit(Status(msg, frac)))
     batches = plan_batches(job, max_batch_pixels, executor.workers)
     root = new_run_folder(out_root, label or job.name)

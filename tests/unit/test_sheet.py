@@ -113,3 +113,37 @@ def test_long_runs_are_sampled_to_the_frame_cap(monkeypatch: pytest.MonkeyPatch)
              sheet.animate(sh, [[frames]], [[25]], finals)]  # fmt: skip
     # Evenly spread over the 25 frames, first and last included.
     assert shown == [0, 60, 120, 180, 240]
+
+
+def test_a_stopped_sweeps_sheet_says_so_and_where_each_cell_stopped(tmp_path: Path) -> None:
+    from nst_tui.config import Config
+    from nst_tui.engine.events import Finished
+    from nst_tui.job.events import CellResult, JobResult
+    from nst_tui.job.folder import job_sheet
+    from nst_tui.job.plan import expand
+
+    job = expand(Config(iterations=2500), {"seed": [0, 1, 2]})
+    ends = [("finished", 2500), ("cancelled", 124), ("cancelled", 0)]
+
+    def result(status: str, ends: list[tuple[str, int]]) -> JobResult:
+        cells = tuple(
+            CellResult(
+                cell, tmp_path, Finished(s, "", n, 1.0, 1.0, {}, solid((90, 90, 90)), ran=n > 0)
+            )
+            for cell, (s, n) in zip(job.cells, ends, strict=True)
+        )
+        return JobResult(tmp_path, status, cells, 1.0, 0, 0.0, "cpu", "vgg16-caffe")
+
+    finals = [[solid((90, 90, 90))] * 3]
+    done = job_sheet(job, finals, result("finished", [("finished", 2500)] * 3))
+    stopped = job_sheet(job, finals, result("cancelled", ends))
+    assert "cancelled" not in " ".join(done.layout.title)
+    assert "(cancelled, 1 of 3 cells finished)" in " ".join(stopped.layout.title)
+    assert stopped.notes == {(0, 1): "cancelled at 124", (0, 2): "not run"}
+
+    # The caption is drawn over the foot of its tile only, dark on the grey canvas.
+    image = np.asarray(stopped.render(finals))
+    for c, captioned in enumerate([False, True, True]):
+        x0, _, x1, y1 = stopped.layout.tile_box(0, c)
+        foot = image[y1 - 3, x0 + 1 : x1 - 1]
+        assert bool((foot == sheet.INK).all(axis=-1).any()) is captioned, c
