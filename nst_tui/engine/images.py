@@ -333,6 +333,11 @@ def run_final(folder_text: str) -> Path:
                 f"{where}: that run was interrupted (its run.json still says running: "
                 "killed, or still going); continue from a finished or cancelled run"
             )
+        if status == "not run" or str(info.get("reason", "")).startswith("not run"):
+            raise ImageError(
+                f"{where}: that sweep cell never ran (its sweep stopped first); "
+                "continue from a finished or cancelled run"
+            )
         if status not in ("finished", "cancelled"):
             raise ImageError(f"{where}: its run.json has an unknown status {status!r}")
     elif (folder / "config.toml").exists():

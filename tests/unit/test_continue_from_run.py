@@ -37,6 +37,15 @@ def test_a_failed_run_is_refused_with_its_reason(tmp_path: Path) -> None:
     assert "failed (loss became NaN at iteration 12)" in message and str(folder) in message
 
 
+@pytest.mark.parametrize(("status", "reason"), [("not run", ""), ("cancelled", "not run: x")])
+def test_a_sweep_cell_that_never_ran_is_refused_as_such(
+    tmp_path: Path, status: str, reason: str
+) -> None:
+    folder = run_folder(tmp_path, status, reason)
+    with pytest.raises(ImageError, match="that sweep cell never ran"):
+        run_final(str(folder))
+
+
 def test_a_run_still_marked_running_is_named_interrupted(tmp_path: Path) -> None:
     with pytest.raises(ImageError, match=r"interrupted \(its run.json still says running"):
         run_final(str(run_folder(tmp_path, "running")))
