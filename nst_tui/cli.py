@@ -24,6 +24,7 @@ from rich.text import Text
 
 from nst_tui.config import OUTPUTS, Config, parse_assignment
 from nst_tui.errors import ConfigError, NSTError, PresetError, RunError
+from nst_tui.text import visible
 
 EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 1, 2, 130
 
@@ -182,11 +183,6 @@ def cmd_presets() -> int:
         row.truncate(max(out.width, width + 10), overflow="ellipsis")
         out.print(row, no_wrap=True, overflow="ellipsis", crop=False)
     return 0
-
-
-def visible(text: str) -> str:
-    """Control characters (an ANSI escape, a bell) written out as `\\x1b`, not sent."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def first_sentence(text: str) -> str:

@@ -10,19 +10,23 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
+import tempfile
 import threading
 import time
+import traceback
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 from PIL import Image
-from textual import on, work
+from textual import events, on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.command import CommandPalette
 from textual.containers import Horizontal, Vertical
+from textual.driver import Driver
 from textual.notifications import SeverityLevel
 from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Label
@@ -33,9 +37,12 @@ from nst_tui.config import OUTPUTS, Config
 from nst_tui.errors import ConfigError, NSTError
 from nst_tui.job.events import JobResult
 from nst_tui.job.plan import expand, job_for
+from nst_tui.text import visible
 from nst_tui.tui.job_state import JobState, table_summary
 from nst_tui.tui.messages import JobBegan, JobNote, JobProgressed
 from nst_tui.tui.pace import SWEEP_FASTEST, Pace
+from nst_tui.tui.paste import pasted, use_paste_parser
+from nst_tui.tui.plain import plain
 from nst_tui.tui.screens.compare_screen import CompareScreen
 from nst_tui.tui.screens.file_picker import FilePicker
 from nst_tui.tui.screens.help_screen import HelpScreen
@@ -54,6 +61,7 @@ SweepTable = dict[str, list[Any]]
 THUMB_PX = 128
 QUIT_ASK_S = 5.0  # a second `q` within this many seconds quits a running job
 # Actions that make no sense behind a modal (priority keys reach the App even there).
+CRASHED = 1  # the exit status after an error ended the dashboard (Textual's own code)
 RECORD_TIMEOUT_S = 600.0  # a cancelled run stops within an iteration, then writes its GIF
 MAIN_SCREEN_ACTIONS = {
     *("run", "cancel_run", "pick_preset", "save_preset", "reset", "focus_layers", "toggle_sweep"),
@@ -68,8 +76,10 @@ class ActiveJob:
     state: JobState
     cancel: threading.Event
     started: float
+    began: threading.Event = field(default_factory=threading.Event)  # set by the worker thread
     ended: threading.Event = field(default_factory=threading.Event)  # set by the worker thread
     pace: Pace = field(default_factory=Pace)  # how often its relay may post
+    result: JobResult | None = None  # set by the worker thread, with what it recorded
 
 
 class NSTApp(App[int]):
@@ -133,6 +143,7 @@ class NSTApp(App[int]):
         self.sweep_table = sweep or None
         self.sweep_on = self.sweep_table is not None
         self._palette: CommandPalette | None = None  # the last command palette opened
+        self.crash: BaseException | None = None  # what ended the app, if an error did
 
     # ---- layout ------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -221,8 +232,28 @@ class NSTApp(App[int]):
         markup: bool = False,
     ) -> None:
         # Plain text unless asked: messages quote paths and values as typed, and a
-        # `[/x]` in a file name must not be read as markup (MarkupError ends the app).
+        # `[/x]` in a file name must not be read as markup (MarkupError ends the app);
+        # an escape sequence in one is shown, not sent to the terminal.
+        if not markup:
+            message, title = visible(message, lines=True), visible(title)
         super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
+
+    def _handle_exception(self, error: Exception) -> None:
+        # An error nothing caught: Textual prints its traceback and ends the app with None;
+        # kept here so that `run_dashboard` says so and exits non-zero.
+        if self.crash is None:
+            self.crash = error
+        if self.active is not None:  # stopped and recorded before Python waits for it
+            self.active.cancel.set()
+        super()._handle_exception(error)
+
+    def get_driver_class(self) -> type[Driver]:
+        return use_paste_parser(super().get_driver_class())  # a paste is text, not keys
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Paste) and not event.is_forwarded:
+            event.text = pasted(event.text)  # inserted as text: an escape is shown, not sent
+        await super().on_event(event)
 
     def _leave_for_sure(self) -> None:
         # When an SSH session drops, Textual can block for good writing to the dead
@@ -257,7 +288,7 @@ class NSTApp(App[int]):
         return self.query_one("#canvas", ImageView)
 
     def _set_subtitle(self) -> None:
-        self.form.border_subtitle = f"preset: {self.preset_name}"
+        self.form.border_subtitle = plain(f"preset: {self.preset_name}")
 
     # ---- background work -----------------------------------------------------
     @work(thread=True, exclusive=True, exit_on_error=False, group="warmup")
@@ -295,19 +326,21 @@ class NSTApp(App[int]):
     def job_worker(self, active: ActiveJob, label: str) -> Any:
         """One job, start to end, in this thread; progress leaves it as messages."""
         job_id = active.state.run_id
+        active.began.set()
         try:
             self.post_message(JobNote(job_id, "importing torch"))
             from nst_tui.job.run import run_job
             from nst_tui.tui.relay import JobRelay
 
             relay = JobRelay(self.post_message, job_id, active.state.job, active.pace)
-            return run_job(
+            active.result = run_job(
                 active.state.job,
                 out_root=self.outputs,
                 label=label,
                 listeners=[relay],
                 cancel=active.cancel,
             )
+            return active.result
         finally:
             active.ended.set()  # what quitting on a signal waits for
 
@@ -395,7 +428,7 @@ class NSTApp(App[int]):
         cell = message.state.cells[message.index]
         losses = self.query_one(LossPanel)
         losses.replace(cell.rows)
-        losses.border_title = f"Loss · cell {cell.index}: {cell.label}"
+        losses.border_title = plain(f"Loss · cell {cell.index}: {cell.label}")
 
     def _job_ended(self, result: JobResult) -> None:
         """The worker returned: every cell finished, was cancelled, or failed."""
@@ -481,7 +514,7 @@ class NSTApp(App[int]):
                 title += f" · {cell.iteration}/{cell.total}"
         else:
             title = f"Canvas · run {job.run_id}{shown} · {job.cells[0].iteration} it"
-        self.query_one("#canvas-pane").border_title = title
+        self.query_one("#canvas-pane").border_title = plain(title)  # a summary quotes values
 
     def show_job(self, job: JobState) -> None:
         """`job`'s picture in the canvas pane: its grid of cells, or its canvas."""
@@ -614,10 +647,11 @@ class NSTApp(App[int]):
             self.form.show_sweep(None)
         elif self.sweep_on:
             how = "ctrl+r runs every cell; the marked fields vary per cell. ctrl+g: off"
-            self.form.show_sweep(f"Sweep: {table_summary(table)}\n{how}", table)
+            self.form.show_sweep(plain(f"Sweep: {table_summary(table)}\n{how}", lines=True), table)
         else:
             how = "ctrl+r runs the form once. ctrl+g: on"
-            self.form.show_sweep(f"Sweep off: {table_summary(table)}\n{how}", ())
+            note = plain(f"Sweep off: {table_summary(table)}\n{how}", lines=True)
+            self.form.show_sweep(note, ())
 
     def action_toggle_sweep(self) -> None:
         """Turn the loaded sweep off (ctrl+r runs the form once) or back on."""
@@ -762,7 +796,7 @@ class NSTApp(App[int]):
     @on(ParamsForm.Validated)
     def _validated(self, message: ParamsForm.Validated) -> None:
         invalid = len(message.errors)
-        self.form.border_subtitle = (
+        self.form.border_subtitle = plain(
             f"{invalid} invalid field{'s' * (invalid > 1)}"
             if invalid
             else f"preset: {self.preset_name}"
@@ -845,4 +879,46 @@ def run_dashboard(preset: str | None, start: bool) -> int:
     app = NSTApp(config, preset_name=name, outputs=OUTPUTS, start=start, sweep=sweep)
     app.force_exit_after = 3.0
     result = app.run()
+    if app.crash is not None:
+        return report_crash(app, app.crash)
     return result if isinstance(result, int) else 0
+
+
+def report_crash(app: NSTApp, crash: BaseException) -> int:
+    """An error ended the dashboard (Textual has printed its traceback): keep the traceback
+    in a file, say where it is and where the running job (stopped and recorded, as `run`
+    does on Ctrl-C) went, and exit non-zero."""
+    what = f"{type(crash).__name__}: {crash}"
+    lines = [f"nst-tui: the dashboard stopped on an error: {what}"]
+    saved = save_traceback(crash, app.outputs)
+    where = f"above and in {saved}" if saved is not None else "above (it could not be saved)"
+    lines.append(f"  the traceback is printed {where}")
+    active = app.active
+    if active is not None:
+        active.cancel.set()
+        if active.began.is_set():  # else it never will: the app's event loop is gone
+            active.ended.wait(RECORD_TIMEOUT_S)
+        result = active.result
+        run = f"run {active.state.run_id}"
+        if result is not None:
+            folder = result.folder.resolve()
+            lines.append(f"  {run} was stopped ({result.status}) and recorded in {folder}")
+        else:
+            lines.append(f"  {run} was stopped before it recorded anything")
+    print(visible("\n".join(lines), lines=True), file=sys.stderr, flush=True)
+    return CRASHED
+
+
+def save_traceback(crash: BaseException, folder: Path) -> Path | None:
+    """The traceback as text in `folder` (the outputs; else the temporary folder)."""
+    text = "".join(traceback.format_exception(crash))
+    name = f"nst-tui-crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.txt"
+    for place in (folder, Path(tempfile.gettempdir())):
+        try:
+            place.mkdir(parents=True, exist_ok=True)
+            path = (place / name).resolve()
+            path.write_text(text, encoding="utf-8")
+            return path
+        except OSError:
+            continue
+    return None

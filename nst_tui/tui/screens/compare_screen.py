@@ -13,6 +13,7 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Label
 
 from nst_tui.config import toml_value
+from nst_tui.text import visible
 from nst_tui.tui.widgets.image_view import ImageView
 from nst_tui.tui.widgets.loss_overlay import COLORS, LossOverlay
 from nst_tui.tui.widgets.run_history import RunRecord
@@ -21,13 +22,13 @@ MAX_VALUE = 40  # characters of one value (a long path) kept in the table
 
 
 def shown(value: object) -> str:
-    text = toml_value(value)
+    text = visible(toml_value(value))
     return text if len(text) <= MAX_VALUE else "…" + text[-MAX_VALUE:]
 
 
 def title(record: RunRecord) -> str:
     wall = f" · {record.wall_time:.1f}s" if record.wall_time is not None else ""
-    return f"run {record.run_id} · {record.label} · {record.status}{wall}"
+    return visible(f"run {record.run_id} · {record.label} · {record.status}{wall}")
 
 
 class CompareScreen(ModalScreen[None]):

@@ -6,12 +6,16 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import ClassVar
 
+from rich.text import Text, TextType
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DirectoryTree, Label
+
+from nst_tui.text import visible
+from nst_tui.tui.plain import plain
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
@@ -25,6 +29,12 @@ class ImageTree(DirectoryTree):
             for p in paths
             if not p.name.startswith(".") and (p.is_dir() or p.suffix.lower() in IMAGE_SUFFIXES)
         ]
+
+    def process_label(self, label: TextType) -> Text:
+        # A file name is text: an escape in one is shown (`\x1b`), not sent.
+        if isinstance(label, str):
+            label = Text(visible(label))
+        return super().process_label(label)
 
 
 class FilePicker(ModalScreen[str | None]):
@@ -43,8 +53,8 @@ class FilePicker(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="files-body", classes="modal-body"):
-            yield Label(self.title_text, classes="modal-title")
-            yield Label(str(self.start), id="files-root", classes="modal-hint")
+            yield Label(plain(self.title_text), classes="modal-title")
+            yield Label(plain(self.start), id="files-root", classes="modal-hint")
             yield ImageTree(self.start, id="files-tree")
             yield Label("enter picks · backspace goes up · escape closes", classes="modal-hint")
 
@@ -56,7 +66,7 @@ class FilePicker(ModalScreen[str | None]):
         tree = self.query_one(ImageTree)
         parent = Path(tree.path).resolve().parent
         tree.path = parent
-        self.query_one("#files-root", Label).update(str(parent))
+        self.query_one("#files-root", Label).update(plain(parent))
 
     def action_cancel(self) -> None:
         self.dismiss(None)

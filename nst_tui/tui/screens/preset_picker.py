@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from rich.markup import escape
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
+from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Label, OptionList
 from textual.widgets.option_list import Option
 
 from nst_tui import presets
 from nst_tui.errors import NSTError
+from nst_tui.text import visible
 from nst_tui.tui.job_state import table_summary
 
 
@@ -37,14 +38,16 @@ class PresetPicker(ModalScreen[str | None]):
             try:
                 preset = presets.load(str(path))
             except NSTError as exc:
-                text = f"{escape(path.stem)}  [red](invalid: {escape(str(exc))})[/red]"
+                why = (f"(invalid: {visible(' '.join(str(exc).split()))})", "red")
+                text = Content.assemble(visible(path.stem), "  ", why)
                 options.append(Option(text, id=None, disabled=True))
                 continue
+            # Styled parts, not markup: a name or a description is shown as it is written
+            # (`[bold]` stays `[bold]`, an escape is shown as `\x1b`).
             line = preset.description.splitlines()[0] if preset.description else ""
-            sweep = (
-                f"  [i](sweep: {escape(table_summary(preset.sweep))})[/i]" if preset.sweep else ""
-            )
-            text = f"[b]{escape(preset.name)}[/b]  [dim]{escape(line)}[/dim]{sweep}"
+            text = Content.assemble((visible(preset.name), "bold"), "  ", (visible(line), "dim"))
+            if preset.sweep:
+                text += Content.styled(f"  (sweep: {visible(table_summary(preset.sweep))})", "i")
             options.append(Option(text, id=str(path)))
         return options
 

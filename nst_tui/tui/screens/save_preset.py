@@ -10,11 +10,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Checkbox, Input, Label, Static
+from textual.widgets import Input, Label, Static
 
 from nst_tui import presets
 from nst_tui.config import Config
 from nst_tui.errors import NSTError
+from nst_tui.tui.plain import plain
+from nst_tui.tui.widgets.checkbox import MarkedCheckbox
+from nst_tui.tui.widgets.text_input import TextInput
 
 
 class SavePreset(ModalScreen[Path | None]):
@@ -33,15 +36,13 @@ class SavePreset(ModalScreen[Path | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="save-body", classes="modal-body"):
-            yield Label(f"Save as a preset in {presets.user_dir()}", classes="modal-title")
+            yield Label(plain(f"Save as a preset in {presets.user_dir()}"), classes="modal-title")
             if self.sweep:
                 fields = ", ".join(self.sweep)
-                yield Label(
-                    f"with its [sweep] table over {fields}", classes="modal-hint", markup=False
-                )
-            yield Input(self.suggested, placeholder="name", id="preset-name")
-            yield Input(placeholder="description (optional)", id="preset-description")
-            yield Checkbox("overwrite an existing preset", id="preset-overwrite")
+                yield Label(plain(f"with its [sweep] table over {fields}"), classes="modal-hint")
+            yield TextInput(self.suggested, placeholder="name", id="preset-name")
+            yield TextInput(placeholder="description (optional)", id="preset-description")
+            yield MarkedCheckbox("overwrite an existing preset", id="preset-overwrite")
             yield Static("", id="save-error", classes="field-error")
             yield Label("enter saves · escape closes", classes="modal-hint")
 
@@ -49,14 +50,14 @@ class SavePreset(ModalScreen[Path | None]):
     def _save(self) -> None:
         name = self.query_one("#preset-name", Input).value.strip()
         description = self.query_one("#preset-description", Input).value.strip()
-        overwrite = self.query_one("#preset-overwrite", Checkbox).value
+        overwrite = self.query_one("#preset-overwrite", MarkedCheckbox).value
         try:
             path = presets.save(
                 self.config, name, description, overwrite=overwrite, sweep=self.sweep
             )
         except NSTError as exc:
             error = self.query_one("#save-error", Static)
-            error.update(str(exc))
+            error.update(plain(exc, lines=True))  # it quotes the name as typed
             error.add_class("-shown")
             return
         self.dismiss(path)

@@ -22,6 +22,8 @@ from textual.widgets import Input, Label, Static
 from nst_tui.config import toml_value
 from nst_tui.errors import NSTError
 from nst_tui.presets import check_sweep
+from nst_tui.tui.plain import plain
+from nst_tui.tui.widgets.text_input import TextInput
 
 SweepTable = dict[str, list[Any]]
 Check = Callable[[SweepTable], str]  # a summary of the table's cells; raises NSTError
@@ -57,7 +59,7 @@ class SweepEditor(ModalScreen[SweepTable | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="sweep-body", classes="modal-body"):
             yield Label("Sweep table: one run per combination of values", classes="modal-title")
-            yield Input(
+            yield TextInput(
                 inline(self.table),
                 placeholder="e.g. content_layers = [[0], [1], [2]], optimizer = ['adam', 'lbfgs']",
                 id="sweep-line",
@@ -79,7 +81,7 @@ class SweepEditor(ModalScreen[SweepTable | None]):
                 self.check(table)
         except NSTError as exc:
             error = self.query_one("#sweep-error", Static)
-            error.update(str(exc))
+            error.update(plain(exc, lines=True))  # it quotes values as typed
             error.add_class("-shown")
             return
         self.dismiss(table)

@@ -22,6 +22,8 @@ from textual.reactive import reactive
 from textual.strip import Strip
 from textual.widget import Widget
 
+from nst_tui.text import visible
+
 LOWER_HALF = "\u2584"  # as rich-pixels draws: glyph = lower pixel, background = upper
 
 
@@ -87,7 +89,7 @@ class ImageView(Widget):
 
     def render(self) -> RenderableType:
         """The placeholder; an image is drawn line by line (render_line)."""
-        return Text(self.placeholder, style="dim")
+        return Text(visible(self.placeholder), style="dim")  # a note may quote a path
 
     def render_line(self, y: int) -> Strip:
         lines = self._lines()

@@ -15,6 +15,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
+from textual.content import Content
 from textual.message import Message
 from textual.suggester import SuggestFromList
 from textual.widget import Widget
@@ -39,6 +40,9 @@ from nst_tui.config import (
 )
 from nst_tui.errors import ConfigError, NSTError
 from nst_tui.preflight import check_inputs
+from nst_tui.text import visible
+from nst_tui.tui.widgets.checkbox import MarkedCheckbox
+from nst_tui.tui.widgets.text_input import TextInput
 
 STYLE_WEIGHTS = "style_weights"
 # Shift+1..5 on a US keyboard: style layer N, beside the digits' content layer N.
@@ -147,7 +151,7 @@ def input_problem(config: Config) -> dict[str, str] | None:
     return None
 
 
-class PathInput(Input):
+class PathInput(TextInput):
     """An Input holding an image path; ctrl+f browses for one."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -164,12 +168,8 @@ class PathInput(Input):
         self.post_message(self.BrowseRequested(self))
 
 
-class LayerBox(Checkbox):
-    """A checkbox that is blank when off, so it reads right without colour too."""
-
-    @property
-    def BUTTON_INNER(self) -> str:  # type: ignore[override]
-        return "X" if self.value else " "
+class LayerBox(MarkedCheckbox):
+    """A layer's checkbox: blank when off, so it reads right without colour too."""
 
 
 class LayerToggles(Widget):
@@ -279,7 +279,7 @@ class ParamsForm(VerticalScroll):
                 id=spec.widget_id,
             )
         suggester = SuggestFromList(spec.choices) if spec.choices else None
-        cls = PathInput if spec.kind == "path" else Input
+        cls = PathInput if spec.kind == "path" else TextInput
         return cls(
             show_value(value),
             compact=True,
@@ -319,7 +319,7 @@ class ParamsForm(VerticalScroll):
         layers.set_layer_type(config.layer_type)
         self.check()
 
-    def show_sweep(self, note: str | None, swept: Iterable[str] = ()) -> None:
+    def show_sweep(self, note: str | Content | None, swept: Iterable[str] = ()) -> None:
         """Say a sweep is loaded (None: none is) and mark the fields it sets per cell."""
         label = self.query_one("#sweep-note", Static)
         label.update(note or "")
@@ -379,7 +379,7 @@ class ParamsForm(VerticalScroll):
         self.errors = errors
         for name in ERROR_FIELDS:
             label = self.query_one(f"#error-{name}", Static)
-            message = errors.get(name, "")
+            message = visible(errors.get(name, ""), lines=True)  # a value may hold an escape
             if label.content != message:  # an update lays the whole screen out again
                 label.update(message)
             label.set_class(name in errors, "-shown")

@@ -18,6 +18,7 @@ from textual.message import Message
 from textual.widgets import DataTable
 
 from nst_tui.config import Config
+from nst_tui.text import visible
 from nst_tui.tui.messages import LossRow
 from nst_tui.tui.widgets.loss_panel import TERMS, short
 
@@ -86,7 +87,7 @@ class RunHistory(DataTable[str]):
     def put(self, record: RunRecord) -> None:
         key = str(record.run_id)
         # Text, not str: DataTable reads a str as markup, and a path may hold `[/x]`.
-        cells = [Text(cell) for cell in record.cells()]
+        cells = [Text(visible(cell)) for cell in record.cells()]  # and an escape is shown
         cells[0] = self._id_cell(record.run_id)
         if key in self.rows:
             for name, value in zip(COLUMNS, cells, strict=True):

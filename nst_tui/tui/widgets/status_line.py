@@ -13,6 +13,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from nst_tui.engine.events import work_rate
+from nst_tui.text import visible
 
 STATE_STYLES = {
     "starting": "dim",
@@ -64,7 +65,7 @@ def describe(s: RunState) -> Text:
     text = Text()
     text.append(f" {s.state} ", style=f"reverse {STATE_STYLES.get(s.state, '')}")
     if s.detail:
-        text.append(f" {s.detail}")
+        text.append(f" {visible(s.detail)}")  # a reason quotes paths and values
     if s.total:
         text.append(f"  {s.iteration}/{s.total}")
         text.append(f"  {s.it_per_s:.1f} {s.unit}/s" if s.it_per_s else "")
@@ -73,11 +74,11 @@ def describe(s: RunState) -> Text:
         if s.state == "running":
             text.append(f"  ETA {eta(s)}")
     if s.device:
-        text.append(f"  {s.device} · {s.backbone}", style="dim")
+        text.append(visible(f"  {s.device} · {s.backbone}"), style="dim")
     if s.gpu_memory is not None:
         text.append(f"  GPU {s.gpu_memory / 2**30:.2f} GiB", style="dim")
     if s.folder is not None:
-        text.append(f"  → {s.folder}", style="bold")
+        text.append(visible(f"  → {s.folder}"), style="bold")
     return text
 
 

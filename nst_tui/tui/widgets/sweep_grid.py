@@ -15,12 +15,12 @@ from typing import ClassVar
 
 from textual.binding import Binding, BindingType
 from textual.containers import ScrollableContainer
-from textual.content import Content
 from textual.events import Click
 from textual.message import Message
 from textual.widgets import Static
 
 from nst_tui.tui.job_state import CellView, JobState
+from nst_tui.tui.plain import plain
 from nst_tui.tui.widgets.image_view import ImageView
 
 ROW_LABEL_MAX = 16  # columns; a longer row label wraps
@@ -38,7 +38,7 @@ class SweepTile(ImageView):
     def show(self, cell: CellView) -> None:
         self.cell = cell
         self._show_title()
-        self.border_subtitle = Content(cell.caption())
+        self.border_subtitle = plain(cell.caption())
         self.set_class(cell.status in ("cancelled", "failed"), "-stopped")
         self.set_class(cell.status == "finished", "-finished")
         if cell.preview is not self.image:
@@ -52,7 +52,7 @@ class SweepTile(ImageView):
             return
         room = self.size.width - 5  # corners, the rule before it and two spaces
         title = self.cell.title if len(self.cell.title) <= room else self.cell.short_title
-        self.border_title = Content(title)  # plain text: a label is never markup
+        self.border_title = plain(title)  # plain text: a label is never markup
 
     def on_click(self, event: Click) -> None:
         grid = self.parent
@@ -96,7 +96,7 @@ class SweepGrid(ScrollableContainer, can_focus=True):
             widgets: list[Static | SweepTile] = []
             for r in range(state.rows):
                 if state.row_labels:
-                    widgets.append(Static(Content(state.row_labels[r]), classes="sweep-row"))
+                    widgets.append(Static(plain(state.row_labels[r]), classes="sweep-row"))
                 widgets += self.tiles[r * state.cols : (r + 1) * state.cols]
             self.mount(*widgets)
             columns = " ".join(["1fr"] * state.cols)
