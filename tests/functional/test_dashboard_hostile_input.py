@@ -192,13 +192,15 @@ async def test_escapes_in_presets_and_paths_are_shown_not_sent(tmp_path: Path) -
 
 
 async def test_the_picker_shows_a_description_as_written(tmp_path: Path) -> None:
-    presets.save(snapshot_config(iterations=2), "bolder", "[bold]b[/bold] and [/x]")
+    # Rich's escape() read by Textual's markup: `\\[` doubled, a last `\\` ate `[/dim]`.
+    description = "\\[bold]b[/bold], [/x] in C:\\dir\\"
+    presets.save(snapshot_config(iterations=2), "bolder", description)
     app = make_app(tmp_path, snapshot_config(iterations=2))
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("ctrl+o")
         await pilot.pause()
-        text = screen_text(app)
-        assert "bolder  [bold]b[/bold] and [/x]" in text and r"\[" not in text
+        line = next(t for t in screen_text(app).splitlines() if "bolder" in t)
+        assert f"bolder  {description} " in line and "[/dim]" not in line
 
 
 # ---- pastes -------------------------------------------------------------------------------
