@@ -1,4 +1,5 @@
-"""`nst-tui`: no subcommand opens the dashboard; `run`, `presets`, `compare` work headless.
+"""`nst-tui`: no subcommand opens the dashboard; `run`, `presets`, `fields`, `compare` work
+headless.
 
 Errors a user can fix print one line and exit 2; a run that fails (diverges)
 exits 1, a cancelled one 130.
@@ -22,8 +23,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
-from nst_tui.config import OUTPUTS, Config, parse_assignment
+from nst_tui.config import OUTPUTS, PARAMS, Config, parse_assignment
 from nst_tui.errors import ConfigError, NSTError, PresetError, RunError
+from nst_tui.parameters import allowed, listing, page
 from nst_tui.text import visible
 
 EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 1, 2, 130
@@ -46,26 +48,28 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override a field; VALUE is TOML (--set content_layers=[1] --set optimizer=lbfgs)",
+        help="override a field; VALUE is TOML (--set content_layers=[1] --set optimizer=lbfgs); "
+        "`nst-tui fields` lists every KEY with its type, default and range",
     )
     run.add_argument("--out", default=str(OUTPUTS), help=f"outputs folder (default: {OUTPUTS})")
-    run.add_argument("--device", help="auto | cpu | cuda | cuda:N")
-    run.add_argument("--backbone", help="auto | vgg19 | vgg16 | vgg16-caffe | path to .pth")
-    run.add_argument(
-        "--init", help="noise | content | style | an image | run:FOLDER (continue that run)"
-    )
+    run.add_argument("--device", help=allowed("device"))
+    run.add_argument("--backbone", help=allowed("backbone"))
+    run.add_argument("--init", help=f"{allowed('init')} (run:FOLDER continues that run)")
     run.add_argument(
         "--executor",
-        choices=("local", "ray"),
+        choices=PARAMS["executor"].choices,
         help="where the cells run: local (this process) or ray (pip install 'nst-tui[ray]')",
     )
     run.add_argument(
         "--address",
-        help="ray: auto | HOST:PORT of a running cluster (default: start a local Ray)",
+        help=f'ray: {allowed("ray_address")} (default "": start a local Ray)',
     )
     run.add_argument("--json", action="store_true", help="last line: a JSON summary")
 
     sub.add_parser("presets", help="list the presets")
+
+    fields = sub.add_parser("fields", help="every config field: type, default, range, help")
+    fields.add_argument("--markdown", action="store_true", help="as docs/parameters.md")
 
     compare = sub.add_parser("compare", help="two runs' final images side by side, labelled")
     compare.add_argument("run_a", type=Path, metavar="RUN_A", help="a run folder")
@@ -89,6 +93,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_run(args, err)
         if args.command == "presets":
             return cmd_presets()
+        if args.command == "fields":
+            print(page() if args.markdown else listing(), end="")
+            return 0
         if args.command == "compare":
             from nst_tui.compare import compare
 

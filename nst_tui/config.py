@@ -4,6 +4,11 @@
 itself on construction, so an invalid Config cannot exist: every surface
 (form, preset, `--set`, run record) goes through `Config.from_dict`, which
 coerces TOML-ish values and raises `ConfigError` with one message per field.
+
+Each field is declared once, `name: type = param(default, help, ...)`: its range or
+choices and its form hint sit beside its type and default. The coercion (by the
+annotation), the checks in `validate`, the form's rows, `nst-tui fields` and
+docs/parameters.md are derived from it; rules between fields are code in `validate`.
 """
 
 from __future__ import annotations
@@ -17,19 +22,29 @@ import os
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from types import GenericAlias
+from typing import Any, NamedTuple, get_args, get_origin
 
 from nst_tui.errors import ConfigError
 
 OUTPUTS = Path("outputs")  # where run folders go unless --out (or the app) says otherwise
 N_LAYERS = 5  # VGG blocks 1..5; index i means the first conv (or its ReLU) of block i+1
 
+# Which terms each mode optimizes: reconstruct all three; the visualizations (Gatys'
+# figures) only the chosen layers' content, style or both, with no TV smoothing.
+MODE_TERMS = {
+    "reconstruct": ("content", "style", "tv"),
+    "content": ("content",),
+    "style": ("style",),
+    "both": ("content", "style"),
+}
+MODES = tuple(MODE_TERMS)
 OPTIMIZERS = ("adam", "lbfgs")
 INITS = ("noise", "content", "style", "mean-noise", "content-noise")
+RUN_INIT = "run:"  # init = "run:FOLDER" starts from that run's final.png
 TV_NORMS = ("l1", "l2")
 STYLE_STATS = ("gram", "w2")
 LAYER_TYPES = ("conv", "relu")
-MODES = ("reconstruct", "content", "style", "both")
 POOLINGS = ("max", "avg")
 BACKBONES = ("auto", "vgg19", "vgg16", "vgg16-caffe")
 DEVICES = ("auto", "cpu", "cuda")
@@ -37,8 +52,22 @@ PRECISIONS = ("fp32", "bf16")
 EXECUTORS = ("local", "ray")  # where a job's cells run (nst_tui.job.executor)
 
 MAX_FPS = 50  # GIF delays are whole 1/100 s; browsers play 1/100 s (and 0) as 1/10 s
-MIN_SIZE = 16  # four 2x2 poolings sit before conv5_1: below 16 px it sees nothing
+MIN_EDGE = 16  # four 2x2 poolings sit before conv5_1: a side below 16 px leaves it nothing
 MAX_SIZE = 4096
+MIN_STYLE_SCALE, MAX_STYLE_SCALE = 0.1, 4.0
+WEIGHT_MAX = 1e30  # alpha, beta, gamma, histogram: any weight, but a finite one
+
+
+def uses_content(mode: str) -> bool:
+    return "content" in MODE_TERMS.get(mode, ())
+
+
+def uses_style(mode: str) -> bool:
+    return "style" in MODE_TERMS.get(mode, ())
+
+
+def uses_tv(mode: str) -> bool:
+    return "tv" in MODE_TERMS.get(mode, ())
 
 
 def study_style_weights() -> tuple[float, ...]:
@@ -46,53 +75,300 @@ def study_style_weights() -> tuple[float, ...]:
     return tuple(1e3 / n**2 for n in (16, 32, 128, 256, 512))
 
 
+class Param(NamedTuple):  # not a frozen dataclass: that costs 0.5 ms more at each start
+    """What a field's declaration says beside its type and default. The coercion, the
+    checks in `validate`, the form's rows, `nst-tui fields` and docs/parameters.md read it."""
+
+    help: str  # one line: what it does
+    lo: float | None = None  # range: lo <= value <= hi ...
+    hi: float | None = None
+    above: bool = False  # ... value > lo instead
+    below: bool = False  # ... value < hi instead
+    choices: tuple[str, ...] = ()  # the only values allowed
+    suggest: tuple[str, ...] = ()  # values offered (form completions); validate checks others
+    rule: str = ""  # the values allowed, in words, where code in validate checks them
+    items: str = ""  # a list's items, in words, when the item type does not say it all
+    label: str = ""  # the form's label (the name when empty)
+    kind: str = ""  # the form's widget when the type does not decide: path | per-layer | toggles
+    section: str = ""  # the form's and the page's heading
+    path: bool = False  # holds file paths: made absolute where recorded (absolute_paths)
+    job: bool = False  # the job's setting, not a cell's: never a [sweep] axis
+    splits_batch: bool = False  # cells that differ here never share a batch (job.plan)
+
+
+def param(default: Any, help: str, **hints: Any) -> Any:
+    """A Config field: its default, then its Param (help, range or choices, form hints)."""
+    return field(default=default, metadata={"param": Param(help, **hints)})
+
+
 @dataclass(frozen=True)
 class Config:
-    """Every parameter of one Gatys-style optimization, with the study's defaults."""
+    """Every parameter of one Gatys-style optimization, with the study's defaults.
 
-    iterations: int = 2500  # optimizer steps; one L-BFGS function evaluation counts as one
-    size: int = 128  # canvas long edge in pixels; the content's aspect ratio is kept
-    sav_freq: int = 10  # a frame and a loss row every sav_freq iterations
-    fps: int = 30  # frame rate of animation.gif
-    alpha: float = 5.0  # content weight
-    beta: float = 7000.0  # style weight
-    gamma: float = 1.2  # total-variation weight
-    style_weights: tuple[float, ...] = field(default_factory=study_style_weights)  # by layer index
-    lr: float = 0.06  # learning rate (Adam) or step size (L-BFGS)
-    optimizer: str = "adam"  # adam | lbfgs
-    history: int = 100  # L-BFGS history size
-    # noise (uniform) | content | style | mean-noise (faint noise around the content's mean
-    # colour) | content-noise (the content plus noise) | run:FOLDER (its final.png) | a path
-    init: str = "noise"
-    content_layers: tuple[int, ...] = (3,)  # indices 0..4 (conv1_1 .. conv5_1)
-    style_layers: tuple[int, ...] = (0, 1, 2, 3, 4)
-    layer_type: str = "conv"  # conv | relu: tap the first conv of a block or its ReLU
-    mode: str = "reconstruct"  # reconstruct | content | style | both (visualize only those terms)
-    content_image: str = "builtin:chelsea.png"  # a path, or builtin:NAME for a shipped image
-    style_image: str = "builtin:swirls.png"
-    seed: int = 0  # seeds the noise canvas; same seed, same device -> same run
-    pooling: str = "max"  # max | avg
-    backbone: str = "auto"  # auto | vgg19 | vgg16 | vgg16-caffe | path to a .pth state dict
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    style_scale: float = 1.0  # the style image's long edge is size * style_scale
-    normalize_style_weights: bool = False  # scale style terms so weights mean the same by width
-    # Every term divided by its target's energy (content, style per layer; TV by the
-    # content's): one set of weights reads alike on any network's feature scale.
-    normalize_losses: bool = False
-    tv: str = "l1"  # l1: mean |difference| of neighbours (the study's) | l2: mean squared
-    style_stats: str = "gram"  # gram (the study's) | w2: mean and covariance, Wasserstein-2
-    histogram: float = 0.0  # weight of a histogram-matching term at each style layer (0: off)
-    adam_beta2: float = 0.999  # Adam's second-moment decay (torch's default 0.999)
-    original_colors: bool = False  # keep the content's colours: the result gives luminance only
-    style_images: tuple[str, ...] = ()  # more styles, blended with style_image
-    style_blend: tuple[float, ...] = ()  # one weight per style (style_image first); () = equal
-    scales: tuple[int, ...] = ()  # coarse-to-fine sizes, the last = size; () = one scale
-    carry_moments: bool = False  # scales with Adam: each starts with the last one's moments
-    ema: float = 0.0  # frames and the final image show an exponential moving average of the canvas
-    precision: str = "fp32"  # fp32 | bf16: the network in bfloat16 (losses, canvas stay fp32)
-    cuda_graphs: bool = True  # on a GPU, replay each Adam step from a CUDA graph
-    executor: str = "local"  # local (this process) | ray (a Ray cluster: one task per GPU)
-    ray_address: str = ""  # ray: "" starts a local Ray; auto | HOST:PORT | ray://HOST:PORT
+    Each field is declared once, here, in the form's order and sections; everything
+    else (coercion, checks, form rows, `nst-tui fields`, docs/parameters.md) is derived."""
+
+    content_image: str = param(
+        "builtin:chelsea.png",
+        "the content image: a path, or builtin:NAME for a shipped one",
+        rule="an image path or builtin:NAME",
+        label="content",
+        kind="path",
+        section="Images",
+        path=True,
+        splits_batch=True,
+    )
+    style_image: str = param(
+        "builtin:swirls.png",
+        "the style image: a path, or builtin:NAME for a shipped one",
+        rule="an image path or builtin:NAME",
+        label="style",
+        kind="path",
+        section="Images",
+        path=True,
+    )
+    style_scale: float = param(
+        1.0,
+        "the style image's long edge is size * style_scale: larger strokes below 1",
+        lo=MIN_STYLE_SCALE,
+        hi=MAX_STYLE_SCALE,
+        label="sty. scale",
+        section="Images",
+    )
+    style_images: tuple[str, ...] = param(
+        (),
+        "more styles, each sized like style_image, blended with it",
+        rule="image paths or builtin:NAME",
+        items="image paths",
+        label="more sty.",
+        section="Images",
+        path=True,
+    )
+    style_blend: tuple[float, ...] = param(
+        (),
+        "one weight per style (style_image first), scaled to sum to 1; [] = equal",
+        rule="1 + len(style_images) numbers >= 0, not all 0",
+        label="sty. blend",
+        section="Images",
+    )
+    init: str = param(
+        "noise",
+        "the first canvas: noise (uniform), content, style, mean-noise (faint noise around "
+        "the content's mean colour), content-noise, run:FOLDER (its final.png) or an image",
+        suggest=(*INITS, RUN_INIT),
+        rule=f"{' | '.join(INITS)} | {RUN_INIT}FOLDER | an image path",
+        kind="path",
+        section="Images",
+        path=True,
+    )
+    original_colors: bool = param(
+        False,
+        "keep the content's colours: the result gives luminance only",
+        label="keep color",
+        section="Images",
+    )
+    size: int = param(
+        128,
+        "canvas long edge in pixels; the content's aspect ratio is kept",
+        lo=MIN_EDGE,
+        hi=MAX_SIZE,
+        section="Optimization",
+        splits_batch=True,
+    )
+    scales: tuple[int, ...] = param(
+        (),
+        "coarse-to-fine sizes, each run for `iterations` steps; [] = one scale at size",
+        rule=f"sizes {MIN_EDGE} .. {MAX_SIZE}, going up, the last = size",
+        items="whole numbers (sizes in px)",
+        section="Optimization",
+    )
+    carry_moments: bool = param(
+        False,
+        "scales with Adam: each scale starts with the last one's moments",
+        label="carry adam",
+        section="Optimization",
+    )
+    iterations: int = param(
+        2500,
+        "optimizer steps (at each scale); one L-BFGS function evaluation counts as one",
+        lo=1,
+        hi=1_000_000,
+        section="Optimization",
+    )
+    optimizer: str = param("adam", "adam or lbfgs", choices=OPTIMIZERS, section="Optimization")
+    lr: float = param(
+        0.06,
+        "learning rate (Adam) or step size (L-BFGS)",
+        lo=0,
+        hi=1e6,
+        above=True,
+        section="Optimization",
+    )
+    history: int = param(
+        100, "L-BFGS history size", lo=1, hi=10_000, label="lbfgs hist", section="Optimization"
+    )
+    adam_beta2: float = param(
+        0.999,
+        "Adam's second-moment decay (torch's default 0.999)",
+        lo=0,
+        hi=1,
+        below=True,
+        label="adam beta2",
+        section="Optimization",
+    )
+    seed: int = param(
+        0,
+        "seeds the noise canvas: same seed, same device, same run",
+        lo=0,
+        hi=2**63 - 1,
+        section="Optimization",
+    )
+    mode: str = param(
+        "reconstruct",
+        "reconstruct (every term), or visualize only the content, style or both terms",
+        choices=MODES,
+        section="Loss",
+    )
+    alpha: float = param(5.0, "content weight", lo=0, hi=WEIGHT_MAX, section="Loss")
+    beta: float = param(7000.0, "style weight", lo=0, hi=WEIGHT_MAX, section="Loss")
+    gamma: float = param(1.2, "total-variation weight", lo=0, hi=WEIGHT_MAX, section="Loss")
+    tv: str = param(
+        "l1",
+        "l1: mean |difference| of neighbours (the study's), l2: mean squared difference",
+        choices=TV_NORMS,
+        section="Loss",
+    )
+    style_stats: str = param(
+        "gram",
+        "gram (the study's), or w2: mean and covariance, Wasserstein-2",
+        choices=STYLE_STATS,
+        label="style stat",
+        section="Loss",
+    )
+    histogram: float = param(
+        0.0,
+        "weight of a histogram-matching term at each style layer; 0 = off",
+        lo=0,
+        hi=WEIGHT_MAX,
+        section="Loss",
+    )
+    style_weights: tuple[float, ...] = param(
+        study_style_weights(),
+        "per style layer, by index: 1e3 / n^2 for n in 16, 32, 128, 256, 512",
+        rule=f"{N_LAYERS} numbers >= 0",
+        items=f"{N_LAYERS} numbers",
+        label="style w",
+        kind="per-layer",
+        section="Loss",
+    )
+    normalize_style_weights: bool = param(
+        False,
+        "scale style terms by their layer's width, so weights mean the same at any width",
+        label="norm width",
+        section="Loss",
+    )
+    normalize_losses: bool = param(
+        False,
+        "every term divided by its target's energy (TV by the content's): one set of "
+        "weights reads alike on any network's feature scale",
+        label="norm loss",
+        section="Loss",
+    )
+    layer_type: str = param(
+        "conv",
+        "tap the first conv of a block, or its ReLU",
+        choices=LAYER_TYPES,
+        label="layer type",
+        section="Network",
+    )
+    pooling: str = param(
+        "max", "the network's pooling", choices=POOLINGS, section="Network", splits_batch=True
+    )
+    backbone: str = param(
+        "auto",
+        "the network's weights: a name, or a .pth state dict",
+        suggest=BACKBONES,
+        rule=f"{' | '.join(BACKBONES)} | a .pth path",
+        section="Network",
+        path=True,
+        splits_batch=True,
+    )
+    device: str = param(
+        "auto",
+        "where the optimization runs",
+        suggest=DEVICES,
+        rule=f"{' | '.join(DEVICES)} | cuda:N",
+        section="Network",
+        splits_batch=True,
+    )
+    precision: str = param(
+        "fp32",
+        "fp32, or bf16: the network in bfloat16 (losses and canvas stay fp32)",
+        choices=PRECISIONS,
+        section="Network",
+        splits_batch=True,
+    )
+    cuda_graphs: bool = param(
+        True,
+        "on a GPU, replay each Adam step from a CUDA graph",
+        label="cuda graph",
+        section="Network",
+        splits_batch=True,
+    )
+    executor: str = param(
+        "local",
+        "where a job's cells run: local (this process) or ray (a Ray cluster, a task per GPU)",
+        choices=EXECUTORS,
+        section="Network",
+        job=True,
+    )
+    ray_address: str = param(
+        "",
+        'with executor ray: "" starts a local Ray, or the cluster to join',
+        suggest=("auto",),
+        rule='"" | auto | HOST:PORT | ray://HOST:PORT',
+        label="ray addr",
+        section="Network",
+        job=True,
+    )
+    sav_freq: int = param(
+        10,
+        "a frame and a loss row every sav_freq iterations",
+        lo=1,
+        hi=1_000_000,
+        section="Output",
+    )
+    fps: int = param(
+        30,
+        "frame rate of animation.gif (GIF delays are whole 1/100 s: 50 is the fastest)",
+        lo=1,
+        hi=MAX_FPS,
+        section="Output",
+    )
+    ema: float = param(
+        0.0,
+        "frames and the final image show an exponential moving average of the canvas; 0 = off",
+        lo=0,
+        hi=1,
+        below=True,
+        section="Output",
+    )
+    content_layers: tuple[int, ...] = param(
+        (3,),
+        f"content layers by index: 0..{N_LAYERS - 1} = conv1_1 .. conv5_1 (or relu1_1 ..)",
+        rule=f"indices 0..{N_LAYERS - 1}, each once",
+        items=f"layer indices 0..{N_LAYERS - 1}",
+        kind="toggles",
+        section="Layers",
+    )
+    style_layers: tuple[int, ...] = param(
+        tuple(range(N_LAYERS)),
+        f"style layers by index: 0..{N_LAYERS - 1} = conv1_1 .. conv5_1 (or relu1_1 ..)",
+        rule=f"indices 0..{N_LAYERS - 1}, each once",
+        items=f"layer indices 0..{N_LAYERS - 1}",
+        kind="toggles",
+        section="Layers",
+    )
 
     def __post_init__(self) -> None:
         errors = validate(self)
@@ -156,44 +432,23 @@ class Config:
         return self.replace(**changed) if changed else self
 
 
-FIELD_NAMES = tuple(f.name for f in fields(Config))
-TUPLE_FIELDS = (
-    "style_weights",
-    "content_layers",
-    "style_layers",
-    "style_images",
-    "style_blend",
-    "scales",
-)
-INT_FIELDS = ("iterations", "size", "sav_freq", "fps", "history", "seed")
-FLOAT_FIELDS = ("alpha", "beta", "gamma", "lr", "style_scale", "ema", "histogram", "adam_beta2")
-BOOL_FIELDS = (
-    "normalize_style_weights",
-    "normalize_losses",
-    "original_colors",
-    "cuda_graphs",
-    "carry_moments",
-)
-RUN_INIT = "run:"  # init = "run:FOLDER" starts from that run's final.png
+def _annotated(annotation: str) -> Any:
+    """The type an annotation names: int, float, bool, str or tuple[one of them, ...], the
+    types `_coerce` reads from TOML (typing.get_type_hints: 0.3 ms more at each start)."""
+    scalars = {"int": int, "float": float, "bool": bool, "str": str}
+    if annotation.startswith("tuple[") and annotation.endswith(", ...]"):
+        return GenericAlias(tuple, (scalars[annotation[6:-6]], ...))  # tuple[int, ...]
+    return scalars[annotation]
+
+
+PARAMS: dict[str, Param] = {f.name: f.metadata["param"] for f in fields(Config)}
+FIELD_NAMES = tuple(PARAMS)
+TYPES: dict[str, Any] = {k: _annotated(Config.__annotations__[k]) for k in PARAMS}
+TUPLE_FIELDS = tuple(k for k, t in TYPES.items() if get_origin(t) is tuple)
 # A job's settings, not a cell's: every cell of a sweep runs on the same executor.
-JOB_FIELDS = ("executor", "ray_address")
-MIN_STYLE_SCALE, MAX_STYLE_SCALE = 0.1, 4.0
-STR_FIELDS = (
-    "optimizer",
-    "init",
-    "layer_type",
-    "mode",
-    "content_image",
-    "style_image",
-    "pooling",
-    "backbone",
-    "device",
-    "precision",
-    "executor",
-    "ray_address",
-    "tv",
-    "style_stats",
-)
+JOB_FIELDS = tuple(k for k, p in PARAMS.items() if p.job)
+PATH_FIELDS = tuple(k for k, p in PARAMS.items() if p.path)
+BATCH_FIELDS = tuple(k for k, p in PARAMS.items() if p.splits_batch)
 
 
 def unknown_field_message(key: str) -> str:
@@ -202,90 +457,83 @@ def unknown_field_message(key: str) -> str:
     return f"unknown field; {hint}"
 
 
+def type_name(key: str) -> str:
+    """A field's type as the page and `nst-tui fields` show it: int, float, list[str], ..."""
+    t = TYPES[key]
+    if get_origin(t) is tuple:
+        return f"list[{get_args(t)[0].__name__}]"
+    return str(t.__name__)
+
+
+ITEMS = {float: "numbers", int: "whole numbers", str: "strings"}
+
+
+def _is(kind: type, v: Any) -> bool:
+    """Is `v` a value of `kind` as TOML writes it (a bool is not a number; 3 is a float)?"""
+    if kind is float:
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+    return isinstance(v, kind) and (kind is bool or not isinstance(v, bool))
+
+
 def _coerce(key: str, value: Any) -> Any:
-    """Turn a TOML or form value into the field's type, or raise ValueError with a message."""
+    """Turn a TOML or form value into the field's annotated type, or raise ValueError."""
     items = value if isinstance(value, (list, tuple)) else [value]
     for v in items:
         # TOML integers are unbounded: past ~1e308, float() and range messages overflow.
         if isinstance(v, int) and not isinstance(v, bool) and abs(v) > 10**300:
             raise ValueError(f"is far too large (about {v.bit_length() * 3 // 10} digits)")
-    if key in INT_FIELDS:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"must be a whole number, got {value!r}")
-        if isinstance(value, float) and not value.is_integer():
-            raise ValueError(f"must be a whole number, got {value!r}")
-        return int(value)
-    if key in FLOAT_FIELDS:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"must be a number, got {value!r}")
-        return float(value)
-    if key in BOOL_FIELDS:
-        if not isinstance(value, bool):
-            raise ValueError(f"must be true or false, got {value!r}")
-        return value
-    if key in STR_FIELDS:
-        if not isinstance(value, str):
-            raise ValueError(f"must be a string, got {value!r}")
-        return value
-    if key in TUPLE_FIELDS:
+    kind = TYPES[key]
+    if get_origin(kind) is tuple:
         if not isinstance(value, (list, tuple)):
             raise ValueError(f"must be a list, got {value!r}")
-        if key in ("style_weights", "style_blend"):
-            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
-                what = f"{N_LAYERS} numbers" if key == "style_weights" else "numbers"
-                raise ValueError(f"must be a list of {what}, got {value!r}")
-            return tuple(float(v) for v in value)
-        if key == "scales":
-            if not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-                raise ValueError(f"must be a list of whole numbers (sizes in px), got {value!r}")
-            return tuple(value)
-        if key == "style_images":
-            if not all(isinstance(v, str) for v in value):
-                raise ValueError(f"must be a list of image paths, got {value!r}")
-            return tuple(value)
-        if not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-            raise ValueError(f"must be a list of layer indices 0..{N_LAYERS - 1}, got {value!r}")
-        return tuple(value)
-    raise ValueError("unknown field")  # pragma: no cover - from_dict filters unknown keys
+        item = get_args(kind)[0]
+        if not all(_is(item, v) for v in value):
+            raise ValueError(f"must be a list of {PARAMS[key].items or ITEMS[item]}, got {value!r}")
+        return tuple(item(v) for v in value)
+    if kind is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if not _is(kind, value):
+        what = {int: "a whole number", float: "a number", bool: "true or false"}
+        raise ValueError(f"must be {what.get(kind, 'a string')}, got {value!r}")
+    return kind(value)
+
+
+def range_message(key: str, v: Any) -> str | None:
+    """Why `v` is outside the field's declared range (None when inside)."""
+    p = PARAMS[key]
+    lo, hi = p.lo, p.hi
+    assert lo is not None and hi is not None
+    number = isinstance(v, (int, float)) and not isinstance(v, bool)
+    if p.above:  # lo excluded (a comparison with nan is False: refused too)
+        if not (number and lo < v <= hi):
+            return f"must be a number above {lo:g} (and at most {hi:g}), got {v!r}"
+    elif p.below:
+        if not (number and lo <= v < hi):
+            return f"must be at least {lo:g} and below {hi:g}, got {v!r}"
+    elif not number or not math.isfinite(v):
+        return f"must be a finite number, got {v!r}"
+    elif not lo <= v <= hi:
+        return f"must be between {lo:g} and {hi:g}, got {v:g}"
+    return None
 
 
 def validate(cfg: Config) -> dict[str, str]:
-    """Return {field: message} for every invalid field of an already-typed config."""
+    """Return {field: message} for every invalid field of an already-typed config: first
+    each field's declared type, range or choices, then the rules written as code."""
     e: dict[str, str] = {}
-
-    def in_range(name: str, lo: float, hi: float) -> None:
-        v = getattr(cfg, name)
-        if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
-            e[name] = f"must be a finite number, got {v!r}"
-        elif not lo <= v <= hi:
-            e[name] = f"must be between {lo:g} and {hi:g}, got {v:g}"
-
-    def choice(name: str, allowed: tuple[str, ...]) -> None:
-        if getattr(cfg, name) not in allowed:
-            e[name] = f"must be one of {', '.join(allowed)}; got {getattr(cfg, name)!r}"
-
-    in_range("iterations", 1, 1_000_000)
-    in_range("size", MIN_SIZE, MAX_SIZE)
-    in_range("sav_freq", 1, 1_000_000)
-    in_range("fps", 1, MAX_FPS)
+    for key, p in PARAMS.items():
+        v = getattr(cfg, key)
+        if TYPES[key] is bool and not isinstance(v, bool):
+            e[key] = f"must be true or false, got {v!r}"
+        elif p.choices and v not in p.choices:
+            e[key] = f"must be one of {', '.join(p.choices)}; got {v!r}"
+        elif p.lo is not None and (message := range_message(key, v)):
+            e[key] = message
     if "fps" in e and isinstance(cfg.fps, int) and cfg.fps > MAX_FPS:
         e["fps"] += (
             f": a GIF stores frame delays in whole 1/100 s and browsers play a 1/100 s delay "
             f"at 1/10 s, so {MAX_FPS} fps (2/100 s) is the fastest a GIF plays"
         )
-    in_range("history", 1, 10_000)
-    in_range("seed", 0, 2**63 - 1)
-    for name in ("alpha", "beta", "gamma", "histogram"):
-        in_range(name, 0.0, 1e30)
-    if not (isinstance(cfg.adam_beta2, float) and 0 <= cfg.adam_beta2 < 1):
-        e["adam_beta2"] = f"must be at least 0 and below 1, got {cfg.adam_beta2!r}"
-    in_range("style_scale", MIN_STYLE_SCALE, MAX_STYLE_SCALE)
-    for name in BOOL_FIELDS:
-        if not isinstance(getattr(cfg, name), bool):
-            e[name] = f"must be true or false, got {getattr(cfg, name)!r}"
-    v = cfg.lr
-    if not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0 or v > 1e6:
-        e["lr"] = f"must be a number above 0 (and at most 1e6), got {v!r}"
 
     sw = cfg.style_weights
     if len(sw) != N_LAYERS:
@@ -293,12 +541,10 @@ def validate(cfg: Config) -> dict[str, str]:
     elif not all(math.isfinite(w) and w >= 0 for w in sw):
         e["style_weights"] = "must be finite numbers of 0 or more"
 
-    if not (isinstance(cfg.ema, float) and math.isfinite(cfg.ema) and 0 <= cfg.ema < 1):
-        e["ema"] = f"must be at least 0 and below 1 (0 = off), got {cfg.ema!r}"
     if cfg.scales:
         sc = list(cfg.scales)
-        if not all(MIN_SIZE <= v <= MAX_SIZE for v in sc):
-            e["scales"] = f"sizes must be between {MIN_SIZE} and {MAX_SIZE}, got {sc}"
+        if not all(MIN_EDGE <= v <= MAX_SIZE for v in sc):
+            e["scales"] = f"sizes must be between {MIN_EDGE} and {MAX_SIZE}, got {sc}"
         elif any(b <= a for a, b in itertools.pairwise(sc)):
             e["scales"] = f"must go up, coarse to fine, got {sc}"
         elif sc[-1] != cfg.size:
@@ -316,17 +562,10 @@ def validate(cfg: Config) -> dict[str, str]:
         elif not all(math.isfinite(w) and w >= 0 for w in blend) or sum(blend) <= 0:
             e["style_blend"] = "must be finite numbers of 0 or more, not all 0"
 
-    choice("optimizer", OPTIMIZERS)
-    choice("layer_type", LAYER_TYPES)
-    choice("mode", MODES)
-    choice("pooling", POOLINGS)
-    choice("precision", PRECISIONS)
-    choice("executor", EXECUTORS)
-    choice("tv", TV_NORMS)
-    choice("style_stats", STYLE_STATS)
     if not _ray_address_ok(cfg.ray_address):
         e["ray_address"] = (
-            "must be empty (start a local Ray), auto, HOST:PORT or ray://HOST:PORT; "
+            "must be empty (start a local Ray), auto, HOST:PORT or ray://HOST:PORT "
+            "(a port from 1 to 65535); "
             f"got {cfg.ray_address!r}"
         )
     if cfg.init not in INITS and not cfg.init.strip():
@@ -352,9 +591,9 @@ def validate(cfg: Config) -> dict[str, str]:
             e[name] = f"layer indices must be 0..{N_LAYERS - 1}; got {bad}"
         elif len(set(layers)) != len(layers):
             e[name] = f"lists a layer twice: {list(layers)}"
-    if cfg.mode in ("reconstruct", "content", "both") and not cfg.content_layers:
+    if uses_content(cfg.mode) and not cfg.content_layers:
         e.setdefault("content_layers", f"mode {cfg.mode!r} needs at least one content layer")
-    if cfg.mode in ("reconstruct", "style", "both") and not cfg.style_layers:
+    if uses_style(cfg.mode) and not cfg.style_layers:
         e.setdefault("style_layers", f"mode {cfg.mode!r} needs at least one style layer")
     return e
 
@@ -373,8 +612,7 @@ def job_field_message(key: str) -> str:
 # absolute here, and only here: a preset's relative paths from its own folder (presets.
 # parse), a path typed in the dashboard or with --set from the working folder (run_job,
 # presets.save). builtin:NAME, the init and backbone keywords and ~ paths stay as written.
-
-PATH_FIELDS = ("content_image", "style_image", "style_images", "init", "backbone")
+# The fields are those declared with path=True (PATH_FIELDS).
 
 
 def absolute_paths(
@@ -425,7 +663,8 @@ def _ray_address_ok(address: str) -> bool:
     if address in ("", "auto"):
         return True
     host, sep, port = address.removeprefix("ray://").rpartition(":")
-    return bool(sep and host.strip() and port.isdigit()) and not any(c.isspace() for c in address)
+    ok = bool(sep and host.strip() and port.isdigit()) and 0 < int(port or 0) < 65536
+    return ok and not any(c.isspace() for c in address)
 
 
 def _device_ok(device: str) -> bool:

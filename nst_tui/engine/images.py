@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from nst_tui.config import MAX_SIZE, MAX_STYLE_SCALE, RUN_INIT, Config
+from nst_tui.config import MAX_SIZE, MAX_STYLE_SCALE, MIN_EDGE, RUN_INIT, Config
 from nst_tui.errors import ImageError
 
 if TYPE_CHECKING:  # torch loads only where tensors are made: checking a path needs none
@@ -27,7 +27,6 @@ if TYPE_CHECKING:  # torch loads only where tensors are made: checking a path ne
 
 BUILTIN_PREFIX = "builtin:"
 MAX_PIXELS = 64_000_000  # beyond this a file is a decompression bomb, not a photo
-MIN_EDGE = 16  # four 2x2 poolings sit before conv5_1: a smaller side leaves it nothing
 
 Note = Callable[[str], None]
 

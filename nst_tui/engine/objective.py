@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nst_tui.config import N_LAYERS, Config
+from nst_tui.config import N_LAYERS, Config, uses_content, uses_style, uses_tv
 from nst_tui.engine import accel as acc
 from nst_tui.engine.backbones import Backbone
 from nst_tui.engine.features import FeatureExtractor, layer_name
@@ -56,14 +56,6 @@ N_COLUMNS = 4 + 2 * N_LAYERS
 # smoothest would, which keeps TV beside content and style (a grey 32 px content: TV 29,
 # content 387, style 222 after 60 steps, where 1e-12 gave TV 9e9).
 TV_NORM_FLOOR = {"l1": 1e-2, "l2": 2e-4}
-
-
-def uses_content(mode: str) -> bool:
-    return mode in ("reconstruct", "content", "both")
-
-
-def uses_style(mode: str) -> bool:
-    return mode in ("reconstruct", "style", "both")
 
 
 def active_taps(cfg: Config) -> set[int]:
@@ -191,7 +183,7 @@ def cell_targets(
             cfg,
             content_layers,
             style_layers,
-            cfg.mode == "reconstruct",
+            uses_tv(cfg.mode),
             {i: cf[i].detach() for i in content_layers},
             {},
             content.detach() if cfg.original_colors else None,

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from nst_tui.config import MIN_SIZE, Config
+from nst_tui.config import MIN_EDGE, Config
 from nst_tui.engine.colors import shown
 from nst_tui.engine.events import Event, Finished, Frame, Placed, Progress, Status
 from nst_tui.engine.flops import iteration_flops
@@ -190,7 +190,7 @@ def is_out_of_memory(exc: BaseException) -> bool:
 
 
 def out_of_memory_reason(cfg: Config, doing: str, device: str) -> str:
-    smaller = max(MIN_SIZE, cfg.size // 2)
+    smaller = max(MIN_EDGE, cfg.size // 2)
     return (
         f"out of memory while {doing} at size {cfg.size} on {device}; "
         f"try size {smaller}, fewer or shallower layers, or a free device"

@@ -23,7 +23,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from nst_tui.config import JOB_FIELDS, TUPLE_FIELDS, Config, absolute_paths, job_field_message
+from nst_tui.config import (
+    BATCH_FIELDS,
+    JOB_FIELDS,
+    TUPLE_FIELDS,
+    Config,
+    absolute_paths,
+    job_field_message,
+)
 from nst_tui.errors import ConfigError
 from nst_tui.job.labels import value_label
 from nst_tui.records import safe_label
@@ -185,16 +192,9 @@ class Batch:
 
 
 def batch_key(cfg: Config) -> tuple[object, ...]:
-    """Cells with equal keys can share a batch (same network, precision, canvas shape)."""
-    return (
-        cfg.backbone,
-        cfg.device,
-        cfg.pooling,
-        cfg.size,
-        cfg.content_image,
-        cfg.precision,
-        cfg.cuda_graphs,
-    )
+    """Cells with equal keys can share a batch (same network, precision, canvas shape):
+    the fields declared with splits_batch=True."""
+    return tuple(getattr(cfg, name) for name in BATCH_FIELDS)
 
 
 def plan_batches(

@@ -49,9 +49,9 @@ def test_labels_name_the_differing_parameters(two_runs: tuple[Path, Path]) -> No
     assert label("a", {"alpha": 5.0, "original_colors": False}) == (
         "a: alpha=5.0, original_colors=false"
     )
-    assert labels(a, b) == (
-        f"{a.name}: alpha=5.0, original_colors=false",
-        f"{b.name}: alpha=50.0, original_colors=true",
+    assert labels(a, b) == (  # in Config's order, the form's: Images before Loss
+        f"{a.name}: original_colors=false, alpha=5.0",
+        f"{b.name}: original_colors=true, alpha=50.0",
     )
     assert labels(a, a) == (f"{a.name}: same config", f"{a.name}: same config")
 

@@ -1,13 +1,14 @@
 """The parameters form: every Config field as a key-reachable widget.
 
-`FIELDS` is the one place that maps Config fields to widgets. The form reads
-and writes `Config` only; validation is the Config's own (`Config.from_dict`),
-and each message is shown under the field it names.
+`FIELDS`, the form's rows, is built from each Config field's declaration (its
+label, section and type; see `form_kind`). The form reads and writes `Config`
+only; validation is the Config's own (`Config.from_dict`), and each message is
+shown under the field it names.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -22,18 +23,10 @@ from textual.widget import Widget
 from textual.widgets import Checkbox, Input, Label, Select, Static
 
 from nst_tui.config import (
-    BACKBONES,
-    DEVICES,
-    EXECUTORS,
-    INITS,
-    LAYER_TYPES,
-    MODES,
     N_LAYERS,
-    OPTIMIZERS,
-    POOLINGS,
-    PRECISIONS,
-    STYLE_STATS,
-    TV_NORMS,
+    PARAMS,
+    TUPLE_FIELDS,
+    TYPES,
     Config,
     parse_value,
     toml_value,
@@ -71,46 +64,41 @@ class Field:
         return "field-" + self.name.replace(".", "-")
 
 
-FIELDS: tuple[Field, ...] = (
-    Field("content_image", "content", "path", section="Images"),
-    Field("style_image", "style", "path"),
-    Field("style_scale", "sty. scale", "number"),
-    Field("style_images", "more sty.", "list"),
-    Field("style_blend", "sty. blend", "list"),
-    Field("init", "init", "path", (*INITS, "run:")),
-    Field("original_colors", "keep color", "flag"),
-    Field("size", "size", "number", section="Optimization"),
-    Field("scales", "scales", "list"),
-    Field("carry_moments", "carry adam", "flag"),
-    Field("iterations", "iterations", "number"),
-    Field("optimizer", "optimizer", "choice", OPTIMIZERS),
-    Field("lr", "lr", "number"),
-    Field("history", "lbfgs hist", "number"),
-    Field("adam_beta2", "adam beta2", "number"),
-    Field("seed", "seed", "number"),
-    Field("mode", "mode", "choice", MODES, section="Loss"),
-    Field("alpha", "alpha", "number"),
-    Field("beta", "beta", "number"),
-    Field("gamma", "gamma", "number"),
-    Field("tv", "tv", "choice", TV_NORMS),
-    Field("style_stats", "style stat", "choice", STYLE_STATS),
-    Field("histogram", "histogram", "number"),
-    *(Field(f"{STYLE_WEIGHTS}.{i}", f"style w{i + 1}", "number") for i in range(N_LAYERS)),
-    Field("normalize_style_weights", "norm width", "flag"),
-    Field("normalize_losses", "norm loss", "flag"),
-    Field("layer_type", "layer type", "choice", LAYER_TYPES, section="Network"),
-    Field("pooling", "pooling", "choice", POOLINGS),
-    Field("backbone", "backbone", "text", BACKBONES),
-    Field("device", "device", "text", DEVICES),
-    Field("precision", "precision", "choice", PRECISIONS),
-    Field("cuda_graphs", "cuda graph", "flag"),
-    Field("executor", "executor", "choice", EXECUTORS),
-    Field("ray_address", "ray addr", "text", ("auto",)),
-    Field("sav_freq", "sav_freq", "number", section="Output"),
-    Field("fps", "fps", "number"),
-    Field("ema", "ema", "number"),
-)
-LAYER_FIELDS = ("content_layers", "style_layers")
+def form_kind(name: str) -> str:
+    """A field's widget: its declared kind (path, per-layer, toggles), else what its type
+    and choices say (flag, choice, number, list, text)."""
+    p, kind = PARAMS[name], TYPES[name]
+    if p.kind:
+        return p.kind
+    if kind is bool:
+        return "flag"
+    if p.choices:
+        return "choice"
+    if kind in (int, float):
+        return "number"
+    return "list" if name in TUPLE_FIELDS else "text"
+
+
+def form_rows() -> Iterator[Field]:
+    """Every declared field as rows, grouped by section (in the order the sections first
+    appear in Config): a per-layer field as one row per layer; toggles are drawn apart."""
+    sections = list(dict.fromkeys(p.section for p in PARAMS.values()))
+    last = ""
+    for name in sorted(PARAMS, key=lambda n: sections.index(PARAMS[n].section)):
+        p, kind = PARAMS[name], form_kind(name)
+        if kind == "toggles":
+            continue
+        heading, last = ("" if p.section == last else p.section), p.section
+        label = p.label or name
+        if kind == "per-layer":
+            for i in range(N_LAYERS):
+                yield Field(f"{name}.{i}", f"{label}{i + 1}", "number", (), "" if i else heading)
+        else:
+            yield Field(name, label, kind, p.choices or p.suggest, heading)
+
+
+FIELDS: tuple[Field, ...] = tuple(form_rows())
+LAYER_FIELDS = tuple(name for name in PARAMS if form_kind(name) == "toggles")  # LayerToggles
 ERROR_FIELDS = tuple(dict.fromkeys([f.config_field for f in FIELDS] + list(LAYER_FIELDS)))
 
 
@@ -263,7 +251,7 @@ class ParamsForm(VerticalScroll):
                 yield Static(
                     "", id=f"error-{spec.config_field}", classes="field-error", markup=False
                 )
-        yield Label("Layers", classes="form-section")
+        yield Label(PARAMS[LAYER_FIELDS[0]].section, classes="form-section")
         yield LayerToggles(id="layers")
         yield Static("", id="sweep-note")  # docked on top (last, so not :first-child)
 
