@@ -830,7 +830,8 @@ class NSTApp(App[int]):
             if record.sweep is not None or record.folder is None:
                 self.notify("only a single run with a folder can be continued", severity="warning")
                 return
-            self.load_config(record.config.replace(init=f"run:{record.folder}"), record.label)
+            folder = record.folder.resolve()  # recorded and shown absolute, as a typed path
+            self.load_config(record.config.replace(init=f"run:{folder}"), record.label)
             self.preset_config = record.base
             self.notify(f"run {record.run_id}'s config, starting from its final image: ctrl+r")
         elif message.action == "load":

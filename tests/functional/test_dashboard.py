@@ -279,6 +279,21 @@ async def test_rerun_and_load_from_the_history(tmp_path: Path) -> None:
         assert app.jobs[3].record.status == "finished"
 
 
+async def test_continue_shows_and_records_the_run_folder_absolute(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    app = NSTApp(tiny_config(iterations=2, sav_freq=1), outputs=Path("outputs"), warm_up=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+r")
+        await wait_for_run(pilot, app)
+        app.history.focus()
+        await pilot.press("n")
+        await pilot.pause()
+        folder = (tmp_path / app.jobs[1].record.folder).resolve()  # type: ignore[operator]
+        assert app.form.widget("init").value == f"run:{folder}"
+
+
 # ---- the form ---------------------------------------------------------------------
 
 
