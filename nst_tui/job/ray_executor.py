@@ -20,7 +20,10 @@ Ray is imported here only: the engine and the local path never need it.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import importlib.util
+import logging
 import os
 import shutil
 import signal
@@ -29,6 +32,7 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -42,6 +46,7 @@ from nst_tui.engine.backbones import StatusFn
 from nst_tui.engine.events import Finished
 from nst_tui.engine.images import BUILTIN_PREFIX
 from nst_tui.errors import NSTError
+from nst_tui.job import ray_local
 from nst_tui.job.events import BatchStarted, CellEvent, JobEvent, not_run
 from nst_tui.job.executor import Emit
 from nst_tui.job.plan import Batch, Cell, Job
@@ -72,6 +77,8 @@ class RayExecutor:
         from nst_tui.engine.prepare import load_all_inputs  # torch: only once a job runs
         from nst_tui.engine.scales import scale_configs
 
+        if self.address and not ray.is_initialized():
+            probe(self.address)  # a wrong address: in seconds, before torch loads
         # The images are read here and shipped: they must open here (on the CPU: this
         # machine may have no GPU while the cluster does).
         load_all_inputs([scale_configs(c.config)[0].replace(device="cpu") for c in job.cells])
@@ -155,30 +162,229 @@ class RayExecutor:
 
 
 def connect(address: str, status: StatusFn) -> None:
-    """Join the cluster at `address`, or start a local Ray when there is none; a Ray this
-    process already joined (a test's, the dashboard's previous job) is used as it is."""
+    """Join the cluster at `address`, or start a local Ray of this process's own for "";
+    a Ray this process already joined (a test's, the dashboard's previous job) is used as
+    it is. An address that does not answer fails in PROBE_S with one line; a signal while
+    Ray starts acts at once (KeyboardInterrupt, after the caller's handler ran)."""
+    global _local
     if ray.is_initialized():
         return
-    status(f"connecting to Ray at {address}" if address else "starting a local Ray", None)
-    # A Ray started here runs its workers at this process's priority, not Ray's nice 15:
-    # a CPU worker's threads starve behind any other load and wait on each other.
-    local = {"include_dashboard": False, "_system_config": {"worker_niceness": 0}}
-    local = local if not address else {}
+    if _pending is not None and _pending.is_alive():
+        raise NSTError("executor ray: still waiting on an earlier Ray start; try again shortly")
+    if address:
+        probe(address)
+        status(f"connecting to Ray at {address}", None)
+        _use_the_token_if_any()
+        kwargs: dict[str, Any] = {"address": address}
+        limit, where = JOIN_S, f"at {address}"
+    else:
+        status("starting a local Ray", None)
+        if _local is None:
+            _local = ray_local.LocalRay()
+            atexit.register(_shut_down_local)
+        folder = str(_local.folder)
+        kwargs = {
+            "address": "local",  # a new one, whatever RAY_ADDRESS or `ray start` left
+            "_temp_dir": folder,  # its sessions and logs, removed when nst-tui ends
+            "include_dashboard": False,
+            # A Ray started here runs its workers at this process's priority, not Ray's
+            # nice 15: a CPU worker's threads starve behind any other load.
+            "_system_config": {"worker_niceness": 0},
+            # The batches' image folders inside it too (tempfile in the workers).
+            "runtime_env": {"env_vars": {"TMPDIR": folder}},
+        }
+        limit, where = START_S, "here"
     # Ray's core worker installs a SIGTERM handler that aborts the process: the caller's
     # (the CLI's: cancel, record every cell, exit 130) are put back.
     main = threading.current_thread() is threading.main_thread()
     handlers = {s: signal.getsignal(s) for s in _SIGNALS} if main else {}
     try:
-        with _real_std_streams():
-            ray.init(address=address or None, logging_level="ERROR", log_to_driver=False, **local)
-    except Exception as exc:
-        where = f"at {address}" if address else "here"
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise NSTError(f"executor ray: cannot start or reach Ray {where}: {first}") from None
+        _init_within(kwargs, limit, where, handlers)
     finally:
         for sig, handler in handlers.items():
             if handler is not None:
                 signal.signal(sig, handler)
+    if _local is not None and not address:
+        _local.note()
+
+
+PROBE_S = 3.0  # how long an address may take to accept a connection and answer HTTP/2
+JOIN_S = 30.0  # how long joining a cluster that answered may take
+START_S = 180.0  # how long starting a local Ray may take (a busy machine's few cores)
+_local: ray_local.LocalRay | None = None  # the local Ray this process started
+_pending: threading.Thread | None = None  # a ray.init given up on, still running
+_forever = threading.Event()  # never set (but by tests): what a Ray's init thread waits on
+_H2_HELLO = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+
+
+def split_address(address: str) -> tuple[str, int]:
+    """HOST and PORT of `HOST:PORT`, `ray://HOST:PORT` or `[IPv6]:PORT`."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    host = host.strip()
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise NSTError(f"executor ray: {address!r} is not HOST:PORT with a port from 1 to 65535")
+    return host, int(port)
+
+
+def probe(address: str) -> None:
+    """Raise NSTError (one line, within PROBE_S) unless something at `address` takes a
+    TCP connection and answers HTTP/2's hello as a gRPC server (Ray's GCS, or with ray://
+    its client server) does; `auto` is the cluster this machine last joined."""
+    shown = address
+    if address.startswith("ray://") and importlib.util.find_spec("grpc") is None:
+        raise NSTError(
+            "executor ray: a ray:// address needs Ray's client, which is not installed here: "
+            "pip install 'nst-tui[ray]' (or 'ray[client]')"
+        )
+    if address == "auto":
+        from ray._private import services
+
+        try:
+            found = services.canonicalize_bootstrap_address(address)
+        except Exception as exc:  # ConnectionError: none found
+            raise NSTError(f"executor ray: no Ray cluster to join here ({_first(exc)})") from None
+        if not found:
+            raise NSTError("executor ray: no Ray cluster to join here (ray start --head?)")
+        address, shown = found, f"auto ({found})"
+    host, port = split_address(address)
+    hint = (
+        "the client server's port (ray start --ray-client-server-port, 10001)"
+        if address.startswith("ray://")
+        else "the head's port (ray start --head --port, 6379)"
+    )
+    try:
+        sock = socket.create_connection((host, port), timeout=PROBE_S)
+    except OSError as exc:
+        why = "no answer" if isinstance(exc, TimeoutError) else exc.strerror or _first(exc)
+        raise NSTError(
+            f"executor ray: cannot reach Ray at {shown}: {why}; is {hint} right?"
+        ) from None
+    with sock:
+        if os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true"):
+            return  # TLS first: no plain hello to check
+        try:
+            sock.sendall(_H2_HELLO)
+            answer = sock.recv(9)
+        except OSError:
+            answer = b""
+    if len(answer) < 4 or answer[3] != 0x04:  # an HTTP/2 server answers with its SETTINGS
+        raise NSTError(
+            f"executor ray: {shown} answers, but not as Ray (no gRPC there); is {hint} right?"
+        )
+
+
+def _first(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _use_the_token_if_any() -> None:
+    """Send this machine's Ray token (~/.ray/auth_token) when RAY_AUTH_MODE is unset, as
+    `ray start` does: a cluster started where a token exists asks for it, and without it
+    joining fails after 20 s (ray://: times out after 30 s)."""
+    if "RAY_AUTH_MODE" in os.environ:
+        return
+    with contextlib.suppress(Exception):  # a Ray without token authentication
+        from ray._private.authentication import authentication_token_setup as auth
+
+        quiet = logging.getLogger(auth.__name__)
+        level, quiet.level = quiet.level, logging.ERROR
+        try:
+            auth.maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+        finally:
+            quiet.setLevel(level)
+
+
+def _init_within(
+    kwargs: dict[str, Any], limit: float, where: str, handlers: dict[Any, Any]
+) -> None:
+    """ray.init in a thread of its own (kept), waited on here: a signal acts at once (the
+    caller's handler runs, then KeyboardInterrupt), a Ray that never answers is given up
+    on after `limit` s. Ray's own lines (C++ warnings) go to a log, not the terminal."""
+    global _pending
+    outcome: list[BaseException | None] = []
+
+    def init() -> None:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # ray://'s UserWarning: we say why ourselves
+                ray.init(logging_level="ERROR", log_to_driver=False, **kwargs)
+            outcome.append(None)
+        except BaseException as exc:  # SystemExit too: Ray's own SIGTERM handler
+            outcome.append(exc)
+            return
+        # The processes a local Ray starts die with the thread that started them (Linux's
+        # parent-death signal follows the thread): this one lives as long as the process.
+        _forever.wait()
+
+    got: list[int] = []
+
+    def heard(signum: int, frame: Any) -> None:
+        got.append(signum)
+        handler = handlers.get(signum)
+        if callable(handler):
+            handler(signum, frame)
+
+    for sig, handler in handlers.items():
+        if handler not in (signal.SIG_IGN, None):
+            signal.signal(sig, heard)
+    thread = threading.Thread(target=init, name="nst-tui-ray-init", daemon=True)
+    deadline = time.monotonic() + limit
+    with _real_std_streams(), _ray_lines_to_a_log():
+        thread.start()
+        while not outcome and not got and time.monotonic() < deadline:
+            thread.join(0.1)
+    if got:
+        _pending = thread if thread.is_alive() else None
+        raise KeyboardInterrupt
+    if not outcome:
+        _pending = thread
+        raise NSTError(f"executor ray: Ray {where} did not answer within {limit:.0f} s")
+    exc = outcome[0]
+    if exc is not None:
+        raise NSTError(f"executor ray: cannot start or reach Ray {where}: {_first(exc)}")
+
+
+@contextlib.contextmanager
+def _ray_lines_to_a_log() -> Iterator[None]:
+    """File descriptor 2 to a log file while Ray starts (its C++ parts write there), with
+    sys.stderr still the terminal; not in the dashboard, whose screen is descriptor 2."""
+    try:
+        fd = sys.stderr.fileno()  # Textual's capture answers -1
+    except (AttributeError, OSError, ValueError):
+        fd = -1
+    if fd < 0:
+        yield
+        return
+    sys.stderr.flush()
+    terminal = os.dup(2)
+    log = tempfile.TemporaryFile(prefix="nst-tui-ray-init-")  # noqa: SIM115 - closed below
+    os.dup2(log.fileno(), 2)
+    stream = sys.stderr
+    if fd == 2:  # Python's own lines (the progress bar) still reach the terminal
+        sys.stderr = open(terminal, "w", closefd=False)  # noqa: SIM115 - closed below
+    try:
+        yield
+    finally:
+        if sys.stderr is not stream:
+            with contextlib.suppress(OSError, ValueError):
+                sys.stderr.close()
+            sys.stderr = stream
+        os.dup2(terminal, 2)
+        os.close(terminal)
+        log.close()
+
+
+def _shut_down_local() -> None:
+    """At exit: Ray down, then what is left of the local Ray stopped and its folder gone."""
+    if _local is None:
+        return
+    if _pending is None or not _pending.is_alive():  # a start still under way: no shutdown
+        with contextlib.suppress(Exception):
+            ray.shutdown()
+    _local.close()
 
 
 @contextlib.contextmanager
@@ -393,7 +599,9 @@ def _work(b: int, batch: Batch, cells: list[Cell], images: Images, hub: Any, thr
         import torch
 
         torch.set_num_threads(threads)  # its CPU share (a reused worker may have had another)
-    folder = Path(tempfile.mkdtemp(prefix="nst-tui-ray-"))
+    ray_local.clean_stale(tempfile.gettempdir())  # what a killed worker left on this node
+    folder = Path(tempfile.mkdtemp(prefix=ray_local.PREFIX))
+    ray_local.write_owner(folder)
     try:
         local = localize(cells, images, folder)
         cancel = threading.Event()

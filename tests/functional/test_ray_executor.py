@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import threading
 import tomllib
@@ -134,25 +135,6 @@ def test_sigterm_stops_the_remote_work(
         assert (folder / cell["folder"] / "final.png").is_file()
 
 
-def test_ray_keeps_the_callers_signal_handlers(monkeypatch: pytest.MonkeyPatch) -> None:
-    from nst_tui.job import ray_executor
-
-    def fake_init(**kwargs: object) -> None:  # as Ray's core worker does
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-    def mine(signum: int, frame: object) -> None:
-        pass
-
-    monkeypatch.setattr(ray_executor.ray, "is_initialized", lambda: False)
-    monkeypatch.setattr(ray_executor.ray, "init", fake_init)
-    old = signal.signal(signal.SIGTERM, mine)
-    try:
-        ray_executor.connect("", lambda msg, frac=None: None)
-        assert signal.getsignal(signal.SIGTERM) is mine
-    finally:
-        signal.signal(signal.SIGTERM, old)
-
-
 def test_the_benchmark_runs_on_this_cluster(cluster, tmp_path: Path) -> None:
     import importlib.util
 
@@ -262,3 +244,132 @@ def test_a_killed_worker_fails_its_cells_and_the_others_finish(cluster, tmp_path
     assert (result.folder / "sheet.png").is_file()
     sweep = json.loads((result.folder / "sweep.json").read_text())
     assert [c["status"] for c in sweep["cells"]] == statuses
+
+
+# ---- ray:// and what a local Ray leaves behind (issue 24) ---------------------------
+
+
+def test_a_ray_client_address_runs_the_sweep(cluster, tmp_path: Path) -> None:
+    """ray://HOST:PORT, as the README promises: a client server in front of this cluster."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from nst_tui.job.ray_executor import probe
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    gcs = ray.get_runtime_context().gcs_address
+    command = [sys.executable, "-m", "ray.util.client.server", f"--address={gcs}"]
+    command += ["--host=127.0.0.1", f"--port={port}", "--mode=legacy"]
+    server = subprocess.Popen(
+        command,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                probe(f"ray://127.0.0.1:{port}")
+                break
+            except Exception:
+                assert time.monotonic() < deadline and server.poll() is None
+                time.sleep(0.5)
+        out = tmp_path / "out"
+        argv = ["run", "--preset", str(sweep_preset(tmp_path)), "--out", str(out)]
+        argv += ["--executor", "ray", "--address", f"ray://127.0.0.1:{port}"]
+        done = subprocess.run(
+            [sys.executable, "-m", "nst_tui.cli", *argv],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr
+        (folder,) = out.iterdir()
+        sweep = json.loads((folder / "sweep.json").read_text())
+        assert sweep["status"] == "finished"
+        assert [c["status"] for c in sweep["cells"]] == ["finished"] * 4
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+LOCAL_RAY = """
+import json, os, signal, sys, time
+from nst_tui.job import ray_executor, ray_local
+ray_executor.connect("", lambda msg, frac=None: None)
+local = ray_executor._local
+time.sleep(1)  # the raylet's agents and workers are up
+print(json.dumps({"folder": str(local.folder), "reaper": local.reaper.pid,
+                  "ray": ray_local.ray_processes(os.getpid(), local.folder)}), flush=True)
+how = sys.argv[1]
+if how == "os._exit":
+    os._exit(0)  # the dashboard's way out when the terminal is gone: no atexit
+if how != "return":
+    time.sleep(600)  # the test kills it
+"""
+
+
+def running(pid: int, when: float) -> bool:
+    import psutil  # Ray's copy, importable once ray is
+
+    from nst_tui.job import ray_local
+
+    try:
+        zombie = psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+    return not zombie and ray_local.alive(pid, when)
+
+
+@pytest.mark.parametrize("how", ["return", "os._exit", "SIGKILL", "SIGKILL with its reaper"])
+def test_a_local_ray_leaves_nothing_behind(how: str) -> None:
+    """However nst-tui ends, its local Ray's processes (agents included) and its folder go:
+    at exit, by the reaper, or (the reaper killed too) by the next start."""
+    import subprocess
+    import sys
+    import tempfile
+    import time
+
+    from nst_tui.job import ray_local
+
+    short = Path(tempfile.mkdtemp(prefix="nst-t-", dir="/tmp"))  # Ray's sockets: < 108 bytes
+    env = {**os.environ, "RAY_TMPDIR": str(short)}
+    env.pop("RAY_ADDRESS", None)
+    child = subprocess.Popen(
+        [sys.executable, "-c", LOCAL_RAY, how.split()[0]],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    try:
+        seen = json.loads(child.stdout.readline())  # type: ignore[union-attr]
+        folder, ray_pids = Path(seen["folder"]), [tuple(p) for p in seen["ray"]]
+        assert folder.parent == short and folder.is_dir()
+        names = " ".join(str(p) for p in ray_pids)
+        assert len(ray_pids) >= 4, names  # gcs_server, raylet, the agents at least
+        if how.startswith("SIGKILL"):
+            if how.endswith("reaper"):
+                os.kill(seen["reaper"], signal.SIGKILL)
+            child.kill()
+        child.wait(60)
+        if how.endswith("reaper"):
+            time.sleep(1)
+            assert folder.is_dir()  # nobody left to clean: the next start does
+            assert ray_local.clean_stale(short) == [folder]
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            left = [p for p in ray_pids if running(*p)]
+            if not left and not folder.exists():
+                break
+            time.sleep(0.2)
+        assert not [p for p in ray_pids if running(*p)]
+        assert not folder.exists()
+    finally:
+        child.kill()
+        child.wait()
+        shutil.rmtree(short, ignore_errors=True)
