@@ -188,7 +188,8 @@ class LocalRay:
 
     def close(self) -> None:
         left = ray_processes(os.getpid(), self.folder) + _read_pairs(self.folder / PIDS)
-        stop(left)
+        reaper = self.reaper.pid if self.reaper is not None else None
+        stop(p for p in left if p[0] != reaper)  # the reaper ends on its own, below
         shutil.rmtree(self.folder, ignore_errors=True)
         if self.reaper is not None:
             with contextlib.suppress(OSError):
