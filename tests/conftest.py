@@ -89,3 +89,18 @@ def run_single(cfg: Config, *, out_root: Path, label: str = "run", listeners=(),
     return run_job(
         single(cfg, label), out_root=out_root, label=label, listeners=[cell_events], cancel=cancel
     )
+
+
+def eager_dashboard(posted: list):
+    """A relay's `post` for a dashboard that takes a job's news the moment it is told:
+    `posted` gets that news (a JobNews) in place of each NewsReady that found some, and
+    every other message as it is."""
+    from nst_tui.tui.messages import NewsReady
+
+    def post(message: object) -> None:
+        if not isinstance(message, NewsReady):
+            posted.append(message)
+        elif (news := message.box.take()) is not None:
+            posted.append(news)
+
+    return post

@@ -38,9 +38,9 @@ from nst_tui.errors import ConfigError, NSTError
 from nst_tui.job.events import JobResult
 from nst_tui.job.plan import expand, job_for
 from nst_tui.text import visible
+from nst_tui.tui.images import shrink
 from nst_tui.tui.job_state import JobState, table_summary
-from nst_tui.tui.messages import JobBegan, JobNote, JobProgressed
-from nst_tui.tui.pace import SWEEP_FASTEST, Pace
+from nst_tui.tui.messages import JobBegan, JobNote, NewsReady
 from nst_tui.tui.paste import pasted, use_paste_parser
 from nst_tui.tui.plain import plain
 from nst_tui.tui.screens.compare_screen import CompareScreen
@@ -50,7 +50,7 @@ from nst_tui.tui.screens.preset_picker import PresetPicker
 from nst_tui.tui.screens.save_preset import SavePreset
 from nst_tui.tui.screens.sweep_editor import SweepEditor
 from nst_tui.tui.widgets.footer import Footer
-from nst_tui.tui.widgets.image_view import ImageView, colour_hint, shrink
+from nst_tui.tui.widgets.image_view import ImageView, colour_hint
 from nst_tui.tui.widgets.loss_panel import LossPanel
 from nst_tui.tui.widgets.params_form import ParamsForm, PathInput
 from nst_tui.tui.widgets.run_history import RunHistory, RunRecord
@@ -78,7 +78,6 @@ class ActiveJob:
     started: float
     began: threading.Event = field(default_factory=threading.Event)  # set by the worker thread
     ended: threading.Event = field(default_factory=threading.Event)  # set by the worker thread
-    pace: Pace = field(default_factory=Pace)  # how often its relay may post
     result: JobResult | None = None  # set by the worker thread, with what it recorded
 
 
@@ -332,7 +331,7 @@ class NSTApp(App[int]):
             from nst_tui.job.run import run_job
             from nst_tui.tui.relay import JobRelay
 
-            relay = JobRelay(self.post_message, job_id, active.state.job, active.pace)
+            relay = JobRelay(self.post_message, job_id, active.state.job)
             active.result = run_job(
                 active.state.job,
                 out_root=self.outputs,
@@ -390,20 +389,20 @@ class NSTApp(App[int]):
         state = "cancelling" if self.active.cancel.is_set() else "running"
         self.status.show(state=state, detail="", device=message.device, backbone=message.backbone)
 
-    @on(JobProgressed)
-    def _job_progressed(self, message: JobProgressed) -> None:
+    @on(NewsReady)
+    def _job_news(self, message: NewsReady) -> None:
         job = self._mine(message.job_id)
-        if job is None:
+        news = message.box.take() if job is not None else None
+        if job is None or news is None:  # not the running job's, or taken with an earlier one
             return
-        assert self.active is not None
-        self.active.pace.drawn()
-        changed = job.apply(message.cells)
+        message.box.pace.drawn()
+        changed = job.apply(news.cells)
         if job.is_sweep:
             if self.grid.state is job:
                 self.grid.redraw(changed)
-            shown = message.cells.get(job.selected)
+            shown = news.cells.get(job.selected)
         else:
-            shown = message.cells.get(0)
+            shown = news.cells.get(0)
             if shown is not None and shown.preview is not None:
                 self.canvas.image = shown.preview
             job.record.rows.extend(shown.rows if shown is not None else [])
@@ -414,12 +413,12 @@ class NSTApp(App[int]):
         if self.status.state.state == "loading":
             changes = {"state": "running", "detail": ""}
         self.status.show(
-            iteration=message.completed,
-            total=message.total,
-            it_per_s=message.rate,
-            tflop_s=message.tflop_s,
-            of_peak=message.of_peak,
-            gpu_memory=message.gpu_memory,
+            iteration=news.completed,
+            total=news.total,
+            it_per_s=news.rate,
+            tflop_s=news.tflop_s,
+            of_peak=news.of_peak,
+            gpu_memory=news.gpu_memory,
             **changes,
         )
 
@@ -550,8 +549,7 @@ class NSTApp(App[int]):
         state = JobState(record, job, summary)
         self.jobs[run_id] = state
         self.history.put(record)
-        pace = Pace(SWEEP_FASTEST) if job.is_sweep else Pace()
-        self.active = ActiveJob(state, threading.Event(), time.monotonic(), pace=pace)
+        self.active = ActiveJob(state, threading.Event(), time.monotonic())
         self.query_one(LossPanel).reset()
         self.show_job(state)
         if job.is_sweep:

@@ -16,12 +16,9 @@ from PIL import Image
 
 from nst_tui.job.events import JobResult
 from nst_tui.job.plan import Job
-from nst_tui.tui.messages import CellUpdate, LossRow
-from nst_tui.tui.widgets.image_view import shrink
+from nst_tui.tui.images import PREVIEW_PX, TILE_PX, shrink
+from nst_tui.tui.news import CellNews, LossRow
 from nst_tui.tui.widgets.run_history import RunRecord
-
-TILE_PX = 96  # a grid tile is a fraction of the canvas pane: this is plenty
-PREVIEW_PX = 256  # the preview pane never needs more than this on its long edge
 
 
 def table_summary(table: dict[str, list[Any]]) -> str:
@@ -101,16 +98,19 @@ class JobState:
         """One per row; none when the table has a single field (its one row has no label)."""
         return self.job.row_labels if any(self.job.row_labels) else ()
 
-    def apply(self, updates: dict[int, CellUpdate]) -> list[int]:
-        """Fold one message's news in; returns the cells that changed."""
-        for index, update in updates.items():
+    def apply(self, news: dict[int, CellNews]) -> list[int]:
+        """Fold the cells' news in; returns the cells that changed."""
+        for index, update in news.items():
             cell = self.cells[index]
             cell.rows.extend(update.rows)
             cell.iteration = max(cell.iteration, update.iteration)
             if update.preview is not None:
                 cell.preview = update.preview
-            cell.status = update.status or "running"
-        return sorted(updates)
+            if update.status:
+                cell.status = update.status
+            elif cell.status == "waiting":  # an ended cell's last preview may come later
+                cell.status = "running"
+        return sorted(news)
 
     def finish(self, result: JobResult) -> None:
         """Every cell's final state and image, and the history row, from the result."""

@@ -1,11 +1,11 @@
 """A single-slot mailbox with its own thread: the dashboard's listeners hand work off.
 
-The run and sweep relays are called on the optimizer's thread, and what they post
+The job's relay is called on the optimizer's thread, and what it hands the dashboard
 first needs PIL (a canvas shrunk to a preview, every cell's frame to a tile). A
 `Poster` takes that work off the optimizer: `send` puts an item in one slot, merging
-it into the item already waiting there (so a slow UI never builds a backlog, and
-nothing is dropped: `merge` keeps every row, in order), and a thread of its own
-`deliver`s each item in turn. `drain` delivers what is pending and ends the thread
+it into the item already waiting there (so a slow UI never builds a backlog; `merge`
+says what is kept: the relay's keeps each cell's newest canvas), and a thread of its
+own `deliver`s each item in turn. `drain` delivers what is pending and ends the thread
 before it returns, so a run's last messages go before its worker returns and a
 status line never overtakes the rows logged before it. The thread also ends after
 IDLE_S with nothing to do (a run that raises never drains); the next `send` starts

@@ -1,25 +1,26 @@
-"""The job worker's listener: job events in, dashboard messages out.
+"""The job's relay on the driver's side: job events in, news for the dashboard out.
 
-Called where the job's events arrive (the worker thread). Every cell's rows and
-newest canvas are buffered and posted at most as often as the dashboard's `Pace`
-allows (fewer when drawing takes the UI thread more than its budget), and always
-when a cell ends, so the UI thread redraws at a human rate whatever the GPU does
-and however many cells log at once. The cells of a batch report one after another
-at the same step: a message goes once the round is complete (every live cell of
-the batch has a new frame), so no cell waits a whole round to be shown. A single
-run is a job of one cell: its round is complete at every frame.
+Called where the job's events arrive (the worker thread). A cell's rows and newest
+canvas are gathered here and handed over at most as often as the dashboard's `Pace`
+allows (fewer when drawing takes the UI thread more than its budget), and always when
+a cell ends, so the UI thread redraws at a human rate whatever the GPU does and
+however many cells log at once. The cells of a batch report one after another at the
+same step: news goes once the round is complete (every live cell of the batch has a
+new frame), so no cell waits a whole round to be shown. A single run is a job of one
+cell: its round is complete at every frame.
 
-A `Poster`'s thread shrinks the canvases (a single run's to a preview, a sweep's
-to tiles) and posts, so the optimizer never waits on PIL; a note, and the job's
-end, wait for what is pending, so messages keep their order and the last rows are
-posted before the worker returns. Imported by the worker only.
+Handing over puts the rows and counts into the job's `NewsBox` (merged there, once),
+and the newest canvases to a `Poster`, whose thread shrinks them (a single run's to a
+preview, a sweep's to tiles: the optimizer never waits on PIL), puts them in the box
+too and posts a `NewsReady`; the App takes what waits in the box. A note, and the
+job's end, wait for what is pending, so messages keep their order and the last rows
+are in the box before the worker returns. Imported by the worker only.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,31 +37,18 @@ from nst_tui.job.events import (
     JobStarted,
 )
 from nst_tui.job.plan import Job
-from nst_tui.tui.job_state import PREVIEW_PX, TILE_PX
-from nst_tui.tui.messages import CellUpdate, JobBegan, JobNote, JobProgressed
-from nst_tui.tui.pace import SWEEP_FASTEST, Pace
+from nst_tui.tui.images import PREVIEW_PX, TILE_PX, shrink
+from nst_tui.tui.messages import JobBegan, JobNote, NewsReady
+from nst_tui.tui.news import CellNews, JobNews, NewsBox
+from nst_tui.tui.pace import FASTEST, SWEEP_FASTEST, Pace
 from nst_tui.tui.poster import Poster
-from nst_tui.tui.widgets.image_view import shrink
+
+Frames = dict[int, np.ndarray]  # each cell's newest canvas, not shrunk yet
 
 
-@dataclass(frozen=True)
-class _Flush:
-    """One flush, waiting for the poster's thread: the previews are not made yet."""
-
-    updates: dict[int, CellUpdate]  # rows, iteration and status; no preview
-    frames: dict[int, np.ndarray]  # each cell's newest canvas since the last flush
-    completed: int
-    total: int
-    rate: float
-    work: tuple[float | None, float | None]  # a single run's TFLOP/s and fraction of peak
-
-    def then(self, later: _Flush) -> _Flush:
-        """Both flushes as one: every cell's rows in order, its newest canvas and count."""
-        updates = dict(self.updates)
-        for index, update in later.updates.items():
-            updates[index] = updates[index].merged(update) if index in updates else update
-        frames = {**self.frames, **later.frames}
-        return _Flush(updates, frames, later.completed, later.total, later.rate, later.work)
+def newest(older: Frames, newer: Frames) -> Frames:
+    """Two hand-overs' canvases as one: each cell's newest."""
+    return {**older, **newer}
 
 
 class JobRelay:
@@ -75,13 +63,14 @@ class JobRelay:
         self.job_id = job_id
         self.job = job
         self.single = not job.is_sweep
-        # The dashboard's: it slows the posts when drawing is dear (a grid of tiles at
-        # most 10 times a second).
-        self.pace = pace or (Pace() if self.single else Pace(fastest=SWEEP_FASTEST))
+        # Decided here only: the dashboard feeds it, and it slows the hand-overs when
+        # drawing is dear (a grid of tiles at most 10 times a second).
+        self.pace = pace or Pace(fastest=FASTEST if self.single else SWEEP_FASTEST)
+        self.box = NewsBox(self.pace)  # what the dashboard takes when it gets to it
         self.preview_px = PREVIEW_PX if self.single else TILE_PX
         self.count = JobProgress(job)
-        self.updates: dict[int, CellUpdate] = {}
-        self.frames: dict[int, np.ndarray] = {}
+        self.cells: dict[int, CellNews] = {}  # since the last hand-over: this thread's only
+        self.frames: Frames = {}
         self.live: set[int] = set()  # the running batch's cells that have not ended
         self.last_post = 0.0
         self.folder: Path | None = None
@@ -89,8 +78,9 @@ class JobRelay:
         self.device: str | None = None
         self.engine_rate = 0.0  # a single run's it/s, as the engine reports it
         self.work: tuple[float | None, float | None] = (None, None)
-        # Shrinks and posts off this thread; a flush merges into the one still waiting.
-        self.poster: Poster[_Flush] = Poster(self._post, _Flush.then, f"relay-{job_id}")
+        # Shrinks and posts off this thread; canvases handed over while it is busy wait
+        # in its one slot, each cell's newest only.
+        self.poster: Poster[Frames] = Poster(self._post, newest, f"relay-{job_id}")
 
     def __call__(self, event: JobEvent) -> None:
         self.poster.raise_error()
@@ -113,7 +103,7 @@ class JobRelay:
     def _cell(self, wrapped: CellEvent) -> None:
         index, event = wrapped.cell, wrapped.event
         self.count.update(wrapped)
-        update = self.updates.setdefault(index, CellUpdate())
+        news = self.cells.setdefault(index, CellNews())
         if isinstance(event, Placed):
             if self.device is None:
                 self.count.start = time.perf_counter()  # the rate leaves out the loading
@@ -125,8 +115,8 @@ class JobRelay:
             if self.single or self.count.completed == 0:  # later ones would only flicker past
                 self.note(event.message if self.single else f"cell {index}: {event.message}")
         elif isinstance(event, Progress):
-            update.rows.append((event.iteration, event.losses))
-            update.iteration = event.iteration
+            news.rows.append((event.iteration, event.losses))
+            news.iteration = event.iteration
             if self.single:
                 self.engine_rate, self.work = event.it_per_s, (event.tflop_s, event.of_peak)
         elif isinstance(event, Frame):
@@ -137,8 +127,8 @@ class JobRelay:
             if (round_done or repeated) and time.monotonic() - self.last_post >= self.pace.interval:
                 self.flush()
         elif isinstance(event, Finished):
-            update.iteration = event.iterations_done
-            update.status = event.status
+            news.iteration = event.iterations_done
+            news.status = event.status
             self.frames[index] = event.image
             self.live.discard(index)
             self.flush()
@@ -146,38 +136,28 @@ class JobRelay:
                 self.poster.drain()
 
     def flush(self) -> None:
-        """Hand the news since the last flush to the poster's thread; returns at once."""
-        if not self.frames and not any(u.rows or u.status for u in self.updates.values()):
+        """Hand the news since the last flush over: rows and counts into the box, canvases
+        to the poster's thread (which posts); returns at once."""
+        cells = {i: c for i, c in self.cells.items() if c.rows or c.status}
+        if not (cells or self.frames):
             return
         count = self.count
         # A single run shows the engine's own it/s (the loop alone); a sweep its count.
         rate = self.engine_rate if self.single else count.rate()
-        flush = _Flush(self.updates, self.frames, count.completed, count.total, rate, self.work)
-        self.poster.send(flush)
-        self.updates, self.frames = {}, {}
+        tflop_s, of_peak = self.work
+        self.box.put(JobNews(cells, count.completed, count.total, rate, tflop_s, of_peak))
+        self.poster.send(self.frames)
+        self.cells, self.frames = {}, {}
         self.last_post = time.monotonic()
 
-    def _post(self, flush: _Flush) -> None:
-        """On the poster's thread: every cell's canvas shrunk, and one message."""
-        updates = dict(flush.updates)
-        for index, image in flush.frames.items():
-            update = updates.setdefault(index, CellUpdate())
-            update.preview = shrink(Image.fromarray(image), self.preview_px)
-        news = {i: u for i, u in updates.items() if u.rows or u.preview is not None or u.status}
-        if news:
-            tflop_s, of_peak = flush.work
-            self.post(
-                JobProgressed(
-                    self.job_id,
-                    news,
-                    flush.completed,
-                    flush.total,
-                    flush.rate,
-                    tflop_s,
-                    of_peak,
-                    self._gpu_memory(),
-                )
-            )
+    def _post(self, frames: Frames) -> None:
+        """On the poster's thread: every cell's canvas shrunk into the box, and a message."""
+        previews = {
+            index: CellNews(preview=shrink(Image.fromarray(image), self.preview_px))
+            for index, image in frames.items()
+        }
+        self.box.put(JobNews(previews, gpu_memory=self._gpu_memory()))
+        self.post(NewsReady(self.job_id, self.box))
 
     def _gpu_memory(self) -> int | None:
         if not (self.device or "").startswith("cuda"):

@@ -17,7 +17,9 @@ from nst_tui import presets
 from nst_tui.config import Config
 from nst_tui.records import FILES
 from nst_tui.tui.app import NSTApp
-from nst_tui.tui.messages import CellUpdate, JobProgressed
+from nst_tui.tui.messages import NewsReady
+from nst_tui.tui.news import CellNews, JobNews, NewsBox
+from nst_tui.tui.pace import Pace
 from nst_tui.tui.screens.file_picker import FilePicker
 from nst_tui.tui.screens.help_screen import HELP_TEXT, HelpScreen
 from nst_tui.tui.screens.preset_picker import PresetPicker
@@ -623,14 +625,21 @@ def test_run_dashboard_opens_the_named_preset(tmp_path: Path, monkeypatch) -> No
 # ---- coalescing -------------------------------------------------------------------------
 
 
-def test_progress_messages_merge_without_losing_rows() -> None:
-    older = JobProgressed(1, {0: CellUpdate([(1, {"total": 3.0})], 1, "old")}, 1, 10, 1.0)
-    newer = JobProgressed(1, {0: CellUpdate([(2, {"total": 2.0})], 2, None)}, 2, 10, 1.0)
+def test_progress_messages_replace_each_other_without_losing_rows() -> None:
+    """A newer message only stands for the older: the rows of both wait in the box."""
+    box = NewsBox(Pace())
+    box.put(JobNews({0: CellNews([(1, {"total": 3.0})], 1, "old")}, 1, 10, 1.0))
+    older = NewsReady(1, box)
+    box.put(JobNews({0: CellNews([(2, {"total": 2.0})], 2, None)}, 2, 10, 1.0))
+    newer = NewsReady(1, box)
     assert older.can_replace(newer)
-    assert [it for it, _ in newer.cells[0].rows] == [1, 2]
-    assert newer.cells[0].preview == "old"  # the newest canvas that exists
-    other_run = JobProgressed(2, {}, 1, 10, 1.0)
-    assert not newer.can_replace(other_run)
+    assert (older.box, older.job_id) == (newer.box, newer.job_id)  # neither changed
+    news = newer.box.take()
+    assert news is not None and [it for it, _ in news.cells[0].rows] == [1, 2]
+    assert news.cells[0].preview == "old"  # the newest canvas that exists
+    assert (news.completed, news.total) == (2, 10)
+    assert box.take() is None  # taken once: a message still queued finds nothing
+    assert not newer.can_replace(NewsReady(2, NewsBox(Pace())))
 
 
 async def test_the_engine_warm_up_imports_and_leaves_the_app_idle(tmp_path: Path) -> None:

@@ -17,7 +17,8 @@ from textual.widgets import Input
 
 from nst_tui.engine.events import Finished
 from nst_tui.tui.app import NSTApp
-from nst_tui.tui.messages import CellUpdate, JobBegan, JobProgressed
+from nst_tui.tui.messages import JobBegan, NewsReady
+from nst_tui.tui.news import CellNews, JobNews, NewsBox
 from nst_tui.tui.pace import Pace
 
 SIZE = (120, 36)
@@ -58,7 +59,7 @@ async def replay_finished_run(pilot: Pilot) -> None:
     job = JobState(record, single(config, "tiny"))
     app.jobs[1] = job
     app.history.put(record)
-    app.active = ActiveJob(job, threading.Event(), 0.0, pace=Pace())
+    app.active = ActiveJob(job, threading.Event(), 0.0)
     folder = Path("outputs/20260101-000000-tiny")
     app.post_message(JobBegan(1, folder, 1, "cpu", "vgg16-caffe"))
     rows = [
@@ -67,8 +68,9 @@ async def replay_finished_run(pilot: Pilot) -> None:
     ]
     image = gradient(32, 24)
     preview = Image.fromarray(image)
-    update = CellUpdate(rows, 10, preview)
-    app.post_message(JobProgressed(1, {0: update}, 10, 10, 8.0, 0.0512, None))
+    box = NewsBox(Pace())
+    box.put(JobNews({0: CellNews(rows, 10, preview)}, 10, 10, 8.0, 0.0512, None))
+    app.post_message(NewsReady(1, box))
     await pilot.pause()
     finished = Finished("finished", "", 10, 1.25, 8.0, rows[-1][1], image)
     cells = (CellResult(job.job.cells[0], folder, finished),)

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 import numpy as np
-from conftest import STARRY, TUBINGEN, snapshot_config, tiny_config
+from conftest import STARRY, TUBINGEN, eager_dashboard, snapshot_config, tiny_config
 from test_dashboard import wait_for_run, wait_until_running
 from textual.pilot import Pilot
 from textual.widgets import Input, OptionList, Sparkline
@@ -21,7 +21,8 @@ from nst_tui.engine.events import Finished
 from nst_tui.job.events import CellResult, JobResult
 from nst_tui.records import FILES
 from nst_tui.tui.app import NSTApp
-from nst_tui.tui.messages import CellUpdate, JobBegan, JobProgressed
+from nst_tui.tui.messages import JobBegan, NewsReady
+from nst_tui.tui.news import CellNews, JobNews, NewsBox, merged
 from nst_tui.tui.pace import Pace
 from nst_tui.tui.screens.help_screen import HELP_TEXT
 from nst_tui.tui.screens.preset_picker import PresetPicker
@@ -329,19 +330,16 @@ def test_narrow_tiles_drop_the_words_every_column_shares() -> None:
     assert short_labels(("init noise",)) == ("init noise",)  # one column: nothing to share
 
 
-def test_sweep_progress_messages_merge_every_cell() -> None:
-    older = JobProgressed(
-        1, {0: CellUpdate([(1, {"total": 3.0})], 1, "old"), 1: CellUpdate([], 0)}, 1, 8, 1.0
-    )
-    newer = JobProgressed(
-        1, {0: CellUpdate([(2, {"total": 2.0})], 2), 1: CellUpdate([], 1, "new", "failed")}, 3, 8, 2
-    )
-    assert older.can_replace(newer)
-    assert [it for it, _ in newer.cells[0].rows] == [1, 2]
-    assert newer.cells[0].preview == "old" and newer.cells[0].iteration == 2
-    assert (newer.cells[1].preview, newer.cells[1].status) == ("new", "failed")
-    assert (newer.completed, newer.rate) == (3, 2)
-    assert not newer.can_replace(JobProgressed(2, {}, 0, 8, 0.0))
+def test_sweep_news_merges_every_cell() -> None:
+    older = JobNews({0: CellNews([(1, {"total": 3.0})], 1, "old"), 1: CellNews([], 0)}, 1, 8, 1.0)
+    newer = JobNews({0: CellNews([(2, {"total": 2.0})], 2), 1: CellNews([], 1, "new", "failed")})
+    newer.completed, newer.rate = 3, 2.0
+    both = merged(older, newer)
+    assert [it for it, _ in both.cells[0].rows] == [1, 2]
+    assert both.cells[0].preview == "old" and both.cells[0].iteration == 2
+    assert (both.cells[1].preview, both.cells[1].status) == ("new", "failed")
+    assert (both.completed, both.total, both.rate) == (3, 8, 2.0)  # total: newer said nothing
+    assert [it for it, _ in older.cells[0].rows] == [1]  # neither was changed
 
 
 def test_the_relay_posts_a_batch_round_at_once() -> None:
@@ -352,7 +350,7 @@ def test_the_relay_posts_a_batch_round_at_once() -> None:
 
     sweep = expand(tiny_config(iterations=4, sav_freq=2), {"content_layers": [[0], [2]]})
     posted: list[object] = []
-    relay = JobRelay(posted.append, 1, sweep, Pace(fastest=0))  # no rate limit: rounds only
+    relay = JobRelay(eager_dashboard(posted), 1, sweep, Pace(fastest=0))  # rounds only
     image = gradient(32, 24, 0)
     relay(BatchStarted(0, (0, 1), True))
     for step in (2, 4):
@@ -364,7 +362,7 @@ def test_the_relay_posts_a_batch_round_at_once() -> None:
                 assert not posted, "posted before its batch-mate had logged this step"
         relay.poster.drain()  # the tiles are made on the relay's own thread
         message = posted.pop()
-        assert isinstance(message, JobProgressed) and not posted
+        assert isinstance(message, JobNews) and not posted
         assert sorted(message.cells) == [0, 1]
         assert all(u.rows == [(step, {"total": float(step)})] for u in message.cells.values())
         assert all(u.preview is not None for u in message.cells.values())
@@ -372,7 +370,7 @@ def test_the_relay_posts_a_batch_round_at_once() -> None:
     relay(CellEvent(0, Finished("cancelled", "", 4, 1.0, 1.0, {}, image)))
     relay.poster.drain()
     message = posted.pop()
-    assert isinstance(message, JobProgressed) and message.cells[0].status == "cancelled"
+    assert isinstance(message, JobNews) and message.cells[0].status == "cancelled"
 
 
 # ---- snapshot -------------------------------------------------------------------------------
@@ -405,8 +403,10 @@ async def replay_finished_sweep(pilot: Pilot) -> None:
                  "style": 9e8 / i, "tv": 0.3})
             for i in range(2, 11, 2)
         ]  # fmt: skip
-        updates[cell.index] = CellUpdate(rows, 10)
-    app.post_message(JobProgressed(1, updates, 40, 40, 16.0))
+        updates[cell.index] = CellNews(rows, 10)
+    box = NewsBox(Pace())
+    box.put(JobNews(updates, 40, 40, 16.0))
+    app.post_message(NewsReady(1, box))
     await pilot.pause()
     outcomes = []
     for cell in state.job.cells:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import tiny_config
+from conftest import eager_dashboard, tiny_config
 from PIL import Image
 
 from nst_tui import records
@@ -26,7 +26,8 @@ from nst_tui.job.events import CellEvent
 from nst_tui.job.plan import single
 from nst_tui.records import RunRecorder, new_run_folder
 from nst_tui.tui import poster as poster_module
-from nst_tui.tui.messages import JobNote, JobProgressed
+from nst_tui.tui.messages import JobNote
+from nst_tui.tui.news import JobNews, merged
 from nst_tui.tui.pace import Pace
 from nst_tui.tui.relay import JobRelay
 
@@ -173,7 +174,7 @@ def progress(i: int, total: int) -> Progress:
 
 def test_the_relay_keeps_every_row_in_order_when_flushes_outpace_it() -> None:
     posted: list[Any] = []
-    gate = Gate(posted.append)
+    gate = Gate(eager_dashboard(posted))
     relay = relay_with(gate, 20)
     for i in range(1, 20):
         relay(progress(i, 20))
@@ -184,29 +185,31 @@ def test_the_relay_keeps_every_row_in_order_when_flushes_outpace_it() -> None:
 
     # Everything was posted before Finished returned, and the thread has ended.
     assert not named_threads("relay-1")
-    batches = [m.cells[0] for m in posted if isinstance(m, JobProgressed)]
+    batches = [m.cells[0] for m in posted if isinstance(m, JobNews)]
     assert [i for m in batches for i, _ in m.rows] == list(range(1, 21))
     assert len(batches) < 20, "pending flushes were merged"
-    assert batches[-1].iteration == 20
-    newest = [m.preview for m in batches if m.preview is not None][-1]
-    assert newest.getpixel((0, 0)) == (20, 20, 20)  # the run's end carries its last canvas
+    whole = batches[0]
+    for later in batches[1:]:
+        whole = merged(whole, later)
+    assert (whole.iteration, whole.status) == (20, "finished")
+    assert whole.preview.getpixel((0, 0)) == (20, 20, 20)  # the run's end: its last canvas
 
 
 def test_a_status_waits_for_the_rows_before_it() -> None:
     posted: list[Any] = []
-    gate = Gate(posted.append)
+    gate = Gate(eager_dashboard(posted))
     relay = relay_with(gate, 8)
     relay(progress(1, 8))
     relay(Frame(1, solid(1)))
     open_later(gate)
     relay(Status("scale 2 of 2"))
-    assert [type(m) for m in posted] == [JobProgressed, JobNote]
+    assert [type(m) for m in posted] == [JobNews, JobNote]
 
 
 def test_the_relay_thread_ends_when_no_finished_comes(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(poster_module, "IDLE_S", 0.05)
     posted: list[Any] = []
-    relay = relay_with(posted.append, 8)
+    relay = relay_with(eager_dashboard(posted), 8)
     relay(progress(1, 8))
     relay(Frame(1, solid(1)))  # and then the run raises: no Finished
     deadline = time.monotonic() + WAIT_S

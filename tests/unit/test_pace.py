@@ -6,12 +6,12 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import tiny_config
+from conftest import eager_dashboard, tiny_config
 
 from nst_tui.engine.events import Frame, Progress
 from nst_tui.job.events import CellEvent
 from nst_tui.job.plan import single
-from nst_tui.tui.messages import JobProgressed
+from nst_tui.tui.news import JobNews
 from nst_tui.tui.pace import BUDGET, FASTEST, SLOWEST, Pace
 from nst_tui.tui.relay import JobRelay
 
@@ -63,13 +63,25 @@ def test_the_relay_posts_at_the_paces_interval(monkeypatch: pytest.MonkeyPatch) 
     pace = Pace(cpu_clock=Clock())
     pace.interval = 1.0
     posted: list[Any] = []
-    relay = JobRelay(posted.append, 1, single(tiny_config(iterations=16)), pace)
+    relay = JobRelay(eager_dashboard(posted), 1, single(tiny_config(iterations=16)), pace)
     image = np.zeros((4, 4, 3), np.uint8)
     for i in range(1, 16):
         wall.now += 0.25
         relay(CellEvent(0, Progress(i, 16, {"total": float(i)}, 1.0, float(i))))
         relay(CellEvent(0, Frame(i, image)))
         relay.poster.drain()  # each flush posted on its own (not merged into a later one)
-    batches = [m.cells[0] for m in posted if isinstance(m, JobProgressed)]
+    batches = [m.cells[0] for m in posted if isinstance(m, JobNews)]
     assert [m.iteration for m in batches] == [4, 8, 12]
     assert [i for m in batches for i, _ in m.rows] == list(range(1, 13))
+
+
+def test_the_relay_alone_decides_how_fast_a_job_may_go() -> None:
+    """A single run at most 20 posts a second, a sweep's grid 10; the dashboard feeds the
+    same pace through the job's news box."""
+    from nst_tui.job.plan import expand
+    from nst_tui.tui.pace import SWEEP_FASTEST
+
+    run = JobRelay(print, 1, single(tiny_config()))
+    sweep = JobRelay(print, 2, expand(tiny_config(), {"content_layers": [[0], [2]]}))
+    assert (run.pace.fastest, sweep.pace.fastest) == (FASTEST, SWEEP_FASTEST)
+    assert run.box.pace is run.pace and sweep.box.pace is sweep.pace

@@ -14,14 +14,15 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import tiny_config
+from conftest import eager_dashboard, tiny_config
 
 from nst_tui.engine.events import Finished, Frame, Progress, Status
 from nst_tui.job.events import BatchStarted, CellEvent, JobFinished, JobResult
 from nst_tui.job.plan import expand
 from nst_tui.tui import poster as poster_module
 from nst_tui.tui import relay as relay_module
-from nst_tui.tui.messages import JobNote, JobProgressed
+from nst_tui.tui.messages import JobNote
+from nst_tui.tui.news import JobNews, merged
 from nst_tui.tui.pace import Pace
 from nst_tui.tui.poster import Poster
 from nst_tui.tui.relay import JobRelay
@@ -173,7 +174,7 @@ def test_the_relay_makes_a_sweeps_tiles_off_the_optimizers_thread_and_keeps_ever
     monkeypatch.setattr(relay_module, "shrink", gate)
     sweep = expand(tiny_config(iterations=6, sav_freq=1), {"content_layers": [[0], [2]]})
     posted: list[Any] = []
-    relay = JobRelay(posted.append, 1, sweep, Pace(fastest=0))  # no rate limit: every round
+    relay = JobRelay(eager_dashboard(posted), 1, sweep, Pace(fastest=0))  # every round
     relay(BatchStarted(0, (0, 1), True))
     for step in range(1, 6):
         for cell in (0, 1):
@@ -197,15 +198,16 @@ def test_the_relay_makes_a_sweeps_tiles_off_the_optimizers_thread_and_keeps_ever
     assert not named_threads("relay-1")
     kinds = [type(m) for m in posted]
     note = kinds.index(JobNote)
-    assert set(kinds[:note]) == {JobProgressed} and set(kinds[note + 1 :]) == {JobProgressed}
+    assert set(kinds[:note]) == {JobNews} and set(kinds[note + 1 :]) == {JobNews}
     assert note < 6, "pending rounds were merged"
-    progressed = [m for m in posted if isinstance(m, JobProgressed)]
+    news = [m for m in posted if isinstance(m, JobNews)]
+    whole = news[0]
+    for later in news[1:]:
+        whole = merged(whole, later)
     for cell in (0, 1):
-        updates = [m.cells[cell] for m in progressed if cell in m.cells]
-        assert [i for u in updates for i, _ in u.rows] == list(range(1, 7))
-        tiles = [u.preview for u in updates if u.preview is not None]
-        assert tiles[-1].getpixel((0, 0)) == (90 + cell,) * 3
-        assert updates[-1].status == "finished"
-    before_note = [m for m in posted[:note] if isinstance(m, JobProgressed)]
-    assert before_note[-1].cells[0].preview.getpixel((0, 0)) == (50, 50, 50)  # the newest frame
-    assert progressed[-1].completed == 12 and progressed[-1].total == 12
+        assert [i for i, _ in whole.cells[cell].rows] == list(range(1, 7))
+        assert whole.cells[cell].preview.getpixel((0, 0)) == (90 + cell,) * 3
+        assert whole.cells[cell].status == "finished"
+    before_note = [c.preview for m in posted[:note] if (c := m.cells.get(0)) and c.preview]
+    assert before_note[-1].getpixel((0, 0)) == (50, 50, 50)  # the newest frame
+    assert news[-1].completed == 12 and news[-1].total == 12

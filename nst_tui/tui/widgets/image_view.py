@@ -23,6 +23,7 @@ from textual.strip import Strip
 from textual.widget import Widget
 
 from nst_tui.text import visible
+from nst_tui.tui.images import fit
 
 LOWER_HALF = "\u2584"  # as rich-pixels draws: glyph = lower pixel, background = upper
 
@@ -55,22 +56,6 @@ def half_block_rows(image: Image.Image) -> list[list[Segment]]:
         [Segment(LOWER_HALF, _cell_style(t, b)) for t, b in zip(top, bottom, strict=True)]
         for top, bottom in zip(packed[0::2].tolist(), packed[1::2].tolist(), strict=True)
     ]
-
-
-def fit(image_size: tuple[int, int], cells: tuple[int, int]) -> tuple[int, int]:
-    """Pixel size of `image_size` scaled to fit `cells` (w, h), at 1x2 pixels per cell."""
-    w, h = image_size
-    box_w, box_h = cells[0], cells[1] * 2
-    scale = min(box_w / w, box_h / h)
-    return max(1, round(w * scale)), max(1, round(h * scale))
-
-
-def shrink(image: Image.Image, longest: int) -> Image.Image:
-    """A copy no longer than `longest` on either edge (cheap to send and redraw)."""
-    if max(image.size) <= longest:
-        return image.copy()
-    scaled = fit(image.size, (longest, longest // 2))
-    return image.resize(scaled, Image.Resampling.BOX)
 
 
 class ImageView(Widget):

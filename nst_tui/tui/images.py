@@ -1,0 +1,28 @@
+"""Picture sizes for the dashboard: an image fitted to terminal cells, a small copy of one.
+
+No widget here: the relay shrinks canvases off the UI thread, the job state its final
+images, and the image widget fits what it draws.
+"""
+
+from __future__ import annotations
+
+from PIL import Image
+
+TILE_PX = 96  # a grid tile is a fraction of the canvas pane: this is plenty
+PREVIEW_PX = 256  # the preview pane never needs more than this on its long edge
+
+
+def fit(image_size: tuple[int, int], cells: tuple[int, int]) -> tuple[int, int]:
+    """Pixel size of `image_size` scaled to fit `cells` (w, h), at 1x2 pixels per cell."""
+    w, h = image_size
+    box_w, box_h = cells[0], cells[1] * 2
+    scale = min(box_w / w, box_h / h)
+    return max(1, round(w * scale)), max(1, round(h * scale))
+
+
+def shrink(image: Image.Image, longest: int) -> Image.Image:
+    """A copy no longer than `longest` on either edge (cheap to send and redraw)."""
+    if max(image.size) <= longest:
+        return image.copy()
+    scaled = fit(image.size, (longest, longest // 2))
+    return image.resize(scaled, Image.Resampling.BOX)
