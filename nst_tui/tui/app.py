@@ -17,13 +17,14 @@ import time
 import traceback
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
 from PIL import Image
 from textual import events, on, work
 from textual.app import App, ComposeResult, SystemCommand
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.command import CommandPalette
 from textual.containers import Horizontal, Vertical
 from textual.driver import Driver
@@ -40,6 +41,7 @@ from nst_tui.job.plan import expand, job_for
 from nst_tui.text import visible
 from nst_tui.tui.images import shrink
 from nst_tui.tui.job_state import JobState, table_summary
+from nst_tui.tui.keys import APP_BINDINGS
 from nst_tui.tui.messages import JobBegan, JobNote, NewsReady
 from nst_tui.tui.paste import pasted, use_paste_parser
 from nst_tui.tui.plain import plain
@@ -93,24 +95,7 @@ class NSTApp(App[int]):
         (0, "-narrow"),
         (110, "-wide"),
     ]
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("ctrl+r", "run", "Run", priority=True, tooltip="Run the form's config"),
-        Binding("escape", "cancel_run", "Cancel", tooltip="Stop the run and save it, marked"),
-        Binding("ctrl+o", "pick_preset", "Preset", priority=True, tooltip="Load a preset"),
-        Binding("ctrl+s", "save_preset", "Save", priority=True, tooltip="Save form as a preset"),
-        Binding("ctrl+n", "reset", "Reset", priority=True, tooltip="Form to the study's defaults"),
-        Binding("ctrl+g", "toggle_sweep", "Sweep", priority=True, tooltip="Sweep off / on"),
-        Binding("f2", "edit_sweep", "Sweep table", priority=True, tooltip="Type a sweep table"),
-        Binding("ctrl+t", "focus_runs", "Runs", priority=True, tooltip="Runs list / form"),
-        Binding("f3", "focus_layers", "Layers", priority=True, tooltip="The layer toggles"),
-        Binding(
-            "ctrl+l", "toggle_layer_losses", "Layer loss", priority=True, tooltip="Per-layer losses"
-        ),
-        Binding("f1", "help", "Help", priority=True),
-        Binding("question_mark", "help", "Help", show=False),
-        Binding("ctrl+q", "quit", "Quit", priority=True, tooltip="Cancel and save a run, quit"),
-        Binding("q", "ask_quit", "Quit", show=False),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = list(APP_BINDINGS)  # nst_tui/tui/keys.py
 
     def __init__(
         self,
@@ -755,26 +740,19 @@ class NSTApp(App[int]):
         self.push_screen(self._palette)
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
-        yield SystemCommand("Run", "Run with the form's current values (ctrl+r)", self.action_run)
-        yield SystemCommand("Cancel run", "Stop and save the run (escape)", self.action_cancel_run)
-        yield SystemCommand("Load preset", "Pick a preset (ctrl+o)", self.action_pick_preset)
-        yield SystemCommand("Save preset", "Save the form (ctrl+s)", self.action_save_preset)
-        yield SystemCommand("Reset to the study", "Every field (ctrl+n)", self.action_reset)
-        yield SystemCommand("Runs list", "Focus the run history (ctrl+t)", self.action_focus_runs)
-        yield SystemCommand(
-            "Layer toggles", "Focus them; 1..5 / shift+1..5 toggle (f3)", self.action_focus_layers
-        )
-        yield SystemCommand(
-            "Per-layer losses",
-            "Show / hide each layer's term (ctrl+l)",
-            self.action_toggle_layer_losses,
-        )
-        yield SystemCommand("Sweep off / on", "The loaded sweep (ctrl+g)", self.action_toggle_sweep)
+        yield from super().get_system_commands(screen)  # quit, theme, screenshot, ...
+        seen = {"quit", "ask_quit"}  # Textual's own Quit stands for both
+        for binding in APP_BINDINGS:
+            if binding.action in seen:
+                continue
+            seen.add(binding.action)
+            help_text = f"{binding.tooltip or binding.description} ({binding.key})"
+            yield SystemCommand(
+                binding.description, help_text, partial(self.run_action, binding.action)
+            )
         yield SystemCommand(
             "Compare runs", "The marked run and the highlighted one (m, c)", self.compare_runs
         )
-        yield SystemCommand("Help", "Keys and panes (f1)", self.action_help)
 
     # ---- form and history events -------------------------------------------------
     @on(PathInput.BrowseRequested)

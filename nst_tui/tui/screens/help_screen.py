@@ -1,4 +1,5 @@
-"""The help screen: the keys and panes, from help_screen.md beside this file."""
+"""The help screen: the keys and panes, from help_screen.md beside this file and the
+bindings (nst_tui/tui/keys.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,19 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Markdown
 
-HELP_TEXT = (Path(__file__).with_name("help_screen.md")).read_text(encoding="utf-8")
+from nst_tui.tui.keys import PLACES, table
+
+
+def help_text() -> str:
+    """help_screen.md with each `{keys PLACE}` line replaced by that place's key table
+    (the bindings are the one place keys are written)."""
+    text = Path(__file__).with_name("help_screen.md").read_text(encoding="utf-8")
+    for place in PLACES:
+        text = text.replace(f"{{keys {place}}}", table(place))
+    return text
+
+
+HELP_TEXT = help_text()
 
 
 class HelpScreen(ModalScreen[None]):

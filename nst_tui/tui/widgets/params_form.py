@@ -143,7 +143,9 @@ class PathInput(TextInput):
     """An Input holding an image path; ctrl+f browses for one."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("ctrl+f", "browse", "Browse", tooltip="Pick a file from a tree")
+        Binding(
+            "ctrl+f", "browse", "Browse", tooltip="In an image field: pick the file from a tree"
+        )
     ]
 
     @dataclass
@@ -218,12 +220,23 @@ class ParamsForm(VerticalScroll):
     BINDINGS: ClassVar[list[BindingType]] = [
         *(
             Binding(
-                str(i + 1), f"toggle_layer('content', {i})", f"content {i + 1}", group=CONTENT_GROUP
+                str(i + 1),
+                f"toggle_layer('content', {i})",
+                f"content {i + 1}",
+                group=CONTENT_GROUP,
+                tooltip="Toggle content layer N, outside a text field (a text field takes its "
+                "digits); a note says what changed",
             )
             for i in range(N_LAYERS)
         ),
         *(
-            Binding(key, f"toggle_layer('style', {i})", f"style {i + 1}", group=STYLE_GROUP)
+            Binding(
+                key,
+                f"toggle_layer('style', {i})",
+                f"style {i + 1}",
+                group=STYLE_GROUP,
+                tooltip="Toggle style layer N (shift+1 … 5), likewise",
+            )
             for i, key in enumerate(STYLE_KEYS)
         ),
     ]

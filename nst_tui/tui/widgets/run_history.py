@@ -58,10 +58,19 @@ class RunHistory(DataTable[str]):
         Binding("r", "rerun", "Rerun", tooltip="Run the highlighted row's config again"),
         Binding("l", "load", "Load config", tooltip="Put the highlighted row's config in the form"),
         Binding(
-            "n", "continue", "Continue", tooltip="Load the row's config, starting from its image"
+            "n",
+            "continue",
+            "Continue",
+            tooltip="Continue it: its config with `init = run:FOLDER`, from its final image",
         ),
         Binding("m", "mark", "Mark", tooltip="Mark (or unmark) the highlighted run to compare"),
-        Binding("c", "compare", "Compare", tooltip="Compare the marked run with the highlighted"),
+        Binding(
+            "c",
+            "compare",
+            "Compare",
+            tooltip="Compare the marked run with the highlighted one: both images, the fields "
+            "that differ, both loss curves",
+        ),
     ]
 
     @dataclass

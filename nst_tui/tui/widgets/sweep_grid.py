@@ -61,16 +61,20 @@ class SweepTile(ImageView):
             grid.focus()
 
 
+SELECT = "Select a cell; the loss pane shows its sparklines"
+STEP = "The next / previous cell (then on, out of the grid)"
+
+
 class SweepGrid(ScrollableContainer, can_focus=True):
     """The tiles of one `JobState`; `show()` switches to another sweep's state."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("left", "move(0, -1)", "Cell left", show=False),
-        Binding("right", "move(0, 1)", "Cell right", show=False),
-        Binding("up", "move(-1, 0)", "Cell up", show=False),
-        Binding("down", "move(1, 0)", "Cell down", show=False),
-        Binding("tab", "step(1)", "Next cell", show=False),
-        Binding("shift+tab", "step(-1)", "Previous cell", show=False),
+        *(
+            Binding(key, f"move({dr}, {dc})", f"Cell {key}", show=False, tooltip=SELECT)
+            for key, dr, dc in [("left", 0, -1), ("right", 0, 1), ("up", -1, 0), ("down", 1, 0)]
+        ),
+        Binding("tab", "step(1)", "Next cell", show=False, tooltip=STEP),
+        Binding("shift+tab", "step(-1)", "Previous cell", show=False, tooltip=STEP),
     ]
 
     @dataclass

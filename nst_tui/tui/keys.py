@@ -1,0 +1,140 @@
+"""The dashboard's keys, written once.
+
+A binding's tooltip is its documentation: the help screen's key tables, the README's
+key table (between its `keys:begin` / `keys:end` markers) and the command palette's
+entries are all built from the bindings here and on the widgets that own them.
+`python -m nst_tui.tui.keys` rewrites the README's table (a test says when it is due).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from textual.binding import Binding
+
+from nst_tui.tui.widgets.params_form import ParamsForm, PathInput
+from nst_tui.tui.widgets.run_history import RunHistory
+from nst_tui.tui.widgets.sweep_grid import SweepGrid
+
+# The App's own keys. Priority keys work while a text field has the focus.
+APP_BINDINGS: list[Binding] = [
+    Binding("ctrl+r", "run", "Run", priority=True, tooltip=(
+        "Run (or rerun) with the form's values; blocked, with the field's message, while a "
+        "value is invalid or an input would fail the run (a missing image, an "
+        "`init = \"run:...\"` folder that is not a run). With a sweep on: every cell"
+    )),
+    Binding("escape", "cancel_run", "Cancel", tooltip=(
+        "Cancel the run (every cell of a sweep): it stops within one iteration and what it "
+        "made is saved, marked *cancelled*"
+    )),
+    Binding("ctrl+o", "pick_preset", "Preset", priority=True, tooltip="Load a preset (a picker)"),
+    Binding("ctrl+s", "save_preset", "Save", priority=True, tooltip=(
+        "Save the form as a preset (in your preset folder), with the sweep table while a "
+        "sweep is on"
+    )),
+    Binding("ctrl+n", "reset", "Reset", priority=True, tooltip=(
+        "Reset every field to the study's defaults (drops a loaded sweep)"
+    )),
+    Binding("ctrl+g", "toggle_sweep", "Sweep", priority=True, tooltip=(
+        "With a sweep preset loaded: sweep off (ctrl+r runs the form once) / on again"
+    )),
+    Binding("f2", "edit_sweep", "Sweep table", priority=True, tooltip=(
+        "Type a sweep table over the form's values (`lr = [0.01, 0.1], content_layers = "
+        "[[0], [3]]`, as in a preset's `[sweep]`); empty removes it"
+    )),
+    Binding("ctrl+t", "focus_runs", "Runs", priority=True, tooltip=(
+        "Jump to the run history; again: back to the form"
+    )),
+    Binding("f3", "focus_layers", "Layers", priority=True, tooltip=(
+        "Focus the layer toggles (the form's *Layers*: five content and five style "
+        "checkboxes)"
+    )),
+    Binding("ctrl+l", "toggle_layer_losses", "Layer loss", priority=True, tooltip=(
+        "Loss pane: show / hide one sparkline per layer term under the four sums"
+    )),
+    Binding("f1", "help", "Help", priority=True, tooltip="This help; `ctrl+p` the command palette"),
+    Binding("question_mark", "help", "Help", show=False),
+    Binding("ctrl+q", "quit", "Quit", priority=True, tooltip=(
+        "Quit; a running job is cancelled and saved first, marked *cancelled*"
+    )),
+    Binding("q", "ask_quit", "Quit", show=False, tooltip=(
+        "The same, but while a job runs it asks first: press `q` again within 5 s"
+    )),
+]  # fmt: skip
+
+# Where each group of keys acts, in the order the help and the README list them.
+PLACES: dict[str, Sequence[Binding]] = {
+    "anywhere": APP_BINDINGS,
+    "in the form": [*PathInput.BINDINGS, *ParamsForm.BINDINGS],  # type: ignore[list-item]
+    "in the run history": RunHistory.BINDINGS,  # type: ignore[dict-item]
+    "in a sweep's grid": SweepGrid.BINDINGS,  # type: ignore[dict-item]
+}
+
+# How a key is written in the docs (Textual's names for the shifted digits and arrows).
+SHOWN = {
+    "question_mark": "?",
+    "exclamation_mark": "!",
+    "at": "@",
+    "number_sign": "#",
+    "dollar_sign": "$",
+    "percent_sign": "%",
+    "left": "←",
+    "right": "→",
+    "up": "↑",
+    "down": "↓",
+}
+
+
+@dataclass(frozen=True)
+class KeyRow:
+    keys: tuple[str, ...]  # as the docs write them
+    does: str
+
+
+def rows(bindings: Iterable[Binding]) -> list[KeyRow]:
+    """One row per action (its keys together), or per group of keys (1..5); the text is
+    the first binding's tooltip, else its description."""
+    out: dict[str, tuple[list[str], str]] = {}
+    for b in bindings:
+        what = b.group.description if b.group else re.sub(r"\(.*", "", b.action)
+        keys, does = out.setdefault(what, ([], b.tooltip or b.description))
+        keys.append(SHOWN.get(b.key, b.key))
+        if not does and b.tooltip:
+            out[what] = (keys, b.tooltip)
+    return [KeyRow(tuple(keys), does) for keys, does in out.values()]
+
+
+def table(place: str) -> str:
+    """The markdown table of the keys that act `place` (a PLACES key)."""
+    lines = ["| Key | Action |", "| --- | --- |"]
+    for row in rows(PLACES[place]):
+        lines.append(f"| {' '.join(f'`{k}`' for k in row.keys)} | {row.does} |")
+    return "\n".join(lines)
+
+
+def readme_table() -> str:
+    """Every key, where it acts, for the README."""
+    lines = ["| key | where | does |", "| --- | --- | --- |"]
+    for place in PLACES:
+        for row in rows(PLACES[place]):
+            lines.append(f"| {' '.join(f'`{k}`' for k in row.keys)} | {place} | {row.does} |")
+    return "\n".join(lines)
+
+
+BEGIN, END = "<!-- keys:begin -->", "<!-- keys:end -->"
+
+
+def with_readme_table(readme: str) -> str:
+    """`readme` with the text between its key markers replaced by `readme_table()`."""
+    head, _, rest = readme.partition(BEGIN)
+    _, _, tail = rest.partition(END)
+    return f"{head}{BEGIN}\n{readme_table()}\n{END}{tail}"
+
+
+if __name__ == "__main__":
+    path = Path(__file__).resolve().parents[2] / "README.md"
+    path.write_text(with_readme_table(path.read_text(encoding="utf-8")), encoding="utf-8")
+    print(f"wrote the key table of {path}")
