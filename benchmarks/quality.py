@@ -65,11 +65,11 @@ from nst_tui.engine.images import (  # noqa: E402
     fit_canvas,
     load_image,
     resolve_path,
-    to_tensor,
 )
 from nst_tui.engine.optimize import optimize  # noqa: E402
 from nst_tui.engine.prepare import get_backbone, prepare  # noqa: E402
 from nst_tui.engine.scales import optimize_scales, scale_configs  # noqa: E402
+from nst_tui.engine.tensors import to_tensor  # noqa: E402
 from nst_tui.errors import NSTError  # noqa: E402
 from nst_tui.records import write_atomic  # noqa: E402
 from nst_tui.sheet import render_sheet  # noqa: E402

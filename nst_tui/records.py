@@ -26,7 +26,6 @@ import json
 import os
 import platform
 import queue
-import re
 import shutil
 import threading
 from collections.abc import Callable, Iterator
@@ -41,6 +40,7 @@ from nst_tui import __version__
 from nst_tui.config import Config
 from nst_tui.engine.events import Event, Finished, Frame, Placed, Progress
 from nst_tui.errors import RunError
+from nst_tui.text import safe_label
 
 # run.json's status while a sweep's cell waits for its turn (and after a kill, for good).
 NOT_RUN_STATUS = "not run"
@@ -48,12 +48,6 @@ FILES = ("final.png", "animation.gif", "config.toml", "losses.csv", "run.json")
 # Frames waiting for the writer thread; past this the optimizer waits for the disk,
 # so memory stays flat when the disk is slower than the loop.
 FRAME_BACKLOG = 64
-
-
-def safe_label(text: str) -> str:
-    """A folder-name fragment that cannot leave the outputs folder."""
-    label = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip(".-")[:40]
-    return label or "run"
 
 
 def check_outputs(root: Path) -> None:

@@ -23,7 +23,6 @@ import pickle
 import re
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +30,7 @@ import torch
 import torchvision.models as tv_models
 from torch import nn
 
+from nst_tui.engine.events import StatusFn, quiet
 from nst_tui.engine.weight_files import (
     WANTED,
     WeightFileError,
@@ -50,12 +50,6 @@ TORCHVISION_URLS = {
     "vgg16": tv_models.VGG16_Weights.IMAGENET1K_V1.url,
 }
 PROBE_TIMEOUT_S = 3.0
-
-StatusFn = Callable[[str, "float | None"], None]
-
-
-def _quiet(message: str, fraction: float | None = None) -> None:
-    pass
 
 
 class TorchvisionPreprocess(nn.Module):
@@ -136,7 +130,7 @@ def download(url: str, dest: Path, status: StatusFn) -> None:
         raise BackboneError(f"could not download {url}: {exc}") from None
 
 
-def load_torchvision(arch: str, status: StatusFn = _quiet) -> Backbone:
+def load_torchvision(arch: str, status: StatusFn = quiet) -> Backbone:
     path = hub_cache_path(arch)
     if not path.exists():
         status(f"{arch}: weights not cached, downloading to {path}", None)
@@ -317,7 +311,7 @@ def load_caffe_vgg16() -> Backbone:
 # ---- choosing ----------------------------------------------------------------------
 
 
-def load_backbone(name: str, status: StatusFn = _quiet) -> Backbone:
+def load_backbone(name: str, status: StatusFn = quiet) -> Backbone:
     """Load by config name; `auto` prefers vgg19 and falls back offline to vgg16-caffe."""
     if name == "auto":
         if hub_cache_path("vgg19").exists():

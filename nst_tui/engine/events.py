@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -13,6 +14,15 @@ class Status:
 
     message: str
     fraction: float | None = None  # 0..1 when the progress is known
+
+
+# How slow work before the loop reports itself (a Status's two fields): loading weights,
+# checking inputs. Torch-free, so a job's planning and its executors' seam can name it.
+StatusFn = Callable[[str, float | None], None]
+
+
+def quiet(message: str, fraction: float | None = None) -> None:
+    """A StatusFn that tells no one."""
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ from torch import nn
 
 if TYPE_CHECKING:
     from nst_tui.engine.features import FeatureExtractor
-    from nst_tui.engine.optimize import Objective
+    from nst_tui.engine.objective import Objective
 
 
 @dataclass(frozen=True)

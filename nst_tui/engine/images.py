@@ -1,7 +1,7 @@
-"""Reading images from disk and moving them between PIL, numpy and tensors.
+"""Reading images from disk: checks, loading, fitting (PIL and numpy, never torch).
 
-The canvas is always an RGB image in [0, 1] of shape (B, 3, H, W); backbones
-convert it to whatever their network expects.
+The checks here run before torch loads (nst_tui.preflight), so this module imports
+none: tensors are made in nst_tui.engine.tensors.
 """
 
 from __future__ import annotations
@@ -14,16 +14,12 @@ import warnings
 from collections.abc import Callable, Iterator
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from nst_tui.config import MAX_SIZE, MAX_STYLE_SCALE, MIN_EDGE, RUN_INIT, Config
 from nst_tui.errors import ImageError
-
-if TYPE_CHECKING:  # torch loads only where tensors are made: checking a path needs none
-    import torch
 
 BUILTIN_PREFIX = "builtin:"
 MAX_PIXELS = 64_000_000  # beyond this a file is a decompression bomb, not a photo
@@ -257,29 +253,6 @@ def fit_long_edge(im: Image.Image, size: int) -> Image.Image:
     scale = size / max(w, h)
     new = (max(1, round(w * scale)), max(1, round(h * scale)))
     return im.resize(new, Image.Resampling.LANCZOS)
-
-
-def to_tensor(im: Image.Image, device: torch.device | str = "cpu") -> torch.Tensor:
-    """PIL RGB -> float tensor (1, 3, H, W) in [0, 1]."""
-    import torch
-
-    arr = np.asarray(im, dtype=np.float32) / 255.0
-    return torch.from_numpy(arr).permute(2, 0, 1).unsqueeze(0).contiguous().to(device)
-
-
-def frame_on_device(canvas: torch.Tensor) -> torch.Tensor:
-    """(1, 3, H, W) or (3, H, W) tensor in [0, 1] -> H x W x 3 uint8, still on its device."""
-    import torch
-
-    if canvas.dim() == 4:
-        canvas = canvas[0]
-    out = canvas.detach().clamp(0, 1).mul(255).round().to(torch.uint8)
-    return out.permute(1, 2, 0).contiguous()
-
-
-def to_uint8(canvas: torch.Tensor) -> np.ndarray:
-    """(1, 3, H, W) or (3, H, W) tensor in [0, 1] -> HxWx3 uint8 array on the host."""
-    return frame_on_device(canvas).cpu().numpy()
 
 
 # ---- checks before torch loads -------------------------------------------------------

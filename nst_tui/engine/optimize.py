@@ -35,9 +35,9 @@ from nst_tui.engine.colors import shown
 from nst_tui.engine.events import Event, Finished, Frame, Progress, Status
 from nst_tui.engine.flops import Throughput, device_peak_tflops, objective_flops
 from nst_tui.engine.graphs import StepRunner
-from nst_tui.engine.images import frame_on_device, to_uint8
 from nst_tui.engine.objective import TOTAL, CellTargets, Objective
 from nst_tui.engine.outbox import Outbox, Report
+from nst_tui.engine.tensors import frame_on_device, to_uint8
 
 Emit = Callable[[Event], None]
 

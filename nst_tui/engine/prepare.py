@@ -15,10 +15,12 @@ import torch
 from PIL import Image
 
 from nst_tui.config import INITS, RUN_INIT, Config
-from nst_tui.engine.backbones import Backbone, StatusFn, _quiet, load_backbone
-from nst_tui.engine.images import Note, fit_canvas, load_image, to_tensor
+from nst_tui.engine.backbones import Backbone, load_backbone
+from nst_tui.engine.events import StatusFn, quiet
+from nst_tui.engine.images import Note, fit_canvas, load_image
 from nst_tui.engine.objective import Objective, cell_targets, conv_extractor
 from nst_tui.engine.optimize import initial_canvas
+from nst_tui.engine.tensors import to_tensor
 from nst_tui.errors import RunError
 
 _cache: dict[str, Backbone] = {}
@@ -39,7 +41,7 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def get_backbone(name: str, status: StatusFn = _quiet) -> Backbone:
+def get_backbone(name: str, status: StatusFn = quiet) -> Backbone:
     """Load once per process; `auto` is remembered as what it resolved to."""
     with _cache_lock:
         if name not in _cache:
@@ -139,7 +141,7 @@ def run_final(folder_text: str) -> Path:
 
 def prepare(
     cfgs: Config | Sequence[Config],
-    status: StatusFn = _quiet,
+    status: StatusFn = quiet,
     init_canvas: torch.Tensor | None = None,
 ) -> Prepared:
     """Device, weights, images, targets and canvases of one batch (a single run: a

@@ -9,8 +9,7 @@ import threading
 import torch
 
 from nst_tui.config import Config
-from nst_tui.engine.backbones import StatusFn, _quiet
-from nst_tui.engine.events import Event, Finished, Frame, Progress
+from nst_tui.engine.events import Event, Finished, Frame, Progress, StatusFn, quiet
 from nst_tui.engine.optimize import Emit, Moments, optimize
 from nst_tui.engine.prepare import Prepared, prepare
 
@@ -27,7 +26,7 @@ def optimize_scales(
     cfg: Config,
     emit: Emit,
     cancel: threading.Event | None = None,
-    status: StatusFn = _quiet,
+    status: StatusFn = quiet,
     configs: list[Config] | None = None,
 ) -> Finished:
     """Run every scale of `cfg`; `first` is prepare(scale_configs(cfg)[0]).

@@ -80,6 +80,9 @@ class JobFinished:
 
 JobEvent = Status | JobStarted | BatchStarted | CellEvent | JobFinished
 Listener = Callable[[JobEvent], None]
+# Where an executor, and the batch it runs, send a job's events (the driver's router,
+# nst_tui.job.run): one definition that the executors and the lifecycle share.
+Emit = Callable[[JobEvent], None]
 
 
 class JobProgress:

@@ -12,15 +12,13 @@ worker, one GPU each (nst_tui.job.ray_executor, the optional extra `nst-tui[ray]
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Protocol
 
-from nst_tui.engine.backbones import StatusFn
+from nst_tui.engine.events import StatusFn
 from nst_tui.errors import NSTError
-from nst_tui.job.events import JobEvent
+from nst_tui.job.events import Emit
 from nst_tui.job.plan import Batch, Job
-
-Emit = Callable[[JobEvent], None]
 
 
 class Executor(Protocol):

@@ -20,15 +20,13 @@ from nst_tui.config import MIN_EDGE, Config
 from nst_tui.engine.colors import shown
 from nst_tui.engine.events import Event, Finished, Frame, Placed, Progress, Status
 from nst_tui.engine.flops import iteration_flops
-from nst_tui.engine.images import to_uint8
 from nst_tui.engine.optimize import optimize
 from nst_tui.engine.prepare import Prepared, prepare
 from nst_tui.engine.scales import optimize_scales, scale_configs
+from nst_tui.engine.tensors import to_uint8
 from nst_tui.errors import RunError
-from nst_tui.job.events import BatchStarted, CellEvent, JobEvent, not_run
+from nst_tui.job.events import BatchStarted, CellEvent, Emit, not_run
 from nst_tui.job.plan import Batch, Cell
-
-Emit = Callable[[JobEvent], None]
 
 
 class _Seen:

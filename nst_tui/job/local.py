@@ -5,10 +5,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 
-from nst_tui.engine.backbones import StatusFn
+from nst_tui.engine.events import StatusFn
 from nst_tui.engine.prepare import get_backbone, load_all_inputs
 from nst_tui.engine.scales import scale_configs
-from nst_tui.job.executor import Emit
+from nst_tui.job.events import Emit
 from nst_tui.job.lifecycle import run_batch
 from nst_tui.job.plan import Batch, Job
 

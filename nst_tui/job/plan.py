@@ -33,7 +33,7 @@ from nst_tui.config import (
 )
 from nst_tui.errors import ConfigError
 from nst_tui.job.labels import value_label
-from nst_tui.records import safe_label
+from nst_tui.text import safe_label
 
 MAX_CELLS = 256  # beyond this a sheet is unreadable and a typo in a list is the likelier cause
 MAX_BATCH_PIXELS = 1 << 20  # canvas pixels per batch (16 at 256 px): activations fit in a few GB

@@ -42,13 +42,11 @@ import numpy as np
 import ray
 
 from nst_tui.config import INITS, RUN_INIT, Config
-from nst_tui.engine.backbones import StatusFn
-from nst_tui.engine.events import Finished
+from nst_tui.engine.events import Finished, StatusFn
 from nst_tui.engine.images import BUILTIN_PREFIX
 from nst_tui.errors import NSTError
 from nst_tui.job import ray_local
-from nst_tui.job.events import BatchStarted, CellEvent, JobEvent, not_run
-from nst_tui.job.executor import Emit
+from nst_tui.job.events import BatchStarted, CellEvent, Emit, JobEvent, not_run
 from nst_tui.job.plan import Batch, Cell, Job
 
 FLUSH_S = 0.1  # how often a worker pushes its events (and reads the cancel flag)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -84,12 +82,6 @@ def history_row(app: NSTApp, run_id: int) -> dict[str, str]:
 
 
 # ---- start-up ----------------------------------------------------------------
-
-
-def test_importing_the_app_does_not_import_torch() -> None:
-    code = "import sys, nst_tui.tui.app; print('torch' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
 
 
 async def test_first_screen_shows_the_config_and_is_idle(tmp_path: Path) -> None:

@@ -21,11 +21,11 @@ from conftest import run_single, snapshot_config
 from PIL import Image
 
 from nst_tui.engine.events import Finished, Progress
-from nst_tui.engine.images import to_uint8
 from nst_tui.engine.losses import tv_loss
 from nst_tui.engine.objective import TV_NORM_FLOOR, Objective
 from nst_tui.engine.optimize import optimize
 from nst_tui.engine.prepare import load_inputs, prepare
+from nst_tui.engine.tensors import to_uint8
 from nst_tui.job.events import CellEvent
 from nst_tui.job.plan import Batch, expand
 from nst_tui.job.run import run_job

@@ -16,11 +16,11 @@ from torch import nn
 from nst_tui.config import Config
 from nst_tui.engine.accel import Accel
 from nst_tui.engine.colors import keep_colors, rgb_to_yiq
-from nst_tui.engine.images import to_tensor
 from nst_tui.engine.losses import style_width_factor
 from nst_tui.engine.objective import Objective, cell_targets
 from nst_tui.engine.optimize import optimize
 from nst_tui.engine.prepare import load_inputs, prepare
+from nst_tui.engine.tensors import to_tensor
 from nst_tui.errors import ConfigError, ImageError
 
 CPU = torch.device("cpu")

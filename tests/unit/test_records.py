@@ -12,7 +12,8 @@ from conftest import tiny_config
 from PIL import Image
 
 from nst_tui.engine.events import Progress
-from nst_tui.records import FILES, new_run_folder, safe_label
+from nst_tui.records import FILES, new_run_folder
+from nst_tui.text import safe_label
 
 
 def test_folder_names_are_never_reused(tmp_path: Path) -> None:
