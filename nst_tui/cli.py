@@ -25,6 +25,7 @@ from rich.text import Text
 
 from nst_tui.config import OUTPUTS, PARAMS, Config, parse_assignment
 from nst_tui.errors import ConfigError, NSTError, PresetError, RunError
+from nst_tui.job.stop import NOW, SAYS, escalate
 from nst_tui.parameters import allowed, listing, page
 from nst_tui.text import visible
 
@@ -258,23 +259,16 @@ def cmd_run(args: argparse.Namespace, err: Console) -> int:
 
 
 def _on_signals(cancel: threading.Event, hurry: threading.Event, err: Console) -> Any:
-    """Ctrl-C, SIGTERM and SIGHUP end the run cleanly, the record written and marked. A
-    second one hurries: the records are finished without their GIFs (run.json says so,
-    the frames stay). Only a third stops at once, where it is."""
+    """Ctrl-C, SIGTERM and SIGHUP stop the job as nst_tui/job/stop.py says: cancel, then
+    hurry, then at once (KeyboardInterrupt, where it is)."""
     sigs = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
 
     def handler(signum: int, frame: FrameType | None) -> None:
-        name = signal.Signals(signum).name
-        if hurry.is_set():
+        step = escalate(cancel, hurry)
+        if step == NOW:
             raise KeyboardInterrupt
-        if cancel.is_set():
-            hurry.set()
-            text = f"{name} again: finishing the record without the GIF (once more: stop now)"
-        else:
-            cancel.set()
-            text = f"{name}: stopping; saving the run so far (again: skip the GIF)"
         with contextlib.suppress(OSError):  # SIGHUP: the terminal may be gone
-            err.print(f"[yellow]{text}[/]")
+            err.print(f"[yellow]{signal.Signals(signum).name}: {SAYS[step]}[/]")
 
     if threading.current_thread() is not threading.main_thread():
         return lambda: None

@@ -38,6 +38,7 @@ from nst_tui.config import OUTPUTS, Config
 from nst_tui.errors import ConfigError, NSTError
 from nst_tui.job.events import JobResult
 from nst_tui.job.plan import expand, job_for
+from nst_tui.job.stop import CANCEL, HURRY, NOW, SAYS, escalate
 from nst_tui.text import visible
 from nst_tui.tui.images import shrink
 from nst_tui.tui.job_state import JobState, table_summary
@@ -78,6 +79,7 @@ class ActiveJob:
     state: JobState
     cancel: threading.Event
     started: float
+    hurry: threading.Event = field(default_factory=threading.Event)  # records without GIFs
     began: threading.Event = field(default_factory=threading.Event)  # set by the worker thread
     ended: threading.Event = field(default_factory=threading.Event)  # set by the worker thread
     result: JobResult | None = None  # set by the worker thread, with what it recorded
@@ -199,12 +201,11 @@ class NSTApp(App[int]):
         self.exit_code = 128 + signum
         self._leave_for_sure()
         name = signal.Signals(signum).name
-        if self.active is None or self.quit_after_run:
-            self.exit(self.exit_code)
-            return
         self.quit_after_run = True
-        self.action_cancel_run()
-        self.notify(f"{name}: cancelling the run and saving it, then quitting…")
+        if self.stop_job(name) in (None, NOW):
+            self.exit(self.exit_code)
+        elif not self.active or not self.active.hurry.is_set():
+            self.notify(f"{name}: cancelling the run and saving it, then quitting…")
 
     def notify(
         self,
@@ -323,6 +324,7 @@ class NSTApp(App[int]):
                 label=label,
                 listeners=[relay],
                 cancel=active.cancel,
+                hurry=active.hurry,
             )
             return active.result
         finally:
@@ -572,11 +574,20 @@ class NSTApp(App[int]):
         self.start_job(config, table, self.preset_name, self.preset_config)
 
     def action_cancel_run(self) -> None:
-        """Stop the run within one iteration; the partial run is saved and marked."""
-        if self.active is None or self.active.cancel.is_set():
-            return
-        self.active.cancel.set()
-        self.status.show(state="cancelling", detail="")
+        """Stop the run within one iteration; the partial run is saved and marked. Again:
+        the record is finished without its GIF (nst_tui/job/stop.py, as the CLI's Ctrl-C)."""
+        self.stop_job("escape")
+
+    def stop_job(self, why: str) -> str | None:
+        """The next step of stopping the running job (cancel, hurry, now), said once."""
+        if self.active is None:
+            return None
+        step = escalate(self.active.cancel, self.active.hurry)
+        if step == CANCEL:
+            self.status.show(state="cancelling", detail="")
+        elif step == HURRY:
+            self.notify(f"{why}: {SAYS[step]}", title="Cancelling", severity="warning")
+        return step
 
     async def action_ask_quit(self) -> None:
         """`q`: quit, but while a job runs only when pressed twice (ctrl+q does not ask)."""
@@ -599,7 +610,8 @@ class NSTApp(App[int]):
             self.exit(self.exit_code)
             return
         self.quit_after_run = True
-        self.action_cancel_run()
+        if not self.active.cancel.is_set():  # an escape before: no hurry, just leave after
+            self.stop_job("quit")
         self.notify("Cancelling the run and saving it, then quitting…")
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import pytest
@@ -165,6 +166,24 @@ async def test_cancel_marks_and_saves_the_run(tmp_path: Path) -> None:
         await pilot.press("ctrl+r")
         await wait_for_run(pilot, app)
         assert app.jobs[2].record.status == "finished"
+
+
+async def test_escape_stops_a_job_as_ctrl_c_does_in_the_cli(tmp_path: Path) -> None:
+    # nst_tui/job/stop.py: cancel, then hurry (the record without its GIF). A real run
+    # ends too soon after the first escape to catch the second; the job here waits.
+    from nst_tui.tui.app import ActiveJob
+
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        job = ActiveJob(None, threading.Event(), 0.0)  # type: ignore[arg-type]
+        app.active = job
+        await pilot.press("escape")
+        assert job.cancel.is_set() and not job.hurry.is_set()
+        assert app.status.state.state == "cancelling"
+        await pilot.press("escape")
+        assert job.hurry.is_set()
+        assert any("without the GIF" in n.message for n in app._notifications)
+        app.active = None
 
 
 async def test_a_run_that_would_fail_on_its_inputs_is_blocked(tmp_path: Path) -> None:
