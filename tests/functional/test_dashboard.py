@@ -356,7 +356,7 @@ async def test_invalid_values_are_marked_and_block_the_run(tmp_path: Path) -> No
             del label.update  # back to Static's own
 
         # No style layer at all is the Config's error too, shown under the toggles.
-        app.screen.set_focus(None)
+        await pilot.press("f3")  # the layer keys are the form's
         await pilot.press("exclamation_mark", "at", "number_sign", "dollar_sign", "percent_sign")
         assert "style_layers" in app.form.errors
         assert "needs at least one style layer" in str(

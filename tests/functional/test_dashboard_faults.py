@@ -84,18 +84,20 @@ async def test_bad_weights_and_outputs_are_reported_per_run(tmp_path: Path) -> N
     blocker.write_text("")
     app = make_app(tmp_path, tiny_config(iterations=2, backbone=str(weights)))
     async with app.run_test(size=SIZE) as pilot:
-        await run_once(pilot, app)
-        reason = app.jobs[1].record.reason
-        assert f"{weights}': a damaged or truncated zip archive" in reason
+        # Damaged weights are found before a run (the form checks the file's header).
+        assert "a damaged or truncated zip archive" in app.form.errors["backbone"]
+        await pilot.press("ctrl+r")
+        await pilot.pause()
+        assert not app.jobs
 
         app.form.widget("backbone").value = "vgg16-caffe"
         app.outputs = blocker / "outputs"
         await run_once(pilot, app)
-        assert "sits under" in app.jobs[2].record.reason and "a file, not a folder" in notes(app)
+        assert "sits under" in app.jobs[1].record.reason and "a file, not a folder" in notes(app)
 
         app.outputs = tmp_path / "outputs"
         await run_once(pilot, app)
-        assert [j.record.status for j in app.jobs.values()] == ["failed", "failed", "finished"]
+        assert [j.record.status for j in app.jobs.values()] == ["failed", "finished"]
 
 
 async def test_an_animated_gif_says_which_frame_is_used(tmp_path: Path) -> None:
@@ -128,8 +130,14 @@ async def test_markup_in_values_and_paths_never_crashes(tmp_path: Path) -> None:
         await type_into(pilot, app, "size", "32")
         app.form.widget("content_image").value = str(weird)
         await pilot.pause()
-        await run_once(pilot, app)
+        assert app.form.errors["content_image"] == f"content_image '{weird}': no such file"
+        await pilot.press("ctrl+r")  # blocked: the message names the file as written
+        await pilot.pause()
         assert f"content_image '{weird}': no such file" in notes(app)
+        weird.parent.mkdir(exist_ok=True)  # "[/x] ..." is a folder "[" and a file in it
+        Image.new("RGB", (48, 40), "red").save(weird, format="JPEG")
+        app.form.check()
+        await run_once(pilot, app)
         assert "[/x] [bold].jpg" in history_row(app, 1)["changes"]
         await pilot.pause(0.5)  # the thumbnail's message is drawn too
         assert app.is_running

@@ -302,6 +302,7 @@ class ParamsForm(VerticalScroll):
     # ---- reading and writing ------------------------------------------
     def widget(self, name: str) -> Input | Select[str]:
         spec = next(f for f in FIELDS if f.name == name)
+        # query_one by id is typed Widget; each field's id names an Input or a Select.
         return self.query_one(f"#{spec.widget_id}")  # type: ignore[return-value]
 
     def load(self, config: Config) -> None:
@@ -340,7 +341,7 @@ class ParamsForm(VerticalScroll):
             widget = self.widget(spec.name)
             raw = widget.value if isinstance(widget, Select) else widget.value.strip()
             if spec.kind == "list" and not raw:
-                value = []  # an emptied list field
+                value: Any = []  # an emptied list field
             elif spec.kind in ("number", "flag", "list"):
                 value = parse_value(str(raw))
             else:
@@ -399,7 +400,7 @@ class ParamsForm(VerticalScroll):
 
     def action_toggle_layer(self, kind: str, index: int) -> None:
         """Toggle content or style layer `index` (0-based) and say so."""
-        self.notify(self.query_one(LayerToggles).toggle(kind, index), timeout=2)
+        self.notify(self.query_one(LayerToggles).toggle(kind, index), timeout=2, markup=False)
 
     def first_invalid(self) -> Widget | None:
         for spec in FIELDS:
