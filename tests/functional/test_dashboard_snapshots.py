@@ -94,3 +94,12 @@ class TestDashboardSnapshots:
             await pilot.pause()
 
         assert snap_compare(make_app(), terminal_size=SIZE, run_before=open_help)
+
+    def test_layer_toggles(self, snap_compare) -> None:
+        # The form's Layers section, scrolled to by f3: ten labelled checkboxes, two on.
+        async def focus_layers(pilot: Pilot) -> None:
+            await settle(pilot)
+            await pilot.press("f3", "2", "exclamation_mark")
+            await pilot.pause()
+
+        assert snap_compare(make_app(), terminal_size=SIZE, run_before=focus_layers)
