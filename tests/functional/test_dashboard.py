@@ -186,6 +186,21 @@ async def test_escape_stops_a_job_as_ctrl_c_does_in_the_cli(tmp_path: Path) -> N
         app.active = None
 
 
+async def test_tab_enters_the_first_field_and_text_takes_its_keys(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("tab")
+        assert app.focused is app.form.widget("content_image")
+        layers = app.query_one(LayerToggles).read()
+        await pilot.press("ctrl+a", "ctrl+k", *"/tmp/1@")
+        assert app.form.widget("content_image").value == "/tmp/1@"
+        assert app.query_one(LayerToggles).read() == layers
+        # Not offered while typing: the footer shows no layer key.
+        from textual.widgets._footer import FooterKey
+
+        assert not [k for k in app.query(FooterKey) if k.action.startswith("toggle_layer(")]
+
+
 async def test_a_run_that_would_fail_on_its_inputs_is_blocked(tmp_path: Path) -> None:
     (tmp_path / "not-a-run").mkdir()
     app = make_app(tmp_path, tiny_config(iterations=2, content_image=str(tmp_path / "nope.jpg")))

@@ -210,7 +210,7 @@ class LayerToggles(Widget):
         return f"{kind} layer {name} {'on' if box.value else 'off'}"
 
 
-class ParamsForm(VerticalScroll):
+class ParamsForm(VerticalScroll, can_focus=False):  # tab goes to the first field
     """The form bound to Config. `read()` validates; `load()` fills it.
 
     The layer keys are the form's, not the App's: they act only while the focus is in
@@ -397,6 +397,10 @@ class ParamsForm(VerticalScroll):
         box = self.query_one(LayerToggles).box("content", 0)
         box.focus()
         self.scroll_to_widget(box)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # A text field takes its digits: the layer keys are not offered (nor in the footer).
+        return not (action == "toggle_layer" and isinstance(self.app.focused, Input))
 
     def action_toggle_layer(self, kind: str, index: int) -> None:
         """Toggle content or style layer `index` (0-based) and say so."""
