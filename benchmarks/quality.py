@@ -8,10 +8,10 @@
 Each recipe runs once per pair and size until the last budget; the canvas at each
 budget (the latest one whose iteration ended at or before it) is scored by the judge of
 benchmarks/judge.py: content distance, style distance, artifacts (definitions there and
-in the README). Recipes are the rows of RECIPES (config overrides run through the
+in benchmarks/README.md). Recipes are the rows of RECIPES (config overrides run through the
 engine's prepare and optimize; `--recipe` adds one for a run) and `peer`,
 neural-style-pt at its defaults, fed the same Caffe VGG16 convs.
-benchmarks/quality_report.py turns the JSON into the README's tables.
+benchmarks/quality_report.py turns the JSON into the tables of benchmarks/README.md.
 
 Timing is the same on both sides: the clock starts when the optimizer is built, after
 the weights are loaded, the images read and the targets computed, and each side first

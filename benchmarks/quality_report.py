@@ -1,4 +1,4 @@
-"""The README's quality tables from what benchmarks/quality.py measured.
+"""The quality tables of benchmarks/README.md from what benchmarks/quality.py measured.
 
     python benchmarks/quality_report.py benchmarks/results/quality-cpu.json [--from 30]
         [--chosen default] [--baseline study] [--peer peer]

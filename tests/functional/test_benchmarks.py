@@ -1,5 +1,5 @@
 """The benchmark scripts run end to end (tiny sizes, few iterations) and write what the
-README's tables read. Their numbers are not judged here, only that they are measured:
+tables of benchmarks/README.md read. Their numbers are not judged here, only that they are measured:
 the same scripts run on a GPU box, where a crash would cost its whole device session."""
 
 from __future__ import annotations
