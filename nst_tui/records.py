@@ -28,7 +28,7 @@ import platform
 import queue
 import shutil
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -364,7 +364,7 @@ class RunRecorder:
             "reason": "not run: waiting for its turn (a sweep killed before then leaves this)",
         }
 
-    def _summary(self, result: Finished, frames: int, notes: list[str] = ()) -> dict[str, Any]:
+    def _summary(self, result: Finished, frames: int, notes: Sequence[str] = ()) -> dict[str, Any]:
         info = dict(self.info)
         notes = [*info.pop("notes", []), *notes]
         return {
@@ -400,7 +400,9 @@ class RunRecorder:
                 self._columns = list(row)
                 self._losses = open(self.folder / "losses.csv", "w", encoding="utf-8", newline="")  # noqa: SIM115
                 csv.writer(self._losses).writerow(self._columns)
-            csv.writer(self._losses).writerow([_fmt(row.get(k, "")) for k in self._columns])
+            csv.writer(self._losses).writerow(
+                [_fmt(row[k]) if k in row else "" for k in self._columns]
+            )
             self._losses.flush()
         except OSError:
             self._close_losses()
@@ -451,7 +453,9 @@ def interruption(folder: Path) -> str:
             return ""
         if status == NOT_RUN_STATUS:
             return "its run.json says not run: the sweep was killed before this cell started"
-        return "its run.json still says running: killed before it finished" * (status == "running")
+        if status == "running":
+            return "its run.json still says running: killed before it finished"
+        return ""
     if (folder / "config.toml").is_file() and not (folder / "sweep.toml").is_file():
         return "no run.json: killed before its record began"
     return ""
@@ -459,4 +463,5 @@ def interruption(folder: Path) -> str:
 
 def read_run(folder: Path) -> dict[str, Any]:
     """run.json of a finished folder."""
-    return json.loads((folder / "run.json").read_text())
+    info: dict[str, Any] = json.loads((folder / "run.json").read_text())
+    return info

@@ -9,7 +9,7 @@ still reads and its labels fit.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -151,7 +151,7 @@ class Sheet:
         self.base = Image.new("RGB", (lay.width, lay.height), BACKGROUND)
         draw = ImageDraw.Draw(self.base)
         fnt = font()
-        y = MARGIN
+        y: float = MARGIN
         for line in lay.title:
             draw.text((MARGIN, y), line, fill=DIM, font=fnt)
             y += lay.line_h
@@ -240,7 +240,7 @@ def write_sheet_png(path: Path, image: Image.Image) -> None:
     write_atomic(path, png_bytes(np.asarray(image)))
 
 
-def gif_frames(path: Path | None) -> Iterator[Image.Image]:
+def gif_frames(path: Path | None) -> Generator[Image.Image]:
     """The frames of a cell's animation.gif, one at a time (none if it has no GIF)."""
     if path is None or not path.is_file():
         return

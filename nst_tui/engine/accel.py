@@ -99,7 +99,7 @@ def features(
     if accel.channels_last:
         canvas = canvas.contiguous(memory_format=torch.channels_last)
     with accel.autocast():
-        out = extractor(canvas)
+        out: dict[int, torch.Tensor] = extractor(canvas)
     if accel.bf16:
         out = {i: f.float() for i, f in out.items()}
     return out
@@ -108,7 +108,7 @@ def features(
 def prepare_extractor(extractor: torch.nn.Module, accel: Accel) -> torch.nn.Module:
     apply_backend_flags(accel)
     if accel.channels_last:
-        extractor = extractor.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        extractor = extractor.to(memory_format=torch.channels_last)
     return extractor
 
 

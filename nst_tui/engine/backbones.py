@@ -45,7 +45,7 @@ WIDTHS = (64, 128, 256, 512, 512)
 
 # Where torchvision's own weights API says its ImageNet VGGs live; their files land
 # in torch's hub cache under the URL's base name, as torchvision itself caches them.
-TORCHVISION_URLS = {
+TORCHVISION_URLS: dict[str, str] = {
     "vgg19": tv_models.VGG19_Weights.IMAGENET1K_V1.url,
     "vgg16": tv_models.VGG16_Weights.IMAGENET1K_V1.url,
 }
@@ -54,6 +54,9 @@ PROBE_TIMEOUT_S = 3.0
 
 class TorchvisionPreprocess(nn.Module):
     """RGB in [0, 1], normalised by ImageNet mean and std (torchvision's weights)."""
+
+    mean: torch.Tensor  # buffers: declared for the type checker, registered below
+    std: torch.Tensor
 
     def __init__(self) -> None:
         super().__init__()
@@ -66,6 +69,8 @@ class TorchvisionPreprocess(nn.Module):
 
 class CaffePreprocess(nn.Module):
     """BGR, 0..255, ImageNet channel means subtracted (the original Caffe VGG)."""
+
+    mean_bgr: torch.Tensor  # a buffer, as above
 
     def __init__(self) -> None:
         super().__init__()
@@ -104,7 +109,8 @@ def download_reachable(arch: str = "vgg19", timeout: float = PROBE_TIMEOUT_S) ->
     req = urllib.request.Request(TORCHVISION_URLS[arch], method="HEAD")
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return 200 <= resp.status < 400
+            status: int = resp.status
+            return 200 <= status < 400
     except (urllib.error.URLError, OSError, ValueError):
         return False
 

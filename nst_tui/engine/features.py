@@ -33,31 +33,33 @@ class FeatureExtractor(nn.Module):
         self.pool = nn.AvgPool2d(2, 2) if pooling == "avg" else nn.MaxPool2d(2, 2)
         # blocks[b] holds the convs of block b that must run: all of them for the
         # blocks before the deepest tap, only the first one for the deepest.
-        blocks = []
+        blocks: list[list[nn.Conv2d]] = []
         for b in range(self.depth + 1):
             pairs = backbone.block_convs(b)
             if b == self.depth:
                 pairs = pairs[:1]
-            convs = nn.ModuleList()
+            convs = []
             for w, bias in pairs:
                 conv = nn.Conv2d(w.shape[1], w.shape[0], 3, padding=1)
                 conv.weight.data.copy_(w)
+                assert conv.bias is not None  # Conv2d's default: bias=True
                 conv.bias.data.copy_(bias)
                 convs.append(conv)
             blocks.append(convs)
-        self.blocks = nn.ModuleList(blocks)
+        self.blocks = nn.ModuleList(nn.ModuleList(convs) for convs in blocks)  # registered
+        self.convs = blocks  # the same convs, as their type: blocks[b][j] is convs[b][j]
         self.eval()
         self.requires_grad_(False)
 
     @property
     def n_convs(self) -> int:
-        return sum(len(b) for b in self.blocks)
+        return sum(len(b) for b in self.convs)
 
     def forward(self, image: torch.Tensor) -> dict[int, torch.Tensor]:
         """(B, 3, H, W) RGB in [0, 1] -> {tap index: feature map}."""
         x = self.preprocess(image)
         out: dict[int, torch.Tensor] = {}
-        for b, convs in enumerate(self.blocks):
+        for b, convs in enumerate(self.convs):
             if b > 0:
                 x = self.pool(x)
             for j, conv in enumerate(convs):

@@ -64,7 +64,7 @@ def _conv_out(size: int, conv: nn.Conv2d, dim: int) -> int:
     return (size + 2 * conv.padding[dim] - d * (k - 1) - 1) // s + 1
 
 
-def _pool_out(size: int, pool: nn.Module) -> int:
+def _pool_out(size: int, pool: nn.AvgPool2d | nn.MaxPool2d) -> int:
     k = pool.kernel_size if isinstance(pool.kernel_size, int) else pool.kernel_size[0]
     s = pool.stride if isinstance(pool.stride, int) else pool.stride[0]
     return (size - k) // (s or k) + 1  # floor mode, no padding: as nn.MaxPool2d/AvgPool2d(2, 2)
@@ -93,7 +93,7 @@ def iteration_flops(
     conv_fwd = 0.0
     gram = 0.0
     h, w = height, width
-    for b, convs in enumerate(extractor.blocks):
+    for b, convs in enumerate(extractor.convs):
         if b > 0:
             h, w = _pool_out(h, extractor.pool), _pool_out(w, extractor.pool)
         for j, conv in enumerate(convs):

@@ -22,11 +22,19 @@ from __future__ import annotations
 import contextlib
 import gc
 from collections.abc import Callable
+from typing import Protocol
 
 import torch
 
 Step = Callable[[], list[torch.Tensor]]
 Note = Callable[[str], None]
+
+
+class Graph(Protocol):
+    """What the runner needs of a captured graph (torch.cuda.CUDAGraph, or a test's)."""
+
+    def replay(self) -> None: ...
+
 
 WARM_UP_STEPS = 3  # plain steps on a side stream first, as torch.cuda.graph asks
 
@@ -55,14 +63,14 @@ class StepRunner:
         device: torch.device,
         enabled: bool,
         note: Note = lambda text: None,
-        capture: Callable[[Step], tuple[object, list[torch.Tensor]]] | None = None,
+        capture: Callable[[Step], tuple[Graph, list[torch.Tensor]]] | None = None,
     ) -> None:
         self.step = step
         self.note = note
         self.graphed = enabled and device.type == "cuda"
         self.capture = capture or capture_graph
         self.calls = 0
-        self.graph: object | None = None
+        self.graph: Graph | None = None
         self.outputs: list[torch.Tensor] = []
         self.stream = torch.cuda.Stream(device) if self.graphed else None
 
@@ -75,7 +83,7 @@ class StepRunner:
         if not self.graphed:
             return self.step()
         if self.graph is not None:
-            self.graph.replay()  # type: ignore[attr-defined]
+            self.graph.replay()
             return self.outputs
         if self.calls <= WARM_UP_STEPS:
             return self._warm_up()
@@ -84,11 +92,11 @@ class StepRunner:
             self.graph, self.outputs = self.capture(self.step)
         except Exception as exc:  # any failure to capture: the plain step is still right
             failure = f"{type(exc).__name__}: {exc}"
-        if failure:  # the plain step runs outside the except: the error is gone by then
+        if self.graph is None:  # failed: the plain step runs outside the except, error gone
             self.close()
             self.note(f"CUDA graph capture failed ({failure}); plain steps")
             return self.step()
-        self.graph.replay()  # type: ignore[attr-defined]
+        self.graph.replay()
         return self.outputs
 
     def close(self) -> None:
@@ -117,7 +125,7 @@ class StepRunner:
             torch.cuda.current_stream().wait_stream(self.stream)
 
 
-def capture_graph(step: Step) -> tuple[object, list[torch.Tensor]]:
+def capture_graph(step: Step) -> tuple[torch.cuda.CUDAGraph, list[torch.Tensor]]:
     """Record one call of `step` into a CUDA graph (nothing runs until it is replayed).
 
     Raises CaptureFailed, naming the first error, once torch is as it was before."""
@@ -146,7 +154,7 @@ def capture_graph(step: Step) -> tuple[object, list[torch.Tensor]]:
     raise CaptureFailed(failure)
 
 
-def give_back_pool(graph: object, pool: object) -> None:
+def give_back_pool(graph: torch.cuda.CUDAGraph, pool: tuple[int, int]) -> None:
     """Undo what a failed capture leaves in the caching allocator, in any torch version.
 
     Recent torch (and the 2.11-2.13 backports of pytorch#180395 and #190348) ends the
@@ -157,7 +165,7 @@ def give_back_pool(graph: object, pool: object) -> None:
     life)."""
     device = torch.cuda.current_device()
     with contextlib.suppress(RuntimeError):
-        graph.reset()  # type: ignore[attr-defined]
+        graph.reset()
     with contextlib.suppress(RuntimeError):  # raises where torch has ended it already
         torch._C._cuda_endAllocateToPool(device, pool)
     gc.collect()  # the aborted step's tensors, should a reference cycle hold them

@@ -144,8 +144,8 @@ def full_scale(im: Image.Image) -> float:
         return 1.0
     if im.mode.startswith("I;16"):
         return 65535.0
-    tags = getattr(im, "tag_v2", None)
-    bits = tags.get(258) if tags is not None else None  # TIFF BitsPerSample
+    tags = getattr(im, "tag_v2", None) or {}  # a TIFF's tags; no other format has them
+    bits = tags.get(258)  # TIFF BitsPerSample
     bits = bits[0] if isinstance(bits, tuple) and bits else bits
     if bits == 32:
         signed = tags.get(339) in (2, (2,))  # TIFF SampleFormat 2: signed integers

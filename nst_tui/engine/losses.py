@@ -72,7 +72,10 @@ def sqrtm_psd(matrix: torch.Tensor) -> torch.Tensor:
     """The square root of a symmetric positive semi-definite matrix (negative rounding
     in its eigenvalues taken as 0)."""
     values, vectors = torch.linalg.eigh(matrix)
-    return vectors @ torch.diag_embed(values.clamp_min(0).sqrt()) @ vectors.transpose(-2, -1)
+    root: torch.Tensor = (
+        vectors @ torch.diag_embed(values.clamp_min(0).sqrt()) @ vectors.transpose(-2, -1)
+    )
+    return root
 
 
 @dataclass
@@ -120,7 +123,8 @@ def w2_loss(features: torch.Tensor, mean: torch.Tensor, cov_sqrt: torch.Tensor,
     # sqrt(x + floor) - sqrt(floor): bounded gradient at 0, and 0 (no bias) for x = 0.
     cross = ((values.clamp_min(0) + floor).sqrt() - floor.sqrt()).sum(-1)
     trace = cov.diagonal(dim1=-2, dim2=-1).sum(-1)
-    return (m - mean).pow(2).sum(-1) + trace + cov_trace - 2 * cross
+    distance: torch.Tensor = (m - mean).pow(2).sum(-1) + trace + cov_trace - 2 * cross
+    return distance
 
 
 def sorted_values(features: torch.Tensor, n: int) -> torch.Tensor:

@@ -177,7 +177,10 @@ def cell_targets(
         weights = blend_weights(cfg, len(styles))
 
         def blended(stat: Callable[[torch.Tensor], torch.Tensor], i: int) -> torch.Tensor:
-            return sum(w * stat(sf[i]) for w, sf in zip(weights, sfs, strict=True)).detach()
+            total, *rest = [w * stat(sf[i]) for w, sf in zip(weights, sfs, strict=True)]
+            for part in rest:  # as sum() would, without its int 0 to start from
+                total = total + part
+            return total.detach()
 
         targets = CellTargets(
             cfg,
@@ -270,7 +273,8 @@ class Objective(nn.Module):
         self.terms: dict[int, list[_Term]] = {}
         for i in range(N_LAYERS):
             terms = []
-            kinds = {
+            # Per kind, per cell: (weight, targets) or None where the cell has no such term.
+            kinds: dict[str, list[tuple[float, tuple[torch.Tensor, ...]] | None]] = {
                 "content": [
                     (c.cfg.alpha / c.content_norm[i], (c.content_targets[i],))
                     if i in c.content_targets
@@ -285,16 +289,16 @@ class Objective(nn.Module):
                 ],
                 "w2": [
                     (
-                        style_weight(c.cfg, i, t.mean.shape[-1]) / c.style_norm[i],
-                        (t.mean, t.cov_sqrt, t.cov_trace),
+                        style_weight(c.cfg, i, w2.mean.shape[-1]) / c.style_norm[i],
+                        (w2.mean, w2.cov_sqrt, w2.cov_trace),
                     )
-                    if (t := c.w2_targets.get(i)) is not None
+                    if (w2 := c.w2_targets.get(i)) is not None
                     else None
                     for c in cells
                 ],
                 "histogram": [
-                    (c.cfg.histogram / c.hist_norm[i], (t,))
-                    if (t := c.hist_targets.get(i)) is not None
+                    (c.cfg.histogram / c.hist_norm[i], (h,))
+                    if (h := c.hist_targets.get(i)) is not None
                     else None
                     for c in cells
                 ],

@@ -359,7 +359,7 @@ def _lbfgs(objective: Objective, loop: CellLoop) -> Finished:
             loop.canvas.clamp_(0, 1)
         loop.update_average()  # each evaluation is an iteration, at the point it evaluates
         opt.zero_grad(set_to_none=True)
-        terms = objective(loop.canvas)[0]
+        terms: torch.Tensor = objective(loop.canvas)[0]  # nn.Module's call is typed Any
         terms[TOTAL].backward()
         loop.after_step(terms.index_select(0, columns))
         return terms[TOTAL]
@@ -428,7 +428,7 @@ class _Adam:
         """One Adam step of the active cells; the (A, N_COLUMNS) loss matrix before it."""
         self.opt.zero_grad(set_to_none=True)
         canvas = torch.cat([self.loops[k].canvas for k in self.active])
-        terms = self.objective(canvas, index)
+        terms: torch.Tensor = self.objective(canvas, index)  # nn.Module's call is typed Any
         terms[:, TOTAL].sum().backward()
         self.opt.step()  # cells that have ended have no grad: Adam leaves them be
         for k in self.active:

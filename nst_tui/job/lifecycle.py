@@ -130,9 +130,10 @@ def run_batch(
 
 def placed(prepared: Prepared, cfg: Config, k: int) -> Placed:
     """Where cell k of the batch runs, and the work of one of its iterations."""
+    device, backbone = str(prepared.device), prepared.backbone.name
     info: dict[str, object] = {
-        "device": str(prepared.device),
-        "backbone": prepared.backbone.name,
+        "device": device,
+        "backbone": backbone,
         "backbone_source": prepared.backbone.source,
         "accel": prepared.objective.accel.describe(),  # as chosen; a failed capture says so
     }
@@ -145,7 +146,7 @@ def placed(prepared: Prepared, cfg: Config, k: int) -> Placed:
         info["gflop_per_iteration"] = round(flops.total / 1e9, 4)
     if prepared.notes:
         info["notes"] = list(prepared.notes)
-    return Placed(info["device"], info["backbone"], info)  # type: ignore[arg-type]
+    return Placed(device, backbone, info)
 
 
 def _image(prepared: Prepared | None, k: int) -> np.ndarray:

@@ -107,8 +107,8 @@ def expand(base: Config, table: dict[str, list[Any]], name: str = "sweep") -> Jo
     for field, values in table.items():
         axes_values.append((field, _coerce_axis(base, field, values)))
     n = 1
-    for _, values in axes_values:
-        n *= len(values)
+    for _, axis in axes_values:
+        n *= len(axis)
     if n > MAX_CELLS:
         raise ConfigError({"sweep": f"makes {n} cells; at most {MAX_CELLS} are allowed"})
     layer_type = None if "layer_type" in table else base.layer_type
@@ -119,14 +119,14 @@ def expand(base: Config, table: dict[str, list[Any]], name: str = "sweep") -> Jo
     cols = len(axes[-1].values)
     cells = []
     for index, combo in enumerate(itertools.product(*(range(len(a.values)) for a in axes))):
-        values = {a.field: a.values[i] for a, i in zip(axes, combo, strict=True)}
+        chosen = {a.field: a.values[i] for a, i in zip(axes, combo, strict=True)}
         label = ", ".join(a.labels[i] for a, i in zip(axes, combo, strict=True))
         try:
-            cfg = Config.from_dict({**base.to_dict(), **values})
+            cfg = Config.from_dict({**base.to_dict(), **chosen})
         except ConfigError as exc:
-            errors = {(f"sweep.{k}" if k in values else k): v for k, v in exc.errors.items()}
+            errors = {(f"sweep.{k}" if k in chosen else k): v for k, v in exc.errors.items()}
             raise ConfigError(errors, f"sweep cell {label!r}") from None
-        cells.append(Cell(index, index // cols, index % cols, label, values, cfg))
+        cells.append(Cell(index, index // cols, index % cols, label, chosen, cfg))
     row_axes = axes[:-1]
     row_labels = [
         ", ".join(a.labels[i] for a, i in zip(row_axes, combo, strict=True))

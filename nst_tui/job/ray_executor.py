@@ -104,6 +104,7 @@ class RayExecutor:
     # ---- the run ------------------------------------------------------------------
     def run(self, job: Job, batches: Sequence[Batch], emit: Emit, cancel: threading.Event) -> None:
         self.claims = {}
+        # @ray.remote's type is a function's for a class: its actor's .options is not in it.
         hub = _Hub.options(num_cpus=0).remote()  # type: ignore[attr-defined]
         images = ray.put(self._images)  # once: every task reads the same object
         track = _Track(job, batches, emit)
@@ -127,7 +128,7 @@ class RayExecutor:
                     b, batch = waiting.pop(0)
                     cells = [job.cells[i] for i in batch.cells]
                     threads = 0 if "num_gpus" in self._options(cells) else self._cpus_per_task
-                    task = _work.options(**self._options(cells))  # type: ignore[attr-defined]
+                    task = _work.options(**self._options(cells))
                     running[task.remote(b, batch, cells, images, hub, threads)] = b
                 if not running:
                     continue
@@ -308,7 +309,7 @@ def _init_within(
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # ray://'s UserWarning: we say why ourselves
-                ray.init(logging_level="ERROR", log_to_driver=False, **kwargs)
+                ray.init(logging_level=logging.ERROR, log_to_driver=False, **kwargs)
             outcome.append(None)
         except BaseException as exc:  # SystemExit too: Ray's own SIGTERM handler
             outcome.append(exc)

@@ -62,7 +62,7 @@ def started(pid: int) -> float | None:
     """When process `pid` started (None: there is none): a pid and this name one process."""
     psutil = _psutil()
     try:
-        return round(psutil.Process(pid).create_time(), 2)
+        return round(float(psutil.Process(pid).create_time()), 2)
     except (psutil.NoSuchProcess, psutil.AccessDenied, ProcessLookupError):
         return None
 
@@ -193,7 +193,8 @@ class LocalRay:
         shutil.rmtree(self.folder, ignore_errors=True)
         if self.reaper is not None:
             with contextlib.suppress(OSError):
-                self.reaper.stdin.close()  # type: ignore[union-attr]
+                if self.reaper.stdin is not None:  # always: Popen(stdin=PIPE)
+                    self.reaper.stdin.close()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.reaper.wait(2)
 

@@ -64,7 +64,10 @@ def run_job(
         for listener in listeners:
             listener(event)
 
-    executor.check(job, lambda msg, frac=None: emit(Status(msg, frac)))
+    def status(message: str, fraction: float | None = None) -> None:
+        emit(Status(message, fraction))
+
+    executor.check(job, status)
     batches = plan_batches(job, max_batch_pixels, executor.workers)
     root = new_run_folder(out_root, label or job.name)
     started = datetime.now().astimezone().isoformat(timespec="seconds")
@@ -156,10 +159,11 @@ def _record_the_rest(recorders: Sequence[RunRecorder], exc: BaseException) -> No
 def _result(
     job: Job, root: Path, recorders: Sequence[RunRecorder], placed: list[Placed], wall: float
 ) -> JobResult:
-    cells = tuple(
-        CellResult(cell, r.folder, r.result)  # type: ignore[arg-type]
-        for cell, r in zip(job.cells, recorders, strict=True)
-    )
+    results = []
+    for cell, r in zip(job.cells, recorders, strict=True):
+        assert r.result is not None  # every cell's record is finished by now
+        results.append(CellResult(cell, r.folder, r.result))
+    cells = tuple(results)
     done = sum(c.finished.iterations_done for c in cells)
     statuses = {c.finished.status for c in cells}
     status = next((s for s in ("cancelled", "failed") if s in statuses), "finished")

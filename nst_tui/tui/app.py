@@ -93,7 +93,9 @@ class NSTApp(App[int]):
     # Nothing focused at start, so the plain keys (digits, q, ?) work at once;
     # tab enters the form. Each modal names what it focuses.
     AUTO_FOCUS = None
-    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]] | None] = [
+    # No ClassVar (RUF012 waived): App declares it an instance variable, and mypy forbids
+    # overriding one with a class variable.
+    HORIZONTAL_BREAKPOINTS = [  # noqa: RUF012
         (0, "-narrow"),
         (110, "-wide"),
     ]
@@ -343,7 +345,9 @@ class NSTApp(App[int]):
         if worker.group != "run" or self.active is None:
             return
         if state == WorkerState.SUCCESS:
-            self._job_ended(worker.result)
+            result = worker.result
+            assert isinstance(result, JobResult)  # what job_worker returns
+            self._job_ended(result)
         elif state == WorkerState.ERROR:
             self._job_failed(worker.error)
         elif state == WorkerState.CANCELLED:

@@ -65,7 +65,8 @@ APP_BINDINGS: list[Binding] = [
     )),
 ]  # fmt: skip
 
-# Where each group of keys acts, in the order the help and the README list them.
+# Where each group of keys acts, in the order the help and the README list them. A widget's
+# BINDINGS is typed list[BindingType] (a Binding or a tuple); every one of these is a Binding.
 PLACES: dict[str, Sequence[Binding]] = {
     "anywhere": APP_BINDINGS,
     "in the form": [*PathInput.BINDINGS, *ParamsForm.BINDINGS],  # type: ignore[list-item]

@@ -32,7 +32,7 @@ def pasted(text: str) -> str:
 class PasteParser(XTermParser):
     """Textual's parser, but a bracketed paste is read here, to its closing bracket."""
 
-    def parse(self, token_callback: TokenCallback) -> Generator[Read1 | Peek1, str, None]:
+    def parse(self, token_callback: TokenCallback[Message]) -> Generator[Read1 | Peek1, str, None]:
         def keys(token: Message) -> None:
             if not isinstance(token, events.Paste):  # every paste is this parser's
                 token_callback(token)
@@ -76,5 +76,6 @@ def use_paste_parser(driver_class: type[Driver]) -> type[Driver]:
     parser from the name its module imported)."""
     module = sys.modules.get(driver_class.__module__)
     if module is not None and getattr(module, "XTermParser", None) is XTermParser:
+        # A module's attributes are typed by what it defines; this one is replaced on purpose.
         module.XTermParser = PasteParser  # type: ignore[attr-defined]
     return driver_class

@@ -160,7 +160,7 @@ class JobRelay:
         self.post(NewsReady(self.job_id, self.box))
 
     def _gpu_memory(self) -> int | None:
-        if not (self.device or "").startswith("cuda"):
+        if self.device is None or not self.device.startswith("cuda"):
             return None
         import torch  # only on a CUDA device, where the worker has loaded it long ago
 

@@ -38,5 +38,5 @@ class HelpScreen(ModalScreen[None]):
             yield Markdown(HELP_TEXT)
         yield Footer()
 
-    def action_dismiss(self, result: None = None) -> None:  # type: ignore[override]
+    async def action_dismiss(self, result: None = None) -> None:
         self.dismiss(result)

@@ -38,7 +38,7 @@ def parse_inline(text: str) -> SweepTable:
     if not text.strip():
         return {}
     try:
-        table = tomllib.loads(f"sweep = {{ {text} }}")["sweep"]
+        table: dict[str, list[Any]] = tomllib.loads(f"sweep = {{ {text} }}")["sweep"]
     except (ValueError, RecursionError) as exc:
         raise NSTError(f"not a list of field = [values]: {exc}") from None
     check_sweep(table, "sweep")

@@ -12,6 +12,8 @@ from textual.widgets import Checkbox
 class MarkedCheckbox(Checkbox):
     """Every on/off box of the dashboard: the layer toggles, the save dialog's overwrite."""
 
+    # Checkbox declares BUTTON_INNER a class constant (its mark); a property, read where
+    # Checkbox reads the constant, draws an X only when the box is on.
     @property
     def BUTTON_INNER(self) -> str:  # type: ignore[override]
         return "X" if self.value else " "

@@ -11,6 +11,7 @@ import math
 
 from rich.console import RenderableType
 from rich.text import Text
+from textual.geometry import Size
 from textual.widget import Widget
 
 from nst_tui.tui.messages import LossRow
@@ -68,7 +69,7 @@ class LossOverlay(Widget):
             for rows in (a, b)
         )
 
-    def get_content_height(self, container, viewport, width: int) -> int:  # type: ignore[no-untyped-def]
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
         return 2 * len(TERMS)
 
     def lines(self, width: int) -> list[tuple[str, str, str]]:

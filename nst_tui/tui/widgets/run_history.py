@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 from rich.text import Text
 from textual.binding import Binding, BindingType
+from textual.coordinate import Coordinate
 from textual.message import Message
 from textual.widgets import DataTable
 
@@ -51,7 +52,7 @@ class RunRecord:
         return (str(self.run_id), self.status, self.label, changes, *loss, wall)
 
 
-class RunHistory(DataTable[str]):
+class RunHistory(DataTable[Text]):
     """A row per run, newest last; the row key is the run id."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -108,7 +109,7 @@ class RunHistory(DataTable[str]):
     def selected_id(self) -> int | None:
         if not self.row_count:
             return None
-        key = self.coordinate_to_cell_key((self.cursor_row, 0)).row_key
+        key = self.coordinate_to_cell_key(Coordinate(self.cursor_row, 0)).row_key
         return int(key.value) if key.value is not None else None
 
     def _id_cell(self, run_id: int) -> Text:

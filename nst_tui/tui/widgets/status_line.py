@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from rich.text import Text
 from textual.widgets import Static
@@ -92,8 +93,8 @@ class StatusLine(Static):
     def on_mount(self) -> None:
         self.update(describe(self.state))
 
-    def show(self, **changes: object) -> None:
-        self.state = replace(self.state, **changes)  # type: ignore[arg-type]
+    def show(self, **changes: Any) -> None:
+        self.state = replace(self.state, **changes)
         # One line of a fixed height: a repaint, not a layout of the whole screen (which
         # costs the UI thread tens of ms per update, time a run's thread waits for).
         self.update(describe(self.state), layout=False)
