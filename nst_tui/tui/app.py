@@ -40,6 +40,7 @@ from nst_tui.job.events import JobResult
 from nst_tui.job.plan import expand, job_for
 from nst_tui.job.stop import CANCEL, HURRY, NOW, SAYS, escalate
 from nst_tui.text import visible
+from nst_tui.tui.history_row import HistoryRow
 from nst_tui.tui.images import shrink
 from nst_tui.tui.job_state import JobState, table_summary
 from nst_tui.tui.keys import APP_BINDINGS
@@ -56,7 +57,7 @@ from nst_tui.tui.widgets.footer import Footer
 from nst_tui.tui.widgets.image_view import ImageView, colour_hint
 from nst_tui.tui.widgets.loss_panel import LossPanel
 from nst_tui.tui.widgets.params_form import ParamsForm, PathInput
-from nst_tui.tui.widgets.run_history import RunHistory, RunRecord
+from nst_tui.tui.widgets.run_history import RunHistory
 from nst_tui.tui.widgets.status_line import StatusLine
 from nst_tui.tui.widgets.sweep_grid import SweepGrid
 
@@ -536,7 +537,7 @@ class NSTApp(App[int]):
         run_id = max(self.jobs, default=0) + 1
         summary = table_summary(table) if table else ""
         changes = {k: v for k, v in config.differences(base).items() if k not in (table or {})}
-        record = RunRecord(run_id, label, config, base, changes, sweep=table, summary=summary)
+        record = HistoryRow(run_id, label, config, base, changes, sweep=table, summary=summary)
         state = JobState(record, job, summary)
         self.jobs[run_id] = state
         self.history.put(record)

@@ -16,9 +16,9 @@ from PIL import Image
 
 from nst_tui.job.events import JobResult
 from nst_tui.job.plan import Job
+from nst_tui.tui.history_row import HistoryRow
 from nst_tui.tui.images import PREVIEW_PX, TILE_PX, shrink
 from nst_tui.tui.news import CellNews, LossRow
-from nst_tui.tui.widgets.run_history import RunRecord
 
 
 def table_summary(table: dict[str, list[Any]]) -> str:
@@ -62,7 +62,7 @@ class CellView:
 
 
 class JobState:
-    def __init__(self, record: RunRecord, job: Job, summary: str = "") -> None:
+    def __init__(self, record: HistoryRow, job: Job, summary: str = "") -> None:
         self.record = record
         self.job = job
         self.summary = summary  # a sweep's table in a few words

@@ -52,10 +52,10 @@ async def replay_finished_run(pilot: Pilot) -> None:
     from nst_tui.job.events import CellResult, JobResult
     from nst_tui.job.plan import single
     from nst_tui.tui.app import ActiveJob
+    from nst_tui.tui.history_row import HistoryRow
     from nst_tui.tui.job_state import JobState
-    from nst_tui.tui.widgets.run_history import RunRecord
 
-    record = RunRecord(1, "tiny", config, tiny_config(), config.differences(tiny_config()))
+    record = HistoryRow(1, "tiny", config, tiny_config(), config.differences(tiny_config()))
     job = JobState(record, single(config, "tiny"))
     app.jobs[1] = job
     app.history.put(record)

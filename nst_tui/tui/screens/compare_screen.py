@@ -14,9 +14,9 @@ from textual.widgets import DataTable, Footer, Label
 
 from nst_tui.config import toml_value
 from nst_tui.text import visible
+from nst_tui.tui.history_row import HistoryRow
 from nst_tui.tui.widgets.image_view import ImageView
 from nst_tui.tui.widgets.loss_overlay import COLORS, LossOverlay
-from nst_tui.tui.widgets.run_history import RunRecord
 
 MAX_VALUE = 40  # characters of one value (a long path) kept in the table
 
@@ -26,7 +26,7 @@ def shown(value: object) -> str:
     return text if len(text) <= MAX_VALUE else "…" + text[-MAX_VALUE:]
 
 
-def title(record: RunRecord) -> str:
+def title(record: HistoryRow) -> str:
     wall = f" · {record.wall_time:.1f}s" if record.wall_time is not None else ""
     return visible(f"run {record.run_id} · {record.label} · {record.status}{wall}")
 
@@ -38,7 +38,7 @@ class CompareScreen(ModalScreen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "close", "Close")]
 
     def __init__(
-        self, a: RunRecord, b: RunRecord, image_a: Image.Image | None, image_b: Image.Image | None
+        self, a: HistoryRow, b: HistoryRow, image_a: Image.Image | None, image_b: Image.Image | None
     ) -> None:
         super().__init__()
         self.runs = (a, b)

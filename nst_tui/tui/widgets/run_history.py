@@ -8,9 +8,8 @@ run with the highlighted one, or the two marked.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import ClassVar
 
 from rich.text import Text
 from textual.binding import Binding, BindingType
@@ -18,38 +17,22 @@ from textual.coordinate import Coordinate
 from textual.message import Message
 from textual.widgets import DataTable
 
-from nst_tui.config import Config
 from nst_tui.text import visible
-from nst_tui.tui.messages import LossRow
+from nst_tui.tui.history_row import HistoryRow
 from nst_tui.tui.widgets.loss_panel import TERMS, short
 
 COLUMNS = ("#", "status", "preset", "changes", "total", "content", "style", "tv", "time")
 
 
-@dataclass
-class RunRecord:
-    run_id: int
-    label: str  # the preset the form started from
-    config: Config
-    base: Config  # that preset's config
-    changes: dict[str, Any]  # fields that differ from it
-    status: str = "running"
-    losses: dict[str, float] = field(default_factory=dict)
-    wall_time: float | None = None
-    folder: Path | None = None
-    reason: str = ""
-    sweep: dict[str, list[Any]] | None = None  # the [sweep] table when this row is a sweep
-    summary: str = ""  # that table in a few words
-    rows: list[LossRow] = field(default_factory=list)  # every logged point, for comparing
-
-    def cells(self) -> tuple[str, ...]:
-        changes = " ".join(f"{k}={v}" for k, v in self.changes.items())
-        if self.sweep is not None:
-            changes = f"sweep {self.summary}" + (f" {changes}" if changes else "")
-        changes = changes or "-"
-        loss = [short(self.losses[t]) if t in self.losses else "-" for t in TERMS]
-        wall = f"{self.wall_time:.1f}s" if self.wall_time is not None else "-"
-        return (str(self.run_id), self.status, self.label, changes, *loss, wall)
+def row_cells(row: HistoryRow) -> tuple[str, ...]:
+    """The table's cells for `row`."""
+    changes = " ".join(f"{k}={v}" for k, v in row.changes.items())
+    if row.sweep is not None:
+        changes = f"sweep {row.summary}" + (f" {changes}" if changes else "")
+    changes = changes or "-"
+    loss = [short(row.losses[t]) if t in row.losses else "-" for t in TERMS]
+    wall = f"{row.wall_time:.1f}s" if row.wall_time is not None else "-"
+    return (str(row.run_id), row.status, row.label, changes, *loss, wall)
 
 
 class RunHistory(DataTable[Text]):
@@ -94,10 +77,10 @@ class RunHistory(DataTable[Text]):
         for name in COLUMNS:
             self.add_column(name, key=name)
 
-    def put(self, record: RunRecord) -> None:
+    def put(self, record: HistoryRow) -> None:
         key = str(record.run_id)
         # Text, not str: DataTable reads a str as markup, and a path may hold `[/x]`.
-        cells = [Text(visible(cell)) for cell in record.cells()]  # and an escape is shown
+        cells = [Text(visible(cell)) for cell in row_cells(record)]  # and an escape is shown
         cells[0] = self._id_cell(record.run_id)
         if key in self.rows:
             for name, value in zip(COLUMNS, cells, strict=True):
