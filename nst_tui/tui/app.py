@@ -106,7 +106,7 @@ class NSTApp(App[int]):
         self,
         config: Config | None = None,
         *,
-        preset_name: str = "default",
+        preset_name: str = "study",  # Config()'s values are the study's
         outputs: Path = OUTPUTS,
         start: bool = False,
         warm_up: bool = True,
@@ -869,7 +869,8 @@ def run_dashboard(preset: str | None, start: bool) -> int:
     except NSTError:
         if preset is not None:
             raise  # the user asked for it: the CLI prints why and exits 2
-        config, sweep = Config(), {}
+        # Config() holds the study's values: say so, not "default" (a preset that failed).
+        config, name, sweep = Config(), "study", {}
     app = NSTApp(config, preset_name=name, outputs=OUTPUTS, start=start, sweep=sweep)
     app.force_exit_after = 3.0
     result = app.run()

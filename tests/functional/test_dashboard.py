@@ -650,6 +650,14 @@ def test_run_dashboard_opens_the_named_preset(tmp_path: Path, monkeypatch) -> No
     with pytest.raises(PresetError):
         app_module.run_dashboard("no-such-preset", start=False)
 
+    # The default preset unreadable: the form holds Config(), the study's values, named so.
+    def no_preset(name: str) -> object:
+        raise PresetError(f"preset {name!r}: unreadable")
+
+    monkeypatch.setattr(app_module.presets, "load", no_preset)
+    assert app_module.run_dashboard(None, start=False) == 0
+    assert (opened[-1].initial, opened[-1].preset_name) == (Config(), "study")
+
 
 # ---- coalescing -------------------------------------------------------------------------
 
