@@ -80,7 +80,7 @@ def test_histogram_term_moves_each_value_to_the_style_value_of_its_rank() -> Non
     loss = histogram_loss(canvas, target)
     # Ranks: 4 -> 40, 1 -> 10, 3 -> 30, 2 -> 20.
     expected = ((4 - 40) ** 2 + (1 - 10) ** 2 + (3 - 30) ** 2 + (2 - 20) ** 2) / 4
-    assert abs(float(loss[0]) - expected) < 1e-3
+    assert abs(float(loss[0].detach()) - expected) < 1e-3
     loss.sum().backward()  # the remapping is a constant: the gradient is 2 (f - matched) / N
     matched = torch.tensor([40.0, 10.0, 30.0, 20.0]).reshape(1, 1, 2, 2)
     assert torch.allclose(canvas.grad, 2 * (canvas.detach() - matched) / 4)
