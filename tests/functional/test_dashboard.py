@@ -20,12 +20,12 @@ from nst_tui.tui.messages import NewsReady
 from nst_tui.tui.news import CellNews, JobNews, NewsBox
 from nst_tui.tui.pace import Pace
 from nst_tui.tui.screens.file_picker import FilePicker
-from nst_tui.tui.screens.help_screen import HELP_TEXT, HelpScreen
+from nst_tui.tui.screens.help_screen import HelpScreen
 from nst_tui.tui.screens.preset_picker import PresetPicker
 from nst_tui.tui.screens.save_preset import SavePreset
 from nst_tui.tui.widgets.loss_panel import LossPanel, short
-from nst_tui.tui.widgets.params_form import FIELDS, LayerToggles, ParamsForm, PathInput
-from nst_tui.tui.widgets.run_history import COLUMNS, RunHistory
+from nst_tui.tui.widgets.params_form import FIELDS, LayerToggles
+from nst_tui.tui.widgets.run_history import COLUMNS
 
 SIZE = (120, 36)
 
@@ -499,21 +499,6 @@ async def test_file_picker_fills_an_image_field(tmp_path: Path) -> None:
 
 
 # ---- every documented key -----------------------------------------------------------
-
-
-def test_every_key_is_in_the_help_text() -> None:
-    bindings = [*NSTApp.BINDINGS, *RunHistory.BINDINGS, *PathInput.BINDINGS, *ParamsForm.BINDINGS]
-    for binding in bindings:
-        key = binding.key  # type: ignore[union-attr]
-        shown = {
-            "question_mark": "?",
-            "exclamation_mark": "!",
-            "at": "@",
-            "number_sign": "#",
-            "dollar_sign": "$",
-            "percent_sign": "%",
-        }.get(key, key)
-        assert f"`{shown}`" in HELP_TEXT, key
 
 
 async def test_every_documented_key(tmp_path: Path) -> None:
