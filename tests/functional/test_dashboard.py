@@ -57,6 +57,12 @@ async def wait_until_running(pilot: Pilot, app: NSTApp, timeout: float = 120.0) 
         waited += 0.05
 
 
+async def start_and_wait(pilot: Pilot, app: NSTApp) -> None:
+    """ctrl+r, then wait until the run has made its first step."""
+    await pilot.press("ctrl+r")
+    await wait_until_running(pilot, app)
+
+
 async def type_into(pilot: Pilot, app: NSTApp, field: str, text: str) -> None:
     """Focus a form field, clear it and type `text` as keys."""
     widget = app.form.widget(field)
@@ -149,8 +155,7 @@ async def test_fill_the_form_and_run(tmp_path: Path) -> None:
 async def test_cancel_marks_and_saves_the_run(tmp_path: Path) -> None:
     app = make_app(tmp_path, tiny_config(iterations=5000, sav_freq=1))
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("ctrl+r")
-        await wait_until_running(pilot, app)
+        await start_and_wait(pilot, app)
         await pilot.press("escape")
         await wait_for_run(pilot, app, timeout=30)
         record = app.jobs[1].record
@@ -245,8 +250,7 @@ async def test_a_bad_image_is_reported_and_the_app_keeps_working(tmp_path: Path)
 async def test_quit_while_running_cancels_and_saves_first(tmp_path: Path) -> None:
     app = make_app(tmp_path, tiny_config(iterations=5000, sav_freq=1))
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("ctrl+r")
-        await wait_until_running(pilot, app)
+        await start_and_wait(pilot, app)
         await pilot.press("ctrl+q")
         waited = 0.0
         while app.is_running and waited < 30:
@@ -261,8 +265,7 @@ async def test_quit_while_running_cancels_and_saves_first(tmp_path: Path) -> Non
 async def test_q_asks_before_quitting_a_running_job(tmp_path: Path) -> None:
     app = make_app(tmp_path, tiny_config(iterations=5000, sav_freq=1))
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("ctrl+r")
-        await wait_until_running(pilot, app)
+        await start_and_wait(pilot, app)
         await pilot.press("q")
         await pilot.pause(0.3)
         assert app.is_running and app.active is not None and not app.active.cancel.is_set()
