@@ -16,7 +16,6 @@ import threading
 import time
 import traceback
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
@@ -30,17 +29,16 @@ from textual.containers import Horizontal, Vertical
 from textual.driver import Driver
 from textual.notifications import SeverityLevel
 from textual.screen import ModalScreen, Screen
-from textual.widgets import DataTable, Label
+from textual.widgets import DataTable
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from nst_tui import presets
 from nst_tui.config import OUTPUTS, Config
 from nst_tui.errors import ConfigError, NSTError
 from nst_tui.job.events import JobResult
-from nst_tui.job.plan import expand, job_for
-from nst_tui.job.stop import CANCEL, HURRY, NOW, SAYS, escalate
+from nst_tui.job.plan import expand
+from nst_tui.job.stop import CANCEL, HURRY, NOW, SAYS
 from nst_tui.text import visible
-from nst_tui.tui.history_row import HistoryRow
 from nst_tui.tui.images import shrink
 from nst_tui.tui.job_state import JobState, table_summary
 from nst_tui.tui.keys import APP_BINDINGS
@@ -53,15 +51,16 @@ from nst_tui.tui.screens.help_screen import HelpScreen
 from nst_tui.tui.screens.preset_picker import PresetPicker
 from nst_tui.tui.screens.save_preset import SavePreset
 from nst_tui.tui.screens.sweep_editor import SweepEditor
+from nst_tui.tui.session import ActiveJob, Refused, Session, SweepTable
+from nst_tui.tui.widgets.canvas_pane import CanvasPane
 from nst_tui.tui.widgets.footer import Footer
-from nst_tui.tui.widgets.image_view import ImageView, colour_hint
+from nst_tui.tui.widgets.image_view import colour_hint
 from nst_tui.tui.widgets.loss_panel import LossPanel
 from nst_tui.tui.widgets.params_form import ParamsForm, PathInput
 from nst_tui.tui.widgets.run_history import RunHistory
 from nst_tui.tui.widgets.status_line import StatusLine
 from nst_tui.tui.widgets.sweep_grid import SweepGrid
 
-SweepTable = dict[str, list[Any]]
 THUMB_PX = 128
 QUIT_ASK_S = 5.0  # a second `q` within this many seconds quits a running job
 # Actions that make no sense behind a modal (priority keys reach the App even there).
@@ -73,17 +72,6 @@ MAIN_SCREEN_ACTIONS = {
     # sweep editor over that) ended in a second command palette and DuplicateIds.
     *("edit_sweep", "help", "command_palette", "focus_runs", "toggle_layer_losses"),
 }
-
-
-@dataclass
-class ActiveJob:
-    state: JobState
-    cancel: threading.Event
-    started: float
-    hurry: threading.Event = field(default_factory=threading.Event)  # records without GIFs
-    began: threading.Event = field(default_factory=threading.Event)  # set by the worker thread
-    ended: threading.Event = field(default_factory=threading.Event)  # set by the worker thread
-    result: JobResult | None = None  # set by the worker thread, with what it recorded
 
 
 class NSTApp(App[int]):
@@ -114,13 +102,10 @@ class NSTApp(App[int]):
     ) -> None:
         super().__init__()
         self.initial = config or Config()
-        self.preset_name = preset_name
-        self.preset_config = self.initial
+        self.session = Session(preset_name, self.initial, sweep)
         self.outputs = Path(outputs)
         self.start_at_once = start
         self.warm_up_engine = warm_up
-        self.jobs: dict[int, JobState] = {}  # this session's runs and sweeps, by run id
-        self.active: ActiveJob | None = None
         self.quit_after_run = False
         self.exit_code = 0  # 128 + the signal's number when a signal ends the app
         # After SIGTERM/SIGHUP, seconds to wait (once a run's record is written) before the
@@ -129,33 +114,30 @@ class NSTApp(App[int]):
         self._signals: list[int] = []
         self._quit_asked_at = -QUIT_ASK_S  # when `q` last asked to quit a running job
         self.thumbnails_of: tuple[str, str] | None = None
-        self.sweep_table = sweep or None
-        self.sweep_on = self.sweep_table is not None
         self._palette: CommandPalette | None = None  # the last command palette opened
         self.crash: BaseException | None = None  # what ended the app, if an error did
 
     # ---- layout ------------------------------------------------------------
     def compose(self) -> ComposeResult:
+        # The panes, kept by name: the App routes to them.
+        self.form = ParamsForm(self.initial, id="form")
+        self.pane = CanvasPane(id="canvas-pane")
+        self.losses = LossPanel(id="losses")
+        self.history = RunHistory(id="history")
+        self.status = StatusLine(id="status")
         with Horizontal(id="main"):
-            yield ParamsForm(self.initial, id="form")
+            yield self.form
             with Vertical(id="right"):
-                with Horizontal(id="canvas-pane"):
-                    yield ImageView("press ctrl+r to run", id="canvas")
-                    with Vertical(id="thumbs"):
-                        yield Label("content", classes="thumb-label")
-                        yield ImageView("…", id="thumb-content")
-                        yield Label("style", classes="thumb-label")
-                        yield ImageView("…", id="thumb-style")
-                    yield SweepGrid(id="sweep-grid")
-                yield LossPanel(id="losses")
-                yield RunHistory(id="history")
-        yield StatusLine(id="status")
+                yield self.pane
+                yield self.losses
+                yield self.history
+        yield self.status
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.form.border_title = "Parameters"
-        self.query_one("#canvas-pane").border_title = "Canvas"
-        self.query_one("#losses").border_title = "Loss"
+        self.pane.border_title = "Canvas"
+        self.losses.border_title = "Loss"
         self.history.border_title = "Runs"
         self._set_subtitle()
         self._show_sweep_note()
@@ -259,24 +241,8 @@ class NSTApp(App[int]):
 
         threading.Thread(target=watch, name="nst-tui-exit", daemon=True).start()
 
-    @property
-    def form(self) -> ParamsForm:
-        return self.query_one(ParamsForm)
-
-    @property
-    def history(self) -> RunHistory:
-        return self.query_one(RunHistory)
-
-    @property
-    def status(self) -> StatusLine:
-        return self.query_one(StatusLine)
-
-    @property
-    def canvas(self) -> ImageView:
-        return self.query_one("#canvas", ImageView)
-
     def _set_subtitle(self) -> None:
-        self.form.border_subtitle = plain(f"preset: {self.preset_name}")
+        self.form.border_subtitle = plain(f"preset: {self.session.preset_name}")
 
     # ---- background work -----------------------------------------------------
     @work(thread=True, exclusive=True, exit_on_error=False, group="warmup")
@@ -301,14 +267,9 @@ class NSTApp(App[int]):
                 image, note = None, str(exc)
             except Exception as exc:  # a thumbnail never takes the app down
                 image, note = None, f"{which}: {exc}"
-            self.call_from_thread(self._show_thumbnail, which, image, note)
+            self.call_from_thread(self.pane.thumbnail, which, image, note)
             for text in notes:  # e.g. an animated GIF: say which frame is used
                 self.call_from_thread(self.notify, text, title=f"{which} image")
-
-    def _show_thumbnail(self, which: str, image: Image.Image | None, note: str) -> None:
-        view = self.query_one(f"#thumb-{which}", ImageView)
-        view.placeholder = note or "…"
-        view.image = image
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="run")
     def job_worker(self, active: ActiveJob, label: str) -> Any:
@@ -355,14 +316,9 @@ class NSTApp(App[int]):
             self._job_failed(None)
 
     # ---- messages from the job ---------------------------------------------------
-    def _mine(self, job_id: int) -> JobState | None:
-        """The running job's state, if the message is about it."""
-        active = self.active
-        return active.state if active is not None and active.state.run_id == job_id else None
-
     @on(JobNote)
     def _job_note(self, message: JobNote) -> None:
-        if self._mine(message.job_id) is None:
+        if self.session.mine(message.job_id) is None:
             return
         state = self.status.state.state
         if state == "running":
@@ -372,35 +328,27 @@ class NSTApp(App[int]):
 
     @on(JobBegan)
     def _job_began(self, message: JobBegan) -> None:
-        job = self._mine(message.job_id)
+        job = self.session.mine(message.job_id)
         if job is None:
             return
-        assert self.active is not None
         job.batches = message.batches
-        self.title_canvas(job)
-        state = "cancelling" if self.active.cancel.is_set() else "running"
+        self.pane.retitle(job)
+        cancelling = self.active is not None and self.active.cancel.is_set()
+        state = "cancelling" if cancelling else "running"
         self.status.show(state=state, detail="", device=message.device, backbone=message.backbone)
 
     @on(NewsReady)
     def _job_news(self, message: NewsReady) -> None:
-        job = self._mine(message.job_id)
+        job = self.session.mine(message.job_id)
         news = message.box.take() if job is not None else None
         if job is None or news is None:  # not the running job's, or taken with an earlier one
             return
         message.box.pace.drawn()
-        changed = job.apply(news.cells)
-        if job.is_sweep:
-            if self.grid.state is job:
-                self.grid.redraw(changed)
-            shown = news.cells.get(job.selected)
-        else:
-            shown = news.cells.get(0)
-            if shown is not None and shown.preview is not None:
-                self.canvas.image = shown.preview
-            job.record.rows.extend(shown.rows if shown is not None else [])
+        job.apply(news.cells)
+        self.pane.update(job, news.cells)
+        shown = news.cells.get(job.selected)
         if shown is not None and shown.rows:
-            self.query_one(LossPanel).add(shown.rows)
-        self.title_canvas(job)
+            self.losses.add(shown.rows)
         changes: dict[str, object] = {}
         if self.status.state.state == "loading":
             changes = {"state": "running", "detail": ""}
@@ -416,25 +364,19 @@ class NSTApp(App[int]):
 
     @on(SweepGrid.CellSelected)
     def _cell_selected(self, message: SweepGrid.CellSelected) -> None:
-        cell = message.state.cells[message.index]
-        losses = self.query_one(LossPanel)
-        losses.replace(cell.rows)
-        losses.border_title = plain(f"Loss · cell {cell.index}: {cell.label}")
+        self._show_losses(message.state, message.index)
+
+    def _show_losses(self, job: JobState, index: int) -> None:
+        self.losses.replace(job.cells[index].rows)
+        self.losses.border_title = plain(job.loss_title(index))
 
     def _job_ended(self, result: JobResult) -> None:
         """The worker returned: every cell finished, was cancelled, or failed."""
-        assert self.active is not None
-        job, record = self.active.state, self.active.state.record
-        job.finish(result)
-        if job.is_sweep:
-            if self.grid.state is job:
-                self.grid.redraw(range(len(job.cells)))
-        else:
-            self.canvas.image = job.final
-        self.title_canvas(job)
+        job = self.session.ended(result)
+        record = job.record
+        self.pane.ended(job)
         self.history.put(record)
-        rate = result.finished.it_per_s if not job.is_sweep else result.cell_it_per_s
-        done = result.finished.iterations_done if not job.is_sweep else result.cell_iterations
+        done, rate = job.figures(result)
         self.status.show(
             state=result.status,
             detail=record.reason,
@@ -445,120 +387,67 @@ class NSTApp(App[int]):
             backbone=result.backbone or self.status.state.backbone,
             folder=result.folder,
         )
-        what = f"Sweep {record.run_id}" if job.is_sweep else f"Run {record.run_id}"
-        failed = [c for c in result.cells if c.finished.status == "failed"]
-        if failed:
-            reasons = "\n".join(
-                f"{c.cell.label}: {c.finished.reason}" if job.is_sweep else c.finished.reason
-                for c in failed
-            )
-            title = f"{what} {result.status}" if job.is_sweep else f"{what} failed"
+        failures = job.failures(result)
+        if failures is not None:
+            title, reasons = failures
             self.notify(reasons, title=title, severity="error", timeout=12)
         elif result.status == "cancelled":
-            self.notify(f"saved to {result.folder}", title=f"{what} cancelled")
+            self.notify(f"saved to {result.folder}", title=f"{job.what} cancelled")
         self._after_job()
 
     def _job_failed(self, error: BaseException | None) -> None:
         """The job never got going (bad image, missing weights) or crashed."""
-        assert self.active is not None
-        job, record = self.active.state, self.active.state.record
-        job.stop_waiting("failed")
-        if job.is_sweep and self.grid.state is job:
-            self.grid.redraw(range(len(job.cells)))
-        if error is None:
-            text = "the worker was stopped"
-        elif isinstance(error, NSTError):
-            text = str(error)  # written for the user already
-        else:
-            text = f"{type(error).__name__}: {error}"
-        record.status, record.reason = "failed", text
-        record.wall_time = time.monotonic() - self.active.started
-        self.title_canvas(job)
-        self.history.put(record)
+        job, text = self.session.failed(error)
+        self.pane.ended(job)
+        self.history.put(job.record)
         self.status.show(state="failed", detail=text, folder=None)
-        self.notify(text, title=f"Run {record.run_id} failed", severity="error", timeout=12)
+        self.notify(text, title=f"Run {job.run_id} failed", severity="error", timeout=12)
         self._after_job()
 
     def _after_job(self) -> None:
-        self.active = None
         self.refresh_bindings()
         if self.quit_after_run:
             self.exit(self.exit_code)
 
-    # ---- the canvas pane: one canvas, or a sweep's grid --------------------------------
+    # ---- the canvas pane and the loss pane ---------------------------------------------
     @property
-    def grid(self) -> SweepGrid:
-        return self.query_one(SweepGrid)
+    def active(self) -> ActiveJob | None:
+        """The running job, if one runs (the session holds it)."""
+        return self.session.active
 
-    def title_canvas(self, job: JobState) -> None:
-        """The pane's title: whose picture it shows, and how far that job got."""
-        status = job.record.status
-        shown = "" if status == "running" else f" {status}"
-        if job.is_sweep:
-            title = f"Sweep · run {job.run_id}{shown} · {job.summary}"
-            if job.batches:
-                title += f" · {job.batches} batch{'es' * (job.batches != 1)}"
-        elif status == "running":
-            cell = job.cells[0]
-            title = f"Canvas · run {job.run_id}"
-            if cell.iteration:
-                title += f" · {cell.iteration}/{cell.total}"
-        else:
-            title = f"Canvas · run {job.run_id}{shown} · {job.cells[0].iteration} it"
-        self.query_one("#canvas-pane").border_title = plain(title)  # a summary quotes values
-
-    def show_job(self, job: JobState) -> None:
-        """`job`'s picture in the canvas pane: its grid of cells, or its canvas."""
-        pane = self.query_one("#canvas-pane")
-        if job.is_sweep:
-            pane.add_class("-sweep")
-            self.grid.show(job)  # selects its cell, which fills the loss pane
-        else:
-            if pane.has_class("-sweep"):
-                if self.focused is self.grid:
-                    self.screen.set_focus(None)
-                pane.remove_class("-sweep")
-                self.query_one(LossPanel).border_title = "Loss"
-            self.query_one(LossPanel).replace(job.record.rows)
-            self.canvas.image = job.final
-        self.title_canvas(job)
+    def show_job(self, job: JobState, *, focus: bool = False) -> None:
+        """`job`'s picture in the canvas pane, and its (selected cell's) losses."""
+        self.pane.show(job, focus=focus)
+        self._show_losses(job, job.selected)
 
     # ---- starting jobs -------------------------------------------------------------
     def start_job(self, config: Config, table: SweepTable | None, label: str, base: Config) -> None:
         """Run `config` once, or every cell of `table` over it (swept fields replaced)."""
-        if self.active is not None:
-            self.notify("A run is in progress; escape cancels it.", severity="warning")
-            return
         try:
-            job = job_for(config, table, label)
+            state = self.session.start(config, table, label, base)
+        except Refused as exc:
+            self.notify(str(exc), severity="warning")
+            return
         except ConfigError as exc:
             self.notify(str(exc), title="Sweep blocked", severity="error", timeout=12)
             return
-        run_id = max(self.jobs, default=0) + 1
-        summary = table_summary(table) if table else ""
-        changes = {k: v for k, v in config.differences(base).items() if k not in (table or {})}
-        record = HistoryRow(run_id, label, config, base, changes, sweep=table, summary=summary)
-        state = JobState(record, job, summary)
-        self.jobs[run_id] = state
-        self.history.put(record)
-        self.active = ActiveJob(state, threading.Event(), time.monotonic())
-        self.query_one(LossPanel).reset()
-        self.show_job(state)
-        if job.is_sweep:
-            self.grid.focus()  # the arrow keys pick a cell at once
+        self.history.put(state.record)
+        self.losses.reset()
+        self.show_job(state, focus=True)
         self.status.show(
             state="loading",
             detail="starting",
             iteration=0,
-            total=job.total_iterations,
+            total=state.job.total_iterations,
             it_per_s=0.0,
             tflop_s=None,
             of_peak=None,
-            unit="cell-it" if job.is_sweep else "it",
+            unit=state.unit,
             gpu_memory=None,
             folder=None,
         )
         self.refresh_bindings()
+        assert self.active is not None
         self.job_worker(self.active, label)
 
     def action_run(self) -> None:
@@ -575,8 +464,8 @@ class NSTApp(App[int]):
             if first is not None:
                 first.focus()
             return
-        table = self.sweep_table if self.sweep_on else None
-        self.start_job(config, table, self.preset_name, self.preset_config)
+        session = self.session
+        self.start_job(config, session.table, session.preset_name, session.preset_config)
 
     def action_cancel_run(self) -> None:
         """Stop the run within one iteration; the partial run is saved and marked. Again:
@@ -585,9 +474,7 @@ class NSTApp(App[int]):
 
     def stop_job(self, why: str) -> str | None:
         """The next step of stopping the running job (cancel, hurry, now), said once."""
-        if self.active is None:
-            return None
-        step = escalate(self.active.cancel, self.active.hurry)
+        step = self.session.stop()
         if step == CANCEL:
             self.status.show(state="cancelling", detail="")
         elif step == HURRY:
@@ -627,25 +514,20 @@ class NSTApp(App[int]):
             # layer keys at 120 columns); escape goes on to whoever wants it.
             return False
         # With no sweep loaded, ctrl+g is not in the footer.
-        return not (action == "toggle_sweep" and self.sweep_table is None)
+        return not (action == "toggle_sweep" and self.session.sweep_table is None)
 
-    # ---- the loaded sweep table -----------------------------------------------------
-    # A preset with a `[sweep]` table loads its base values into the form and keeps the
-    # table; ctrl+r then runs every cell over the form's values. A swept field stays
-    # swept: the form's value for it is replaced in each cell (the form marks those
-    # fields). ctrl+g turns the sweep off (ctrl+r runs the form once) and on.
+    # ---- the loaded sweep table (the session keeps it; the form shows it) ------------
     def set_sweep(self, table: SweepTable | None) -> None:
         """Keep `table` (None drops it) and show it above the form."""
-        self.sweep_table = table or None
-        self.sweep_on = self.sweep_table is not None
+        self.session.set_sweep(table)
         self._show_sweep_note()
         self.refresh_bindings()
 
     def _show_sweep_note(self) -> None:
-        table = self.sweep_table
+        table = self.session.sweep_table
         if table is None:
             self.form.show_sweep(None)
-        elif self.sweep_on:
+        elif self.session.sweep_on:
             how = "ctrl+r runs every cell; the marked fields vary per cell. ctrl+g: off"
             self.form.show_sweep(plain(f"Sweep: {table_summary(table)}\n{how}", lines=True), table)
         else:
@@ -655,11 +537,11 @@ class NSTApp(App[int]):
 
     def action_toggle_sweep(self) -> None:
         """Turn the loaded sweep off (ctrl+r runs the form once) or back on."""
-        if self.sweep_table is None:
+        if self.session.sweep_table is None:
             return
-        self.sweep_on = not self.sweep_on
+        on = self.session.toggle_sweep()
         self._show_sweep_note()
-        self.notify("sweep on: ctrl+r runs every cell" if self.sweep_on else "sweep off")
+        self.notify("sweep on: ctrl+r runs every cell" if on else "sweep off")
 
     def action_edit_sweep(self) -> None:
         """Type the sweep table (or a first one): checked over the form's values."""
@@ -678,14 +560,19 @@ class NSTApp(App[int]):
             self.set_sweep(table)
             self.notify(f"sweep: {table_summary(table)}" if table else "sweep removed")
 
-        self.push_screen(SweepEditor(self.sweep_table, check), done)
+        self.push_screen(SweepEditor(self.session.sweep_table, check), done)
 
     # ---- presets, reset, layers, help -------------------------------------------
-    def load_config(self, config: Config, name: str, sweep: SweepTable | None = None) -> None:
-        self.preset_name, self.preset_config = name, config
+    def load_config(
+        self, config: Config, name: str, sweep: SweepTable | None = None, base: Config | None = None
+    ) -> None:
+        """Fill the form with `config`, started from preset `name` (whose values are `base`,
+        when `config` is not the preset's own)."""
+        self.session.load(name, base or config, sweep)
         self.form.load(config)
         self._set_subtitle()
-        self.set_sweep(sweep)
+        self._show_sweep_note()
+        self.refresh_bindings()
         self.show_images(config.content_image, config.style_image, delay=0.0)
 
     def action_pick_preset(self) -> None:
@@ -714,12 +601,11 @@ class NSTApp(App[int]):
 
         def saved(path: Path | None) -> None:
             if path is not None:
-                self.preset_name, self.preset_config = path.stem, config
+                self.session.preset_name, self.session.preset_config = path.stem, config
                 self._set_subtitle()
                 self.notify(f"saved preset {path.stem} to {path}")
 
-        sweep = self.sweep_table if self.sweep_on else None
-        self.push_screen(SavePreset(config, "", sweep), saved)
+        self.push_screen(SavePreset(config, "", self.session.table), saved)
 
     def action_reset(self) -> None:
         """Reset every field to the study's defaults (the `study` preset's values)."""
@@ -732,7 +618,7 @@ class NSTApp(App[int]):
 
     def action_toggle_layer_losses(self) -> None:
         """Show or hide one loss row per layer term under the four sums."""
-        panel = self.query_one(LossPanel)
+        panel = self.losses
         panel.border_subtitle = "per layer" if panel.toggle_layers() else ""
 
     def action_focus_runs(self) -> None:
@@ -792,7 +678,7 @@ class NSTApp(App[int]):
         self.form.border_subtitle = plain(
             f"{invalid} invalid field{'s' * (invalid > 1)}"
             if invalid
-            else f"preset: {self.preset_name}"
+            else f"preset: {self.session.preset_name}"
         )
         self.form.set_class(bool(invalid), "-has-errors")
 
@@ -811,53 +697,39 @@ class NSTApp(App[int]):
     def _history_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.row_key is None or event.row_key.value is None:  # an empty table's page key
             return
-        run_id = int(event.row_key.value)
-        job = self.jobs.get(run_id)
-        if job is not None and self.active is None and (job.is_sweep or job.final is not None):
+        job = self.session.viewable(int(event.row_key.value))
+        if job is not None:
             self.show_job(job)
 
     @on(RunHistory.Requested)
     def _history_requested(self, message: RunHistory.Requested) -> None:
-        record = self.jobs[message.run_id].record
+        run_id = message.run_id
+        row = self.session.jobs[run_id].record
         if message.action == "continue":
-            if record.sweep is not None or record.folder is None:
-                self.notify("only a single run with a folder can be continued", severity="warning")
+            try:
+                config = self.session.continued(run_id)
+            except Refused as exc:
+                self.notify(str(exc), severity="warning")
                 return
-            folder = record.folder.resolve()  # recorded and shown absolute, as a typed path
-            self.load_config(record.config.replace(init=f"run:{folder}"), record.label)
-            self.preset_config = record.base
-            self.notify(f"run {record.run_id}'s config, starting from its final image: ctrl+r")
+            self.load_config(config, row.label, base=row.base)
+            self.notify(f"run {run_id}'s config, starting from its final image: ctrl+r")
         elif message.action == "load":
-            self.load_config(record.config, record.label, record.sweep)
-            self.preset_config = record.base
-            self.notify(f"loaded the config of run {record.run_id}")
+            self.load_config(row.config, row.label, row.sweep, base=row.base)
+            self.notify(f"loaded the config of run {run_id}")
         else:
-            self.start_job(record.config, record.sweep, record.label, record.base)
+            self.start_job(row.config, row.sweep, row.label, row.base)
 
     @on(RunHistory.CompareRequested)
     def compare_runs(self) -> None:
         """Open the comparison of the marked run and the highlighted one (or the two marked)."""
         pair = self.history.compare_pair()
-        if pair is None:
-            self.notify(
-                "Mark a run with m, highlight another (or mark it too), then press c.",
-                title="Compare needs two runs",
-                severity="warning",
-            )
+        try:
+            a, b = self.session.comparable(pair)
+        except Refused as exc:
+            title = "Compare needs two runs" if pair is None else "Cannot compare"
+            self.notify(str(exc), title=title, severity="warning")
             return
-        a, b = (self.jobs[run_id].record for run_id in pair)
-        for record in (a, b):
-            why = ""
-            if record.sweep is not None:
-                why = "is a sweep: its cells are in its folder's sheet"
-            elif self.active is not None and record is self.active.state.record:
-                why = "is still running"
-            if why:
-                text = f"run {record.run_id} {why}"
-                self.notify(text, title="Cannot compare", severity="warning")
-                return
-        finals = self.jobs[a.run_id].final, self.jobs[b.run_id].final
-        self.push_screen(CompareScreen(a, b, *finals))
+        self.push_screen(CompareScreen(a.record, b.record, a.final, b.final))
 
 
 def run_dashboard(preset: str | None, start: bool) -> int:

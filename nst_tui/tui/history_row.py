@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from nst_tui.config import Config
-from nst_tui.tui.messages import LossRow
+from nst_tui.tui.news import LossRow
 
 
 @dataclass

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from PIL import Image
@@ -76,6 +77,7 @@ class JobState:
         self.selected = 0
         self.batches = 0  # how many batches the job planned, once it has said
         self.final: Image.Image | None = None  # a single run's last canvas, once ended
+        self.folder: Path | None = None  # the job's folder, once it exists (JobBegan)
 
     @property
     def run_id(self) -> int:
@@ -86,23 +88,69 @@ class JobState:
         return self.job.is_sweep
 
     @property
-    def rows(self) -> int:
-        return self.job.rows
-
-    @property
-    def cols(self) -> int:
-        return self.job.cols
-
-    @property
     def row_labels(self) -> tuple[str, ...]:
         """One per row; none when the table has a single field (its one row has no label)."""
         return self.job.row_labels if any(self.job.row_labels) else ()
+
+    # ---- how the dashboard words it: a run's canvas or a sweep's cells -----------------
+    @property
+    def what(self) -> str:
+        return f"{'Sweep' if self.is_sweep else 'Run'} {self.run_id}"
+
+    @property
+    def unit(self) -> str:
+        """What the status line counts: a sweep's iterations summed over its cells."""
+        return "cell-it" if self.is_sweep else "it"
+
+    @property
+    def viewable(self) -> bool:
+        """Whether it has a picture to bring back: a sweep's grid, or a run's final canvas."""
+        return self.is_sweep or self.final is not None
+
+    def loss_title(self, index: int) -> str:
+        """The loss pane's title while it shows cell `index`."""
+        if not self.is_sweep:
+            return "Loss"
+        return f"Loss · cell {index}: {self.cells[index].label}"
+
+    def title(self) -> str:
+        """The canvas pane's title: whose picture it shows, and how far that job got."""
+        status = self.record.status
+        shown = "" if status == "running" else f" {status}"
+        cell = self.cells[0]
+        if self.is_sweep:
+            title = f"Sweep · run {self.run_id}{shown} · {self.summary}"
+            if self.batches:
+                title += f" · {self.batches} batch{'es' * (self.batches != 1)}"
+            return title
+        if status != "running":
+            return f"Canvas · run {self.run_id}{shown} · {cell.iteration} it"
+        progress = f" · {cell.iteration}/{cell.total}" if cell.iteration else ""
+        return f"Canvas · run {self.run_id}{progress}"
+
+    def figures(self, result: JobResult) -> tuple[int, float]:
+        """Iterations done and their rate, as the status line counts them (`unit`)."""
+        if self.is_sweep:
+            return result.cell_iterations, result.cell_it_per_s
+        return result.finished.iterations_done, result.finished.it_per_s
+
+    def failures(self, result: JobResult) -> tuple[str, str] | None:
+        """A notification's title and text when cells failed: which and why."""
+        failed = [c for c in result.cells if c.finished.status == "failed"]
+        if not failed:
+            return None
+        if not self.is_sweep:
+            return f"{self.what} failed", failed[0].finished.reason
+        reasons = "\n".join(f"{c.cell.label}: {c.finished.reason}" for c in failed)
+        return f"{self.what} {result.status}", reasons
 
     def apply(self, news: dict[int, CellNews]) -> list[int]:
         """Fold the cells' news in; returns the cells that changed."""
         for index, update in news.items():
             cell = self.cells[index]
             cell.rows.extend(update.rows)
+            if not self.is_sweep:  # a run's rows stay with its history row, for comparing
+                self.record.rows.extend(update.rows)
             cell.iteration = max(cell.iteration, update.iteration)
             if update.preview is not None:
                 cell.preview = update.preview
@@ -121,6 +169,7 @@ class JobState:
             cell.preview = shrink(Image.fromarray(fin.image), TILE_PX)
         record = self.record
         record.status, record.folder, record.wall_time = result.status, result.folder, 0.0
+        self.folder = result.folder
         failed = [c for c in result.cells if c.finished.status == "failed"]
         if self.is_sweep:
             record.wall_time = result.wall_time

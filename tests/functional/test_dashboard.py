@@ -99,7 +99,7 @@ async def test_first_screen_shows_the_config_and_is_idle(tmp_path: Path) -> None
         assert app.form.widget("iterations").value == "17"
         assert app.form.read() == (config, {})
         assert app.status.state.state == "idle"
-        assert not app.jobs
+        assert not app.session.jobs
 
 
 # ---- runs ----------------------------------------------------------------------
@@ -119,7 +119,7 @@ async def test_fill_the_form_and_run(tmp_path: Path) -> None:
         await pilot.press("ctrl+r")  # with an Input focused
         await wait_for_run(pilot, app)
 
-        record = app.jobs[1].record
+        record = app.session.jobs[1].record
         assert record.status == "finished"
         row = history_row(app, 1)
         assert row["status"] == "finished"
@@ -144,7 +144,7 @@ async def test_fill_the_form_and_run(tmp_path: Path) -> None:
         assert (status.state, status.iteration, status.total) == ("finished", 6, 6)
         assert status.folder == folder
         assert (status.device, status.backbone) == ("cpu", "vgg16-caffe")
-        assert app.canvas.image is not None
+        assert app.pane.canvas.image is not None
         # The counted work per second, as run.json has it; a CPU has no peak to divide by.
         assert status.tflop_s == pytest.approx(summary["tflop_s"], rel=1e-3)
         shown = str(app.status.render())
@@ -158,7 +158,7 @@ async def test_cancel_marks_and_saves_the_run(tmp_path: Path) -> None:
         await start_and_wait(pilot, app)
         await pilot.press("escape")
         await wait_for_run(pilot, app, timeout=30)
-        record = app.jobs[1].record
+        record = app.session.jobs[1].record
         assert record.status == "cancelled"
         assert history_row(app, 1)["status"] == "cancelled"
         assert app.status.state.state == "cancelled"
@@ -170,25 +170,25 @@ async def test_cancel_marks_and_saves_the_run(tmp_path: Path) -> None:
         app.form.widget("iterations").value = "2"
         await pilot.press("ctrl+r")
         await wait_for_run(pilot, app)
-        assert app.jobs[2].record.status == "finished"
+        assert app.session.jobs[2].record.status == "finished"
 
 
 async def test_escape_stops_a_job_as_ctrl_c_does_in_the_cli(tmp_path: Path) -> None:
     # nst_tui/job/stop.py: cancel, then hurry (the record without its GIF). A real run
     # ends too soon after the first escape to catch the second; the job here waits.
-    from nst_tui.tui.app import ActiveJob
+    from nst_tui.tui.session import ActiveJob
 
     app = make_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         job = ActiveJob(None, threading.Event(), 0.0)  # type: ignore[arg-type]
-        app.active = job
+        app.session.active = job
         await pilot.press("escape")
         assert job.cancel.is_set() and not job.hurry.is_set()
         assert app.status.state.state == "cancelling"
         await pilot.press("escape")
         assert job.hurry.is_set()
         assert any("without the GIF" in n.message for n in app._notifications)
-        app.active = None
+        app.session.active = None
 
 
 async def test_tab_enters_the_first_field_and_text_takes_its_keys(tmp_path: Path) -> None:
@@ -214,7 +214,7 @@ async def test_a_run_that_would_fail_on_its_inputs_is_blocked(tmp_path: Path) ->
         assert app.form.widget("content_image").has_class("-invalid")
         await pilot.press("ctrl+r")
         await pilot.pause()
-        assert not app.jobs and app.active is None
+        assert not app.session.jobs and app.active is None
         assert app.focused is app.form.widget("content_image")
         assert any("Run blocked" in n.title for n in app._notifications)
 
@@ -224,7 +224,7 @@ async def test_a_run_that_would_fail_on_its_inputs_is_blocked(tmp_path: Path) ->
         assert "not-a-run" in app.form.errors["init"]
         await pilot.press("ctrl+r")
         await pilot.pause()
-        assert not app.jobs
+        assert not app.session.jobs
 
 
 async def test_a_bad_image_is_reported_and_the_app_keeps_working(tmp_path: Path) -> None:
@@ -236,15 +236,15 @@ async def test_a_bad_image_is_reported_and_the_app_keeps_working(tmp_path: Path)
         assert app.form.errors == {}
         await pilot.press("ctrl+r")
         await wait_for_run(pilot, app)
-        assert app.jobs[1].record.status == "failed"
-        assert "damaged.jpg" in app.jobs[1].record.reason
+        assert app.session.jobs[1].record.status == "failed"
+        assert "damaged.jpg" in app.session.jobs[1].record.reason
         assert app.status.state.state == "failed"
         assert any("damaged.jpg" in n.message for n in app._notifications)
 
         app.form.widget("content_image").value = str(TUBINGEN)
         await pilot.press("ctrl+r")
         await wait_for_run(pilot, app)
-        assert app.jobs[2].record.status == "finished"
+        assert app.session.jobs[2].record.status == "finished"
 
 
 async def test_quit_while_running_cancels_and_saves_first(tmp_path: Path) -> None:
@@ -257,7 +257,7 @@ async def test_quit_while_running_cancels_and_saves_first(tmp_path: Path) -> Non
             await pilot.pause(0.05)
             waited += 0.05
     assert app.return_code == 0
-    record = app.jobs[1].record
+    record = app.session.jobs[1].record
     assert record.status == "cancelled"
     assert (record.folder / "run.json").is_file()  # type: ignore[operator]
 
@@ -276,7 +276,7 @@ async def test_q_asks_before_quitting_a_running_job(tmp_path: Path) -> None:
         while app.is_running and waited < 30:
             await pilot.pause(0.05)
             waited += 0.05
-    assert app.jobs[1].record.status == "cancelled"
+    assert app.session.jobs[1].record.status == "cancelled"
 
 
 async def test_rerun_and_load_from_the_history(tmp_path: Path) -> None:
@@ -290,24 +290,24 @@ async def test_rerun_and_load_from_the_history(tmp_path: Path) -> None:
         app.history.focus()
         await pilot.press("r")  # reruns the highlighted row, not the form
         await wait_for_run(pilot, app)
-        assert app.jobs[2].record.config == app.jobs[1].record.config
-        assert app.jobs[2].record.status == "finished"
+        assert app.session.jobs[2].record.config == app.session.jobs[1].record.config
+        assert app.session.jobs[2].record.status == "finished"
 
         app.history.move_cursor(row=0)
         await pilot.pause()
-        assert app.canvas.image is app.jobs[1].final
+        assert app.pane.canvas.image is app.session.jobs[1].final
         await pilot.press("l")
         await pilot.pause()
         assert app.form.widget("iterations").value == "2"
 
         await pilot.press("n")  # continue run 1 from its final image
         await pilot.pause()
-        folder = app.jobs[1].record.folder
+        folder = app.session.jobs[1].record.folder
         assert app.form.widget("init").value == f"run:{folder}"
         await pilot.press("ctrl+r")
         await wait_for_run(pilot, app)
-        assert app.jobs[3].record.config.init == f"run:{folder}"
-        assert app.jobs[3].record.status == "finished"
+        assert app.session.jobs[3].record.config.init == f"run:{folder}"
+        assert app.session.jobs[3].record.status == "finished"
 
 
 async def test_continue_shows_and_records_the_run_folder_absolute(
@@ -321,7 +321,7 @@ async def test_continue_shows_and_records_the_run_folder_absolute(
         app.history.focus()
         await pilot.press("n")
         await pilot.pause()
-        folder = (tmp_path / app.jobs[1].record.folder).resolve()  # type: ignore[operator]
+        folder = (tmp_path / app.session.jobs[1].record.folder).resolve()  # type: ignore[operator]
         assert app.form.widget("init").value == f"run:{folder}"
 
 
@@ -340,7 +340,7 @@ async def test_invalid_values_are_marked_and_block_the_run(tmp_path: Path) -> No
 
         await pilot.press("ctrl+r")
         await pilot.pause()
-        assert not app.jobs and app.active is None
+        assert not app.session.jobs and app.active is None
         assert app.focused is app.form.widget("size")  # taken to the first bad field
 
         await type_into(pilot, app, "size", "8")
@@ -382,7 +382,7 @@ async def test_invalid_values_are_marked_and_block_the_run(tmp_path: Path) -> No
         )
         await pilot.press("ctrl+r")
         await pilot.pause()
-        assert not app.jobs
+        assert not app.session.jobs
 
 
 async def test_loading_a_preset_changes_every_field(tmp_path: Path) -> None:
@@ -450,7 +450,7 @@ async def test_loading_a_preset_changes_every_field(tmp_path: Path) -> None:
         after = {f.name: app.form.widget(f.name).value for f in FIELDS}
         assert [n for n in before if before[n] == after[n]] == []
         assert app.form.read() == (everything, {})
-        assert app.preset_name == "everything"
+        assert app.session.preset_name == "everything"
         assert str(app.query_one("#layer-name-0").render()) == "1 relu1_1"
 
 
@@ -552,7 +552,7 @@ async def test_every_documented_key(tmp_path: Path) -> None:
         await pilot.press("ctrl+r")  # not behind a modal
         await pilot.press("escape")
         await pilot.pause()
-        assert not app.jobs and not isinstance(app.screen, PresetPicker)
+        assert not app.session.jobs and not isinstance(app.screen, PresetPicker)
 
         await pilot.press("ctrl+s")
         await pilot.pause()
@@ -569,13 +569,13 @@ async def test_every_documented_key(tmp_path: Path) -> None:
         app.form.load(tiny_config(iterations=2, sav_freq=1))
         await pilot.press("ctrl+r")
         await wait_for_run(pilot, app)
-        assert app.jobs[1].record.status == "finished"
+        assert app.session.jobs[1].record.status == "finished"
 
         app.history.focus()
         await pilot.press("r")
         await wait_for_run(pilot, app)
         await pilot.press("l")
-        assert len(app.jobs) == 2
+        assert len(app.session.jobs) == 2
 
         app.screen.set_focus(None)
         await pilot.press("q")
@@ -600,7 +600,7 @@ async def test_ctrl_l_shows_one_sparkline_per_layer_term(tmp_path: Path) -> None
         assert all(r.display for r in rows) and panel.border_subtitle == "per layer"
         shown = {str(r.name_label.render()).split()[1]: r for r in rows}
         assert set(shown) == {"conv3_1", "conv1_1", "conv4_1"}
-        finals = app.jobs[1].record.losses
+        finals = app.session.jobs[1].record.losses
         for row in rows:
             assert len(row.spark.data) == 3  # iterations 2, 4, 6
             assert str(row.value_label.render()) == short(finals[row.term])
@@ -614,9 +614,9 @@ async def test_start_at_once_runs_the_preset(tmp_path: Path) -> None:
     app = make_app(tmp_path, tiny_config(iterations=2), start=True)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
-        assert app.jobs, "the run started without a key"
+        assert app.session.jobs, "the run started without a key"
         await wait_for_run(pilot, app)
-        assert app.jobs[1].record.status == "finished"
+        assert app.session.jobs[1].record.status == "finished"
 
 
 def test_run_dashboard_opens_the_named_preset(tmp_path: Path, monkeypatch) -> None:
@@ -633,7 +633,11 @@ def test_run_dashboard_opens_the_named_preset(tmp_path: Path, monkeypatch) -> No
     monkeypatch.setattr(app_module.NSTApp, "run", fake_run)
     assert app_module.run_dashboard("mine", start=True) == 0
     app = opened[0]
-    assert (app.initial.iterations, app.preset_name, app.start_at_once) == (21, "mine", True)
+    assert (app.initial.iterations, app.session.preset_name, app.start_at_once) == (
+        21,
+        "mine",
+        True,
+    )
     assert app.outputs == Path("outputs")
     with pytest.raises(PresetError):
         app_module.run_dashboard("no-such-preset", start=False)
@@ -644,7 +648,7 @@ def test_run_dashboard_opens_the_named_preset(tmp_path: Path, monkeypatch) -> No
 
     monkeypatch.setattr(app_module.presets, "load", no_preset)
     assert app_module.run_dashboard(None, start=False) == 0
-    assert (opened[-1].initial, opened[-1].preset_name) == (Config(), "study")
+    assert (opened[-1].initial, opened[-1].session.preset_name) == (Config(), "study")
 
 
 # ---- coalescing -------------------------------------------------------------------------

@@ -38,7 +38,7 @@ async def test_mark_two_runs_and_compare_them(tmp_path: Path) -> None:
         app.form.load(tiny_config(iterations=4, sav_freq=2, alpha=20.0, init="content"))
         await pilot.press("ctrl+r")
         await wait_for_run(pilot, app)
-        assert [j.record.status for j in app.jobs.values()] == ["finished", "finished"]
+        assert [j.record.status for j in app.session.jobs.values()] == ["finished", "finished"]
 
         await pilot.press("tab", "ctrl+t")  # from a form field straight to the runs list
         assert app.focused is app.history
@@ -61,7 +61,7 @@ async def test_mark_two_runs_and_compare_them(tmp_path: Path) -> None:
 
         views = list(screen.query(".compare-side ImageView").results(ImageView))
         assert len(views) == 2 and all(v.image is not None for v in views)
-        assert [v.image for v in views] == [app.jobs[1].final, app.jobs[2].final]
+        assert [v.image for v in views] == [app.session.jobs[1].final, app.session.jobs[2].final]
 
         overlay = screen.query_one(LossOverlay)
         for series in overlay.series:

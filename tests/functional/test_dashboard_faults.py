@@ -42,14 +42,14 @@ async def test_out_of_memory_says_so_and_the_next_run_works(tmp_path: Path, monk
     async with app.run_test(size=SIZE) as pilot:
         monkeypatch.setattr(Objective, "forward", forward)
         await run_once(pilot, app)
-        assert app.jobs[1].record.status == "failed"
+        assert app.session.jobs[1].record.status == "failed"
         assert "Run 1 failed: out of device memory at size 32; try a smaller size" in notes(app)
-        folder = app.jobs[1].record.folder
+        folder = app.session.jobs[1].record.folder
         assert json.loads((folder / "run.json").read_text())["status"] == "failed"
 
         monkeypatch.setattr(Objective, "forward", original)
         await run_once(pilot, app)
-        assert app.jobs[2].record.status == "finished"
+        assert app.session.jobs[2].record.status == "finished"
 
 
 async def test_a_full_disk_is_shown_and_the_app_keeps_running(tmp_path: Path, monkeypatch) -> None:
@@ -67,14 +67,14 @@ async def test_a_full_disk_is_shown_and_the_app_keeps_running(tmp_path: Path, mo
     async with app.run_test(size=SIZE) as pilot:
         monkeypatch.setattr(records, "open", full_after_two, raising=False)
         await run_once(pilot, app)
-        assert app.jobs[1].record.status == "failed"
-        assert "No space left on device" in app.jobs[1].record.reason
+        assert app.session.jobs[1].record.status == "failed"
+        assert "No space left on device" in app.session.jobs[1].record.reason
         assert "Run 1 failed: could not write" in notes(app)
         assert app.status.state.state == "failed"
 
         monkeypatch.undo()
         await run_once(pilot, app)
-        assert app.jobs[2].record.status == "finished"
+        assert app.session.jobs[2].record.status == "finished"
 
 
 async def test_bad_weights_and_outputs_are_reported_per_run(tmp_path: Path) -> None:
@@ -88,16 +88,17 @@ async def test_bad_weights_and_outputs_are_reported_per_run(tmp_path: Path) -> N
         assert "a damaged or truncated zip archive" in app.form.errors["backbone"]
         await pilot.press("ctrl+r")
         await pilot.pause()
-        assert not app.jobs
+        assert not app.session.jobs
 
         app.form.widget("backbone").value = "vgg16-caffe"
         app.outputs = blocker / "outputs"
         await run_once(pilot, app)
-        assert "sits under" in app.jobs[1].record.reason and "a file, not a folder" in notes(app)
+        reason = app.session.jobs[1].record.reason
+        assert "sits under" in reason and "a file, not a folder" in notes(app)
 
         app.outputs = tmp_path / "outputs"
         await run_once(pilot, app)
-        assert [j.record.status for j in app.jobs.values()] == ["failed", "finished"]
+        assert [j.record.status for j in app.session.jobs.values()] == ["failed", "finished"]
 
 
 async def test_an_animated_gif_says_which_frame_is_used(tmp_path: Path) -> None:
@@ -114,8 +115,8 @@ async def test_an_animated_gif_says_which_frame_is_used(tmp_path: Path) -> None:
             app
         )
         await run_once(pilot, app)
-        assert app.jobs[1].record.status == "finished"
-        record = json.loads((app.jobs[1].record.folder / "run.json").read_text())
+        assert app.session.jobs[1].record.status == "finished"
+        record = json.loads((app.session.jobs[1].record.folder / "run.json").read_text())
         assert record["notes"] == [
             f"style_image '{gif}': animated (3 frames); using its first frame"
         ]
@@ -178,7 +179,7 @@ async def test_sigterm_cancels_records_and_exits(tmp_path: Path) -> None:
             await pilot.pause(0.05)
             waited += 0.05
     assert app.return_value == 128 + signal.SIGTERM  # the exit status run_dashboard returns
-    info = json.loads((app.jobs[1].record.folder / "run.json").read_text())  # type: ignore[operator]
+    info = json.loads((app.session.jobs[1].record.folder / "run.json").read_text())  # type: ignore[operator]
     assert info["status"] == "cancelled" and info["frames"] >= 1
 
 
@@ -188,7 +189,7 @@ async def test_sighup_when_idle_exits_at_once(tmp_path: Path) -> None:
         app.handle_signal(signal.SIGHUP)
         await pilot.pause()
     assert app.return_value == 128 + signal.SIGHUP
-    assert not app.jobs
+    assert not app.session.jobs
 
 
 async def test_an_app_that_ends_any_other_way_still_records_its_run(tmp_path: Path) -> None:

@@ -104,7 +104,7 @@ async def test_markup_in_a_name_a_folder_and_the_presets_folder_is_shown_as_text
 
 async def test_markup_in_a_preset_name_and_a_notice_is_shown_as_text(tmp_path: Path) -> None:
     app = make_app(tmp_path, snapshot_config(iterations=2))
-    app.preset_name = "[red]p[/red][/x]"
+    app.session.preset_name = "[red]p[/red][/x]"
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         await pilot.pause()
         app._set_subtitle()
@@ -178,7 +178,7 @@ async def test_escapes_in_presets_and_paths_are_shown_not_sent(tmp_path: Path) -
         options.highlighted = index
         await pilot.press("enter")
         await pilot.pause()
-        assert app.preset_name == f"{CLEAR}evil"
+        assert app.session.preset_name == f"{CLEAR}evil"
         assert r"preset: \x1b[2Jevil" in assert_no_escape(app)
 
         app.form.widget("content_image").value = f"{CLEAR}{TITLE}.png"  # no such file
@@ -187,7 +187,7 @@ async def test_escapes_in_presets_and_paths_are_shown_not_sent(tmp_path: Path) -
         assert "␛[2J␛]0;pwned␇.png" in text  # in the field: a picture per control character
         await pilot.press("ctrl+r")  # blocked: the notice quotes the path
         await pilot.pause()
-        assert not app.jobs and "Run blocked" in screen_text(app)
+        assert not app.session.jobs and "Run blocked" in screen_text(app)
         assert r"\x1b[2J\x1b]0;pwned\x07.png" in assert_no_escape(app)
 
 

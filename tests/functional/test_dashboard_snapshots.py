@@ -51,15 +51,15 @@ async def replay_finished_run(pilot: Pilot) -> None:
     config = tiny_config(iterations=10, sav_freq=2)
     from nst_tui.job.events import CellResult, JobResult
     from nst_tui.job.plan import single
-    from nst_tui.tui.app import ActiveJob
     from nst_tui.tui.history_row import HistoryRow
     from nst_tui.tui.job_state import JobState
+    from nst_tui.tui.session import ActiveJob
 
     record = HistoryRow(1, "tiny", config, tiny_config(), config.differences(tiny_config()))
     job = JobState(record, single(config, "tiny"))
-    app.jobs[1] = job
+    app.session.jobs[1] = job
     app.history.put(record)
-    app.active = ActiveJob(job, threading.Event(), 0.0)
+    app.session.active = ActiveJob(job, threading.Event(), 0.0)
     folder = Path("outputs/20260101-000000-tiny")
     app.post_message(JobBegan(1, folder, 1, "cpu", "vgg16-caffe"))
     rows = [

@@ -102,7 +102,7 @@ async def test_a_sweep_preset_runs_as_a_grid_of_cells(tmp_path: Path) -> None:
     app = NSTApp(tiny_config(), outputs=tmp_path / "outputs", warm_up=False)
     async with app.run_test(size=SIZE) as pilot:
         await pick_preset(pilot, app, "grid.toml")
-        assert app.sweep_table == {"content_layers": [[0], [2]]}
+        assert app.session.sweep_table == {"content_layers": [[0], [2]]}
         note = str(app.query_one("#sweep-note").render())
         assert "Sweep: content_layers × 2" in note
         assert app.query_one("#sweep-note").display
@@ -119,9 +119,9 @@ async def test_a_sweep_preset_runs_as_a_grid_of_cells(tmp_path: Path) -> None:
         await pilot.press("ctrl+r")
         await wait_for_run(pilot, app)
 
-        record = app.jobs[1].record
+        record = app.session.jobs[1].record
         assert record.status == "finished", record.reason
-        state = app.jobs[1]
+        state = app.session.jobs[1]
         assert [c.config.content_layers for c in state.job.cells] == [(0,), (2,)]
         assert all(c.config.iterations == 6 for c in state.job.cells)
 
@@ -177,50 +177,58 @@ async def test_the_history_brings_a_sweep_back(tmp_path: Path) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("ctrl+r")
         await wait_for_run(pilot, app)
-        assert app.jobs[1].record.status == "finished"
+        assert app.session.jobs[1].record.status == "finished"
 
         # Sweep off: ctrl+r runs the form once, in the single canvas.
         await pilot.press("ctrl+g")
-        assert not app.sweep_on and "Sweep off" in str(app.query_one("#sweep-note").render())
+        assert not app.session.sweep_on and "Sweep off" in str(
+            app.query_one("#sweep-note").render()
+        )
         assert not app.form.widget("size").has_class("-swept")
         await pilot.press("ctrl+r")
         await wait_for_run(pilot, app)
-        assert app.jobs[2].record.sweep is None and app.jobs[2].record.status == "finished"
+        assert (
+            app.session.jobs[2].record.sweep is None
+            and app.session.jobs[2].record.status == "finished"
+        )
         assert not grid_shown(app)
-        assert app.canvas.image is app.jobs[2].final
+        assert app.pane.canvas.image is app.session.jobs[2].final
 
         # Highlighting the sweep's row shows its grid again; the run's, its image.
         app.history.move_cursor(row=0)
         await pilot.pause()
-        assert grid_shown(app) and app.query_one(SweepGrid).state is app.jobs[1]
+        assert grid_shown(app) and app.query_one(SweepGrid).state is app.session.jobs[1]
         assert [t.border_title for t in tiles(app)] == LABELS
         assert len(app.query_one(LossPanel).series["total"]) == 1
         app.history.move_cursor(row=1)
         await pilot.pause()
-        assert not grid_shown(app) and app.canvas.image is app.jobs[2].final
+        assert not grid_shown(app) and app.pane.canvas.image is app.session.jobs[2].final
 
         # `l` on the sweep's row loads its table again; `r` reruns it as a sweep.
         await pilot.press("ctrl+n")
-        assert app.sweep_table is None and not app.query_one("#sweep-note").display
+        assert app.session.sweep_table is None and not app.query_one("#sweep-note").display
         app.history.focus()
         app.history.move_cursor(row=0)
         await pilot.press("l")
         await pilot.pause()
-        assert app.sweep_table == {"content_layers": [[0], [2]]} and app.sweep_on
+        assert app.session.sweep_table == {"content_layers": [[0], [2]]} and app.session.sweep_on
         await pilot.press("r")
         await wait_for_run(pilot, app)
-        assert app.jobs[3].record.sweep is not None and app.jobs[3].record.status == "finished"
-        assert grid_shown(app) and app.query_one(SweepGrid).state is app.jobs[3]
+        assert (
+            app.session.jobs[3].record.sweep is not None
+            and app.session.jobs[3].record.status == "finished"
+        )
+        assert grid_shown(app) and app.query_one(SweepGrid).state is app.session.jobs[3]
 
 
 async def test_loading_a_plain_preset_drops_the_sweep(tmp_path: Path) -> None:
     presets.save(tiny_config(iterations=3), "plain")
     app = sweep_app(tmp_path, "grid")
     async with app.run_test(size=SIZE) as pilot:
-        assert app.sweep_table is not None
+        assert app.session.sweep_table is not None
         assert app.check_action("toggle_sweep", ()) is True
         await pick_preset(pilot, app, "plain.toml")
-        assert app.sweep_table is None and app.preset_name == "plain"
+        assert app.session.sweep_table is None and app.session.preset_name == "plain"
         assert not app.query_one("#sweep-note").display
         assert app.check_action("toggle_sweep", ()) is False
 
@@ -230,7 +238,7 @@ async def test_a_bad_sweep_value_blocks_the_run_and_says_why(tmp_path: Path) -> 
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("ctrl+r")
         await pilot.pause()
-        assert not app.jobs and app.active is None
+        assert not app.session.jobs and app.active is None
         assert any("sweep.size" in n.message for n in app._notifications)
 
 
@@ -239,7 +247,7 @@ async def test_a_sweep_with_a_missing_image_is_blocked(tmp_path: Path) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("ctrl+r")
         await pilot.pause()
-        assert not app.jobs and "nope.jpg" in app.form.errors["content_image"]
+        assert not app.session.jobs and "nope.jpg" in app.form.errors["content_image"]
         assert not (tmp_path / "outputs").exists()
 
 
@@ -250,7 +258,7 @@ async def test_a_sweep_that_cannot_start_is_marked_failed(tmp_path: Path) -> Non
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("ctrl+r")
         await wait_for_run(pilot, app)
-        record = app.jobs[1].record
+        record = app.session.jobs[1].record
         assert record.status == "failed" and "damaged.jpg" in record.reason
         assert history_row(app, 1)["status"] == "failed"
         assert app.status.state.state == "failed"
@@ -269,7 +277,7 @@ async def test_cancel_stops_every_cell_and_keeps_what_they_made(tmp_path: Path) 
         await pilot.press("escape")
         await wait_for_run(pilot, app, timeout=60)
 
-        record = app.jobs[1].record
+        record = app.session.jobs[1].record
         assert record.status == "cancelled"
         assert history_row(app, 1)["status"] == "cancelled"
         assert app.status.state.state == "cancelled"
@@ -296,7 +304,7 @@ async def test_quit_during_a_sweep_cancels_and_saves_first(tmp_path: Path) -> No
             await pilot.pause(0.05)
             waited += 0.05
     assert app.return_code == 0
-    record = app.jobs[1].record
+    record = app.session.jobs[1].record
     assert record.status == "cancelled"
     assert (record.folder / "sweep.json").is_file()  # type: ignore[operator]
 
@@ -394,7 +402,7 @@ async def replay_finished_sweep(pilot: Pilot) -> None:
         field.cursor_blink = False
     await pilot.press("ctrl+r")
     await pilot.pause()
-    state = app.jobs[1]
+    state = app.session.jobs[1]
     app.post_message(JobBegan(1, Path("outputs/20260101-000000-grid"), 2, "cpu", "vgg16-caffe"))
     updates = {}
     for cell in state.job.cells:
@@ -476,12 +484,12 @@ async def test_f2_types_a_sweep_table_checked_over_the_form(tmp_path: Path) -> N
         assert "sweep.lr" in await submit("lr = [0.1, -1.0]")  # a value the config refuses
         assert "not a list" in await submit("lr = [0.1")
         assert await submit("lr = [0.01, 0.1], content_layers = [[0], [3]]") == ""
-        assert app.sweep_table == {"lr": [0.01, 0.1], "content_layers": [[0], [3]]}
-        assert app.sweep_on
+        assert app.session.sweep_table == {"lr": [0.01, 0.1], "content_layers": [[0], [3]]}
+        assert app.session.sweep_on
 
         await pilot.press("f2")  # opens with the table as it is; empty removes it
         await pilot.pause()
         line = app.screen.query_one("#sweep-line", Input)
         assert line.value == "lr = [0.01, 0.1], content_layers = [[0], [3]]"
         assert await submit("") == ""
-        assert app.sweep_table is None and not app.sweep_on
+        assert app.session.sweep_table is None and not app.session.sweep_on

@@ -56,7 +56,7 @@ async def pick_preset(pilot: Pilot, app: NSTApp, name: str) -> None:
     )
     await pilot.press("enter")
     await pilot.pause()
-    assert app.preset_name == name
+    assert app.session.preset_name == name
 
 
 @pytest.mark.slow
@@ -90,14 +90,14 @@ async def test_fifty_runs_in_one_session(tmp_path: Path) -> None:
                     app.load_config(presets.load(name).config, name)  # what the picker does
                 await pilot.press("ctrl+r")
             await wait_for_run(pilot, app)
-            assert len(app.jobs) == i + 1, f"run {i + 1} did not start"
+            assert len(app.session.jobs) == i + 1, f"run {i + 1} did not start"
             if i + 1 == WARM:
                 baseline_rss, baseline_threads = rss_mb(), our_threads()
         grown = rss_mb() - baseline_rss
         threads_after = our_threads()
     print(f"\nRSS growth over runs {WARM}..{RUNS}: {grown:.1f} MB")
 
-    statuses = [j.record.status for j in app.jobs.values()]
+    statuses = [j.record.status for j in app.session.jobs.values()]
     assert statuses.count("cancelled") == RUNS // 5
     assert statuses.count("finished") == RUNS - RUNS // 5
     folders = sorted((tmp_path / "outputs").iterdir())

@@ -92,22 +92,22 @@ class SweepGrid(ScrollableContainer, can_focus=True):
 
     def show(self, state: JobState) -> None:
         """Draw `state`'s cells, reusing the tiles when the table has the same shape."""
-        shape = (state.rows, state.cols, state.row_labels)
+        shape = (state.job.rows, state.job.cols, state.row_labels)
         if shape != self.shape:
             self.shape = shape
             self.remove_children()
             self.tiles = [SweepTile(i) for i in range(len(state.cells))]
             widgets: list[Static | SweepTile] = []
-            for r in range(state.rows):
+            for r in range(state.job.rows):
                 if state.row_labels:
                     widgets.append(Static(plain(state.row_labels[r]), classes="sweep-row"))
-                widgets += self.tiles[r * state.cols : (r + 1) * state.cols]
+                widgets += self.tiles[r * state.job.cols : (r + 1) * state.job.cols]
             self.mount(*widgets)
-            columns = " ".join(["1fr"] * state.cols)
+            columns = " ".join(["1fr"] * state.job.cols)
             if state.row_labels:
                 width = min(max(len(label) for label in state.row_labels), ROW_LABEL_MAX) + 1
                 columns = f"{width} {columns}"
-            self.set_styles(f"grid-size: {state.cols + bool(state.row_labels)};")
+            self.set_styles(f"grid-size: {state.job.cols + bool(state.row_labels)};")
             self.set_styles(f"grid-columns: {columns};")
         self.state = state
         self._fit_rows()
@@ -121,7 +121,7 @@ class SweepGrid(ScrollableContainer, can_focus=True):
         """Rows share the height, down to MIN_ROW_HEIGHT each; past that the grid scrolls."""
         if self.state is None:
             return
-        fits = self.size.height >= self.state.rows * MIN_ROW_HEIGHT
+        fits = self.size.height >= self.state.job.rows * MIN_ROW_HEIGHT
         self.set_styles(f"grid-rows: {'1fr' if fits else MIN_ROW_HEIGHT};")
 
     def redraw(self, indices: list[int] | range) -> None:
@@ -142,10 +142,10 @@ class SweepGrid(ScrollableContainer, can_focus=True):
     def action_move(self, rows: int, cols: int) -> None:
         if self.state is None:
             return
-        row, col = divmod(self.state.selected, self.state.cols)
-        row = max(0, min(row + rows, self.state.rows - 1))
-        col = max(0, min(col + cols, self.state.cols - 1))
-        self.select(row * self.state.cols + col)
+        row, col = divmod(self.state.selected, self.state.job.cols)
+        row = max(0, min(row + rows, self.state.job.rows - 1))
+        col = max(0, min(col + cols, self.state.job.cols - 1))
+        self.select(row * self.state.job.cols + col)
         self.scroll_to_widget(self.tiles[self.state.selected], animate=False)
 
     def action_step(self, delta: int) -> None:
