@@ -17,7 +17,7 @@ from typing import Protocol
 
 from nst_tui.engine.events import StatusFn
 from nst_tui.errors import NSTError
-from nst_tui.job.events import Emit
+from nst_tui.job.events import Listener
 from nst_tui.job.plan import Batch, Job
 
 
@@ -30,7 +30,9 @@ class Executor(Protocol):
     def check(self, job: Job, status: StatusFn) -> None:
         """Raise NSTError for an input no cell can run with (before any folder exists)."""
 
-    def run(self, job: Job, batches: Sequence[Batch], emit: Emit, cancel: threading.Event) -> None:
+    def run(
+        self, job: Job, batches: Sequence[Batch], emit: Listener, cancel: threading.Event
+    ) -> None:
         """Run every batch; every cell emits its events and ends with a Finished, unless
         this raises (a signal, a bug): the driver then records the cells left."""
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from nst_tui.engine.events import StatusFn
 from nst_tui.engine.prepare import get_backbone, load_all_inputs
 from nst_tui.engine.scales import scale_configs
-from nst_tui.job.events import Emit
+from nst_tui.job.events import Listener
 from nst_tui.job.lifecycle import run_batch
 from nst_tui.job.plan import Batch, Job
 
@@ -24,6 +24,8 @@ class LocalExecutor:
         for name in dict.fromkeys(c.config.backbone for c in job.cells):
             get_backbone(name, status)
 
-    def run(self, job: Job, batches: Sequence[Batch], emit: Emit, cancel: threading.Event) -> None:
+    def run(
+        self, job: Job, batches: Sequence[Batch], emit: Listener, cancel: threading.Event
+    ) -> None:
         for b, batch in enumerate(batches):
             run_batch(b, batch, [job.cells[i] for i in batch.cells], emit, cancel)

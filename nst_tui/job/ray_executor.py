@@ -46,7 +46,7 @@ from nst_tui.engine.events import Finished, StatusFn
 from nst_tui.engine.images import BUILTIN_PREFIX
 from nst_tui.errors import NSTError
 from nst_tui.job import ray_local
-from nst_tui.job.events import BatchStarted, CellEvent, Emit, JobEvent, not_run
+from nst_tui.job.events import BatchStarted, CellEvent, JobEvent, Listener, not_run
 from nst_tui.job.plan import Batch, Cell, Job
 
 FLUSH_S = 0.1  # how often a worker pushes its events (and reads the cancel flag)
@@ -102,7 +102,9 @@ class RayExecutor:
         return {"num_cpus": self._cpus_per_task}
 
     # ---- the run ------------------------------------------------------------------
-    def run(self, job: Job, batches: Sequence[Batch], emit: Emit, cancel: threading.Event) -> None:
+    def run(
+        self, job: Job, batches: Sequence[Batch], emit: Listener, cancel: threading.Event
+    ) -> None:
         self.claims = {}
         # @ray.remote's type is a function's for a class: its actor's .options is not in it.
         hub = _Hub.options(num_cpus=0).remote()  # type: ignore[attr-defined]
@@ -427,7 +429,7 @@ def died(exc: BaseException, claim: tuple[str, int] | None) -> str:
 class _Track:
     """What the driver has heard of each cell, to end those a dead worker left open."""
 
-    def __init__(self, job: Job, batches: Sequence[Batch], emit: Emit) -> None:
+    def __init__(self, job: Job, batches: Sequence[Batch], emit: Listener) -> None:
         self.batches, self.emit = batches, emit
         self.started: dict[int, float] = {}  # batch -> when its BatchStarted arrived
         self.iteration = [0] * len(job.cells)
