@@ -38,5 +38,9 @@ class BackboneError(NSTError):
     """Network weights cannot be found, fetched or read."""
 
 
+class BudgetError(NSTError):
+    """Nothing fits a run's memory budget (max_memory), not even the smallest tiles."""
+
+
 class RunError(NSTError):
     """A run could not start or could not be recorded."""

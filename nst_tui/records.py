@@ -22,6 +22,7 @@ import contextlib
 import csv
 import dataclasses
 import io
+import itertools
 import json
 import os
 import platform
@@ -142,28 +143,33 @@ def write_gif(
     to the one before into it (whatever `optimize` says), so a run whose canvas stood
     still would hold fewer frames than run.json counts. The file is assembled here from
     Pillow's GIF pieces instead: the header (looping), then each frame whole, with its
-    own colour table."""
-    items = []
-    for frame in frames:
-        if hurry is not None and hurry.is_set():
-            raise Hurried
-        items.append(frame.quantize(256, method=Image.Quantize.MEDIANCUT))
-    if not items:
-        return 0
+    own colour table. Frames are quantised and written one at a time: a long run's GIF
+    never holds more than one frame in memory (frames are at most FRAME_EDGE px)."""
     delay = gif_duration_ms(fps)
+    count = 0
+    first = next(frames, None)
+    if first is None:
+        return 0
 
     def save(fh: io.BufferedWriter) -> None:
-        header, _ = GifImagePlugin.getheader(items[0].copy(), info={"loop": 0, "duration": delay})
-        for part in header:
-            fh.write(part)
-        for item in items:
+        nonlocal count
+        for frame in itertools.chain([first], frames):
+            if hurry is not None and hurry.is_set():
+                raise Hurried
+            item = frame.quantize(256, method=Image.Quantize.MEDIANCUT)
+            if not count:
+                info = {"loop": 0, "duration": delay}
+                header, _ = GifImagePlugin.getheader(item.copy(), info=info)
+                for part in header:
+                    fh.write(part)
             params = {"duration": delay, "disposal": 1, "include_color_table": True}
             for part in GifImagePlugin.getdata(item, (0, 0), **params):
                 fh.write(part)
+            count += 1
         fh.write(b";")
 
     write_atomic(path, save)
-    return len(items)
+    return count
 
 
 def png_bytes(image: np.ndarray) -> bytes:
@@ -375,6 +381,7 @@ class RunRecorder:
             **({"notes": notes} if notes else {}),
             **self._iterations(),
             "iterations_done": result.iterations_done,
+            **self._stop(result),
             "wall_time_s": round(result.wall_time, 4),
             "it_per_s": round(result.it_per_s, 3),
             **self._tflop_s(result),
@@ -386,6 +393,18 @@ class RunRecorder:
             "nst_tui": __version__,
             "python": platform.python_version(),
         }
+
+    def _stop(self, result: Finished) -> dict[str, Any]:
+        """Where and why a run with the stop_change rule stopped: `stopped_by` convergence
+        (the reason says at which iteration, on which windows) or the iterations cap, and
+        the rule's last measure (`last_gain`: how much lower the last window's mean loss
+        was than the one before's, a fraction)."""
+        if not self.cfg.stop_change or result.status != "finished":
+            return {}
+        out: dict[str, Any] = {"stopped_by": "convergence" if result.converged else "iterations"}
+        if result.gain is not None:
+            out["last_gain"] = round(result.gain, 6)
+        return out
 
     def _write_record(self, summary: dict[str, Any], durable: bool = True) -> None:
         """run.json; the provisional ones (running) skip the flush to disk."""

@@ -19,7 +19,7 @@ cells alone in their group, run one by one, exactly as a single run would.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -198,11 +198,18 @@ def batch_key(cfg: Config) -> tuple[object, ...]:
 
 
 def plan_batches(
-    job: Job, max_pixels: int = MAX_BATCH_PIXELS, workers: int = 1
+    job: Job,
+    max_pixels: int = MAX_BATCH_PIXELS,
+    workers: int = 1,
+    fits: Callable[[Sequence[Config]], bool] | None = None,
 ) -> tuple[Batch, ...]:
-    """Adam cells sharing network and canvas shape form batches (split to fit `max_pixels`,
-    in cell order); the rest (L-BFGS, multi-scale) run alone, in cell order, after them.
+    """Adam cells sharing network and canvas shape form batches (split to fit `max_pixels`
+    and the memory budget, in cell order); the rest (L-BFGS, multi-scale) run alone, in
+    cell order, after them.
 
+    `fits(configs)`: whether one batch of these cells fits its memory budget untiled
+    (preflight.batch_fits); None: pixels only, as on a cluster, whose workers split a batch
+    again for their own device (job.lifecycle).
     `workers` > 1 (a cluster): a group that would make fewer batches than that is split
     into `workers` batches as even as its cells allow, so every worker gets one."""
     groups: dict[tuple[object, ...], list[int]] = {}
@@ -217,12 +224,13 @@ def plan_batches(
         size = job.cells[members[0]].config.size
         per_batch = max(1, max_pixels // (size * size))
         n = len(members)
-        if workers > -(-n // per_batch):
+        chunks = [tuple(members[s : s + per_batch]) for s in range(0, n, per_batch)]
+        if fits is not None:
+            chunks = [part for chunk in chunks for part in _by_memory(job, chunk, fits)]
+        if workers > len(chunks):
             parts = min(workers, n)
             bounds = [n * k // parts for k in range(parts + 1)]
             chunks = [tuple(members[a:b]) for a, b in itertools.pairwise(bounds)]
-        else:
-            chunks = [tuple(members[s : s + per_batch]) for s in range(0, n, per_batch)]
         for chunk in chunks:
             if len(chunk) == 1:
                 alone.append(chunk[0])
@@ -231,6 +239,23 @@ def plan_batches(
     batches.sort(key=lambda b: b.cells[0])
     batches += [Batch((i,), False) for i in sorted(alone)]
     return tuple(batches)
+
+
+def _by_memory(
+    job: Job, cells: tuple[int, ...], fits: Callable[[Sequence[Config]], bool]
+) -> list[tuple[int, ...]]:
+    """`cells` cut, in order, into batches that each fit the memory budget (a cell that
+    does not fit even alone is a batch of one: it runs alone, in tiles if it must)."""
+    out: list[tuple[int, ...]] = []
+    current: list[int] = []
+    for i in cells:
+        if current and not fits([job.cells[k].config for k in [*current, i]]):
+            out.append(tuple(current))
+            current = []
+        current.append(i)
+    if current:
+        out.append(tuple(current))
+    return out
 
 
 def cell_folder_name(job: Job, cell: Cell) -> str:

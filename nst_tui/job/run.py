@@ -36,7 +36,7 @@ from nst_tui.job.events import (
 )
 from nst_tui.job.executor import Executor, executor_named
 from nst_tui.job.plan import MAX_BATCH_PIXELS, Batch, Job, cell_folder_name, plan_batches
-from nst_tui.preflight import check_inputs
+from nst_tui.preflight import batch_fits, check_inputs
 from nst_tui.records import RunRecorder, check_outputs, new_run_folder, write_atomic
 
 
@@ -68,7 +68,10 @@ def run_job(
         emit(Status(message, fraction))
 
     executor.check(job, status)
-    batches = plan_batches(job, max_batch_pixels, executor.workers)
+    # Batches split by memory too, planned here for this machine's device; a cluster's
+    # workers plan again for their own (job.lifecycle.split_for_memory).
+    fits = batch_fits() if executor.name == "local" else None
+    batches = plan_batches(job, max_batch_pixels, executor.workers, fits)
     root = new_run_folder(out_root, label or job.name)
     started = datetime.now().astimezone().isoformat(timespec="seconds")
     try:
