@@ -26,6 +26,7 @@ from types import GenericAlias
 from typing import Any, NamedTuple, get_args, get_origin
 
 from nst_tui.errors import ConfigError
+from nst_tui.sizes import AUTO, budget_problem
 
 OUTPUTS = Path("outputs")  # where run folders go unless --out (or the app) says otherwise
 N_LAYERS = 5  # VGG blocks 1..5; index i means the first conv (or its ReLU) of block i+1
@@ -53,7 +54,7 @@ EXECUTORS = ("local", "ray")  # where a job's cells run (nst_tui.job.executor)
 
 MAX_FPS = 50  # GIF delays are whole 1/100 s; browsers play 1/100 s (and 0) as 1/10 s
 MIN_EDGE = 16  # four 2x2 poolings sit before conv5_1: a side below 16 px leaves it nothing
-MAX_SIZE = 4096
+MAX_SIZE = 8192  # the long edge the memory plan serves (in tiles where it must)
 MIN_STYLE_SCALE, MAX_STYLE_SCALE = 0.1, 4.0
 WEIGHT_MAX = 1e30  # alpha, beta, gamma, histogram: any weight, but a finite one
 
@@ -315,6 +316,16 @@ class Config:
         section="Network",
         splits_batch=True,
     )
+    max_memory: str = param(
+        "auto",
+        "the memory a run may use: auto (a safe share of what the device has free) or a "
+        "size; past it the run goes in exact tiles, or is refused (docs/memory.md)",
+        suggest=(AUTO,),
+        rule="auto | a size: 6GiB, 512MiB, 1.5GB (B, KiB, MiB, GiB, TiB; kB, MB, GB, TB)",
+        label="max memory",
+        section="Network",
+        splits_batch=True,
+    )
     executor: str = param(
         "local",
         "where a job's cells run: local (this process) or ray (a Ray cluster, a task per GPU)",
@@ -562,6 +573,8 @@ def validate(cfg: Config) -> dict[str, str]:
         elif not all(math.isfinite(w) and w >= 0 for w in blend) or sum(blend) <= 0:
             e["style_blend"] = "must be finite numbers of 0 or more, not all 0"
 
+    if why := budget_problem(cfg.max_memory):
+        e["max_memory"] = why
     if not _ray_address_ok(cfg.ray_address):
         e["ray_address"] = (
             "must be empty (start a local Ray), auto, HOST:PORT or ray://HOST:PORT "

@@ -62,7 +62,7 @@ def test_json_summary_is_the_last_line(tmp_path: Path, capsys) -> None:
     ("args", "needle"),
     [
         (["--set", "content_image=/no/such.jpg"], "content_image '/no/such.jpg': no such file"),
-        (["--set", "size=3"], "size: must be between 16 and 4096"),
+        (["--set", "size=3"], "size: must be between 16 and 8192"),
         (["--set", "itrations=3"], "did you mean 'iterations'"),
         (["--set", "content_layers=[7]"], "content_layers: layer indices must be 0..4"),
         (["--preset", "nosuchpreset"], "preset 'nosuchpreset': not found"),

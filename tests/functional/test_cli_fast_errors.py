@@ -43,7 +43,7 @@ def test_a_bad_value_is_refused_fast_without_torch(tmp_path: Path) -> None:
     start = time.perf_counter()
     proc = run_cli("run", "--set", "size=0", "--out", str(tmp_path))
     elapsed = time.perf_counter() - start
-    assert "size: must be between 16 and 4096, got 0" in one_error_line(proc)
+    assert "size: must be between 16 and 8192, got 0" in one_error_line(proc)
     assert proc.stdout.strip() == "no torch"
     assert elapsed < 5, f"{elapsed:.1f} s"  # ~0.4 s; with torch it was 6.5-13 s
     assert not any(tmp_path.iterdir())
@@ -59,7 +59,7 @@ def test_plain_command_exits_2_with_one_line(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     errors = [line for line in proc.stderr.splitlines() if not line.startswith("import time:")]
-    assert errors == ["error: --set: size: must be between 16 and 4096, got 0"]
+    assert errors == ["error: --set: size: must be between 16 and 8192, got 0"]
     imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
     assert "torch" not in imported and "nst_tui.job.run" not in imported
 

@@ -344,7 +344,7 @@ async def test_invalid_values_are_marked_and_block_the_run(tmp_path: Path) -> No
         assert app.focused is app.form.widget("size")  # taken to the first bad field
 
         await type_into(pilot, app, "size", "8")
-        assert "must be between 16 and 4096, got 8" in str(app.query_one("#error-size").render())
+        assert "must be between 16 and 8192, got 8" in str(app.query_one("#error-size").render())
         await type_into(pilot, app, "size", "32")
         await type_into(pilot, app, "lr", "0.1")
         assert app.form.errors == {}

@@ -249,7 +249,7 @@ BAD_PRESETS: list[tuple[str, str | bytes, type[Exception], str]] = [
     ("toml", "iterations = [oops\n", PresetError, "invalid TOML (Invalid value (at line 1"),
     ("unknown key", "itrations = 5\n", ConfigError, "itrations: unknown field; did you mean"),
     ("wrong type", 'size = "big"\n', ConfigError, "size: must be a whole number, got 'big'"),
-    ("range", "size = 99999\n", ConfigError, "size: must be between 16 and 4096, got 99999"),
+    ("range", "size = 99999\n", ConfigError, "size: must be between 16 and 8192, got 99999"),
     ("lr", "lr = -1.0\n", ConfigError, "lr: must be a number above 0"),
     ("layers", "content_layers = [0, 7]\n", ConfigError, "layer indices must be 0..4; got [7]"),
     (

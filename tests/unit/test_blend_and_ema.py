@@ -53,7 +53,7 @@ def test_new_fields_default_to_todays_behaviour_and_round_trip_through_toml() ->
         ({"style_images": ["a"], "style_blend": [0, 0]}, "style_blend", "not all 0"),
         ({"style_images": ["a"], "style_blend": [1, -1]}, "style_blend", "0 or more"),
         ({"style_blend": ["a"]}, "style_blend", "list of numbers"),
-        ({"scales": [8, 128]}, "scales", "between 16 and 4096"),
+        ({"scales": [8, 128]}, "scales", "between 16 and 8192"),
         ({"scales": [64, 32, 128]}, "scales", "must go up"),
         ({"scales": [64, 64, 128]}, "scales", "must go up"),
         ({"scales": [32, 64]}, "scales", "must end at size (128)"),

@@ -39,7 +39,7 @@ def test_toml_round_trip_keeps_every_field() -> None:
     [
         ({"iterations": 0}, "iterations", "between 1 and"),
         ({"iterations": 2.5}, "iterations", "whole number"),
-        ({"size": 8}, "size", "between 16 and 4096"),
+        ({"size": 8}, "size", "between 16 and 8192"),
         ({"sav_freq": 0}, "sav_freq", "between 1"),
         ({"fps": 500}, "fps", "between 1 and 50"),
         ({"alpha": -1}, "alpha", "between 0"),

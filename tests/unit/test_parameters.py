@@ -41,6 +41,8 @@ SAMPLES: dict[str, Any] = {
     "scales": [64, 128],
     "content_layers": [0, 2],
     "style_layers": [1],
+    "max_memory": "6GiB",
+    "tile": 64,
 }
 
 

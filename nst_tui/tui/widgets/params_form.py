@@ -31,8 +31,10 @@ from nst_tui.config import (
     parse_value,
     toml_value,
 )
+from nst_tui.engine.images import check_image
 from nst_tui.errors import ConfigError, NSTError
-from nst_tui.preflight import check_inputs
+from nst_tui.preflight import check_inputs, memory_plan
+from nst_tui.probe import device_now
 from nst_tui.text import visible
 from nst_tui.tui.widgets.checkbox import MarkedCheckbox
 from nst_tui.tui.widgets.text_input import TextInput
@@ -137,6 +139,23 @@ def input_problem(config: Config) -> dict[str, str] | None:
         field = next((f for f in named if message.startswith(f)), "content_image")
         return {field: message}
     return None
+
+
+MEMORY_AFTER = "size"  # the row the memory plan's line sits under
+
+
+def memory_line(config: Config) -> tuple[str, bool]:
+    """The memory plan of `config` in one line, and whether it is refused (nothing fits);
+    ("", False) where its images cannot be read (their own errors say why). Torch-free:
+    the images' headers, /proc's figures, the CUDA figures the engine last found."""
+    try:
+        content = check_image(config.content_image, "content_image")
+        styles = [check_image(config.style_image, "style_image")]
+        styles += [check_image(p, "style_images") for p in config.style_images]
+    except NSTError:
+        return "", False
+    the_plan = memory_plan(config, content, styles, device_now(config.device))
+    return f"memory {the_plan.line()}", not the_plan.fits
 
 
 class PathInput(TextInput):
@@ -251,6 +270,7 @@ class ParamsForm(VerticalScroll, can_focus=False):  # tab goes to the first fiel
         super().__init__(id=id)
         self._initial = config
         self.errors: dict[str, str] = {}
+        self.planned: Config | None = None  # the last valid values read (memory_line's)
 
     def compose(self) -> ComposeResult:
         values = self._initial.to_dict()
@@ -264,6 +284,8 @@ class ParamsForm(VerticalScroll, can_focus=False):  # tab goes to the first fiel
                 yield Static(
                     "", id=f"error-{spec.config_field}", classes="field-error", markup=False
                 )
+            if spec.name == MEMORY_AFTER:
+                yield Static("", id="memory-plan", markup=False)
         yield Label(PARAMS[LAYER_FIELDS[0]].section, classes="form-section")
         yield LayerToggles(id="layers")
         yield Static("", id="sweep-note")  # docked on top (last, so not :first-child)
@@ -357,11 +379,13 @@ class ParamsForm(VerticalScroll, can_focus=False):  # tab goes to the first fiel
     def read(self) -> tuple[Config | None, dict[str, str]]:
         """The form as a Config, or None and {field: message} for every bad field."""
         values = self.values()
+        self.planned = None
         try:
             config = Config.from_dict(values, "form")
         except ConfigError as exc:
             errors = dict(exc.errors)
         else:
+            self.planned = config  # valid values: the memory line plans it, fit or not
             problem = input_problem(config)
             return (config, {}) if problem is None else (None, problem)
         # A type error stops Config before its range checks: check the other
@@ -387,8 +411,18 @@ class ParamsForm(VerticalScroll, can_focus=False):  # tab goes to the first fiel
             label.set_class(name in errors, "-shown")
         for spec in FIELDS:
             self.widget(spec.name).set_class(spec.config_field in errors, "-invalid")
+        self.show_memory()
         self.post_message(self.Validated(errors))
         return config
+
+    def show_memory(self) -> None:
+        """The memory plan's line under the size: the predicted peak, the budget, and
+        whether it fits as it is, in tiles, or not at all (then max_memory says why)."""
+        text, refused = memory_line(self.planned) if self.planned is not None else ("", False)
+        label = self.query_one("#memory-plan", Static)
+        if label.content != text:
+            label.update(text)
+        label.set_class(refused, "-refused")
 
     def focus_first(self) -> None:
         self.widget(FIELDS[0].name).focus()
