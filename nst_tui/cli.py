@@ -17,17 +17,20 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
 from nst_tui.config import OUTPUTS, PARAMS, Config, parse_assignment
-from nst_tui.errors import ConfigError, NSTError, PresetError, RunError
+from nst_tui.errors import BudgetError, ConfigError, NSTError, PresetError, RunError
 from nst_tui.job.stop import NOW, SAYS, escalate
 from nst_tui.parameters import allowed, listing, page
 from nst_tui.text import visible
+
+if TYPE_CHECKING:
+    from nst_tui.job.plan import Job
 
 EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 1, 2, 130
 
@@ -66,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
         help=f'ray: {allowed("ray_address")} (default "": start a local Ray)',
     )
     run.add_argument("--json", action="store_true", help="last line: a JSON summary")
+    run.add_argument(
+        "--plan",
+        action="store_true",
+        help="print the memory plan (each scale's predicted peak, the budget, the tiles) and "
+        "the work per iteration, then exit without running",
+    )
 
     sub.add_parser("presets", help="list the presets")
 
@@ -84,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from nst_tui.probe import tame_allocator
+
+    tame_allocator()  # before torch loads: large blocks go back to the system when freed
     args = build_parser().parse_args(argv)
     # User values (paths, preset names, messages quoting them) print as written: no
     # markup (each is escaped), no :name: emoji, no highlighting.
@@ -217,6 +229,8 @@ def cmd_run(args: argparse.Namespace, err: Console) -> int:
     if preset.sweep and not table:
         err.print("[dim]--set fixes every swept field: one run, no sweep[/]")
     job = job_for(cfg, table, name)  # run_job records its paths absolute (Job.absolute)
+    if args.plan:
+        return print_plan(job, args.json)
     check_inputs(cell.config for cell in job.cells)
     from nst_tui.cli_progress import JobView
     from nst_tui.job.executor import executor_named
@@ -256,6 +270,73 @@ def cmd_run(args: argparse.Namespace, err: Console) -> int:
     else:
         print(result.folder)
     return {"finished": 0, "cancelled": EXIT_CANCELLED}.get(result.status, EXIT_FAILED)
+
+
+def print_plan(job: Job, as_json: bool) -> int:
+    """`run --plan`: each batch's memory plan (a single run: one), from the images' headers
+    and the device's figures now; exit 2 with the reason when a run cannot fit."""
+    from nst_tui.engine.images import check_image
+    from nst_tui.job.plan import plan_batches
+    from nst_tui.memory import plan
+    from nst_tui.preflight import batch_fits, check_inputs, memory_plan
+    from nst_tui.probe import device_now
+
+    check_inputs((cell.config for cell in job.cells), memory=False)
+    _probe_cuda(job)
+    local = job.base.executor == "local"
+    batches = plan_batches(job, fits=batch_fits() if local else None)
+    plans = []
+    for batch in batches:
+        cfgs = [job.cells[i].config for i in batch.cells]
+        first = cfgs[0]
+        content = check_image(first.content_image, "content_image")
+        styles = [check_image(p, "style_images") for p in (first.style_image, *first.style_images)]
+        the_plan = memory_plan(first, content, styles, device_now(first.device))
+        if len(cfgs) > 1:
+            the_plan = plan(cfgs, content, the_plan.device, styles, refused=the_plan.refused)
+        plans.append((batch, the_plan))
+    out = Console(highlight=False, emoji=False, soft_wrap=True)
+    if as_json:
+        records = [{"cells": list(b.cells), **p.record(), "fits": p.fits} for b, p in plans]
+        print(json.dumps({"plans": records}))
+    else:
+        for batch, the_plan in plans:
+            indent = ""
+            if job.is_sweep:
+                cells = ", ".join(str(i) for i in batch.cells)
+                out.print(f"cells {cells}" + (" (one batch)" if batch.batched else ""))
+                indent = "  "
+            for line in the_plan.lines():
+                out.print(Text(indent + line))
+    refused = next((p for _, p in plans if not p.fits), None)
+    if refused is not None:
+        raise BudgetError(refused.refusal())
+    return 0
+
+
+def _probe_cuda(job: Job) -> None:
+    """Ask the driver what a CUDA device has free (loads torch) where the plan needs it:
+    a budget of auto on a GPU. A CPU's figures need no torch."""
+    from nst_tui.probe import device_now
+
+    wanted = {
+        c.config.device
+        for c in job.cells
+        if c.config.max_memory.strip().lower() == "auto"
+        and device_now(c.config.device).cuda
+        and device_now(c.config.device).free is None
+    }
+    if not wanted:
+        return
+    from nst_tui.engine.device_memory import device_state, note_auto
+    from nst_tui.engine.prepare import resolve_device
+
+    for spec in wanted:
+        device = resolve_device(spec)
+        if spec == "auto":
+            note_auto(device)  # and what CUDA has free, where auto is a GPU
+        elif device.type == "cuda":
+            device_state(device)
 
 
 def _on_signals(cancel: threading.Event, hurry: threading.Event, err: Console) -> Any:

@@ -16,17 +16,21 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from nst_tui.config import MIN_EDGE, Config
+from nst_tui.config import MIN_EDGE, Config, tiles_refused
 from nst_tui.engine.colors import shown
+from nst_tui.engine.device_memory import PeakMeter, device_state
 from nst_tui.engine.events import Event, Finished, Frame, Placed, Progress, Status
 from nst_tui.engine.flops import iteration_flops
+from nst_tui.engine.images import check_image
 from nst_tui.engine.optimize import optimize
-from nst_tui.engine.prepare import Prepared, prepare
+from nst_tui.engine.prepare import Prepared, prepare, resolve_device, weights_held
 from nst_tui.engine.scales import optimize_scales, scale_configs
 from nst_tui.engine.tensors import to_uint8
-from nst_tui.errors import RunError
 from nst_tui.job.events import BatchStarted, CellEvent, Emit, not_run
+from nst_tui.errors import NSTError, RunError
 from nst_tui.job.plan import Batch, Cell
+from nst_tui.memory import Plan, batch_fits, plan
+from nst_tui.probe import tame_allocator
 
 
 class _Seen:
@@ -55,8 +59,23 @@ def run_batch(
         for c in cells:
             emit(CellEvent(c.index, not_run("cancelled", "cancelled before it started")))
         return
+    if batch.batched:
+        parts = split_for_memory(cells)
+        if len(parts) > 1:  # this device holds fewer canvases at once: smaller batches
+            for part in parts:
+                sub = Batch(tuple(c.index for c in part), len(part) > 1)
+                run_batch(index, sub, part, emit, cancel)
+            return
     emit(BatchStarted(index, batch.cells, batch.batched))
+    tame_allocator()  # a Ray worker's process too: freed tensors leave its memory
     seen = {c.index: _Seen() for c in cells}
+    meter: PeakMeter | None = None
+    predicted: Plan | None = None
+    try:  # the plan on this device (a Ray worker's own GPU), and its peak from here on
+        meter = PeakMeter(resolve_device(cells[0].config.device)).start()
+        predicted = run_plan([c.config for c in cells], meter.device)
+    except NSTError:
+        pass  # a bad device or image: prepare says so, and the cells' records with it
 
     def cell_emit(i: int) -> Callable[[Event], None]:
         def send(event: Event) -> None:
@@ -64,6 +83,9 @@ def run_batch(
             # the cell again (failed), and that record is tried too.
             if not isinstance(event, Finished):
                 seen[i](event)
+            elif meter is not None and event.ran:  # the plan beside the peak it met
+                measured: dict[str, object] = {"memory": meter.record(predicted)}
+                emit(CellEvent(i, Placed(str(meter.device), "", measured)))
             emit(CellEvent(i, event))
             if isinstance(event, Finished):
                 seen[i](event)
@@ -88,7 +110,7 @@ def run_batch(
                 emits[cell.index](not_run("cancelled", "cancelled before its first step"))
             return
         for k, cell in enumerate(cells):
-            emits[cell.index](placed(prepared, cell.config, k))
+            emits[cell.index](placed(prepared, cell.config, k, predicted))
         started = time.perf_counter()
         if batch.batched:
             optimize(prepared.objective, prepared.canvases, [emits[c.index] for c in cells], cancel)
@@ -128,8 +150,42 @@ def run_batch(
         release_memory(device)
 
 
-def placed(prepared: Prepared, cfg: Config, k: int) -> Placed:
-    """Where cell k of the batch runs, and the work of one of its iterations."""
+def split_for_memory(cells: Sequence[Cell]) -> list[list[Cell]]:
+    """A batch cut, in order, into batches that each fit the budget on this device, planned
+    here (on a Ray worker: its own GPU); the batch whole when it fits or cannot be told."""
+    cfgs = [c.config for c in cells]
+    try:
+        device = device_state(resolve_device(cfgs[0].device), weights_held(cfgs[0].backbone))
+        content, styles = image_sizes(cfgs[0])
+    except NSTError:
+        return [list(cells)]  # prepare raises it, and the cells' records say so
+    parts: list[list[Cell]] = []
+    for cell in cells:
+        if parts and batch_fits([c.config for c in [*parts[-1], cell]], content, device, styles):
+            parts[-1].append(cell)
+        else:
+            parts.append([cell])
+    return parts
+
+
+def image_sizes(cfg: Config) -> tuple[tuple[int, int], list[tuple[int, int]]]:
+    """(width, height) of the content image and of each style image (their headers)."""
+    content = check_image(cfg.content_image, "content_image")
+    styles = [check_image(cfg.style_image, "style_image")]
+    styles += [check_image(p, "style_images") for p in cfg.style_images]
+    return content, styles
+
+
+def run_plan(cfgs: Sequence[Config], device: torch.device) -> Plan:
+    """The memory plan of a batch (every scale) on `device` as it is now."""
+    content, styles = image_sizes(cfgs[0])
+    state = device_state(device, weights_held(cfgs[0].backbone))
+    return plan(cfgs, content, state, styles, refused=tiles_refused(cfgs[0]))
+
+
+def placed(prepared: Prepared, cfg: Config, k: int, predicted: Plan | None = None) -> Placed:
+    """Where cell k of the batch runs, the work of one of its iterations and the memory
+    its batch is planned to need."""
     device, backbone = str(prepared.device), prepared.backbone.name
     info: dict[str, object] = {
         "device": device,
@@ -144,6 +200,8 @@ def placed(prepared: Prepared, cfg: Config, k: int) -> Placed:
             prepared.objective.extractor, canvas.shape[-2], canvas.shape[-1], targets.style_layers
         )
         info["gflop_per_iteration"] = round(flops.total / 1e9, 4)
+    if predicted is not None:
+        info["memory"] = predicted.record()
     if prepared.notes:
         info["notes"] = list(prepared.notes)
     return Placed(device, backbone, info)
