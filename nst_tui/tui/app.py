@@ -247,8 +247,14 @@ class NSTApp(App[int]):
     # ---- background work -----------------------------------------------------
     @work(thread=True, exclusive=True, exit_on_error=False, group="warmup")
     def warm_up(self) -> None:
-        """Import torch and the engine off the UI thread (seconds on a cold disk)."""
+        """Import torch and the engine off the UI thread (seconds on a cold disk); then
+        ask what `device = auto` is here and, on a GPU, what it has free (the memory
+        plan's line in the form knows a CPU's figures without torch, a GPU's from this)."""
         import nst_tui.job.local  # noqa: F401  (the engine a job runs on: torch and all)
+        from nst_tui.engine.device_memory import note_auto
+        from nst_tui.engine.prepare import resolve_device
+
+        note_auto(resolve_device("auto"))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="thumbs")
     def load_thumbnails(self, content: str, style: str, delay: float = 0.4) -> None:
@@ -299,6 +305,7 @@ class NSTApp(App[int]):
         worker, state = event.worker, event.state
         if worker.group == "warmup":
             if state == WorkerState.SUCCESS:
+                self.form.check()  # the memory line, with the device's figures now known
                 if self.active is None and self.status.state.state in ("starting", "loading"):
                     self.status.show(state="idle", detail="")
             elif state == WorkerState.ERROR:
