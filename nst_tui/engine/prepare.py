@@ -41,6 +41,12 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def weights_held(name: str) -> bool:
+    """Whether the backbone `name` is loaded in this process already (get_backbone)."""
+    with _cache_lock:
+        return name in _cache
+
+
 def get_backbone(name: str, status: StatusFn = quiet) -> Backbone:
     """Load once per process; `auto` is remembered as what it resolved to."""
     with _cache_lock:
