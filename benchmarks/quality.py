@@ -3,7 +3,7 @@
     python benchmarks/quality.py [--quick] [--sizes 128 256] [--budgets 15 30 60 120]
         [--pairs tubingen:starry_night chelsea:swirls tubingen:shipwreck]
         [--recipes study default ... peer] [--recipe 'NAME={"field": value}' ...]
-        [--device cpu] [--json FILE] [--out-dir benchmarks/results]
+        [--device cpu] [--json FILE] [--out-dir benchmarks/results] [--iterations]
 
 Each recipe runs once per pair and size until the last budget; the canvas at each
 budget (the latest one whose iteration ended at or before it) is scored by the judge of
@@ -24,6 +24,11 @@ Writes, rewritten after every run so that a long run leaves partial results: a J
 time (same stem, .png) and a sheet of the pictures at each budget per pair and size
 (stem-PAIR-SIZEpx.jpg). --quick: one pair at 32 px, budgets 0.5 and 1 s (the test suite
 runs it).
+
+--iterations: the budgets count iterations instead of seconds (equal work, not equal
+time: how two precisions compare step for step); each recipe then runs exactly to the
+last budget with its stop rule off, and the picture at a budget is the canvas after that
+many iterations.
 """
 
 from __future__ import annotations
@@ -87,6 +92,11 @@ BUILTINS = {"chelsea": "builtin:chelsea.png", "swirls": "builtin:swirls.png"}
 RECIPES: dict[str, dict[str, Any]] = {
     "study": {"preset": "study", "backbone": "vgg16-caffe"},  # the study's own numbers
     "default": {"preset": "default"},
+    # The default in fp32 (the default's precision is "auto": bf16 where the device has
+    # fast bf16 units): what bf16 changes, at equal iterations (--iterations) or time.
+    "default-fp32": {"preset": "default", "precision": "fp32"},
+    "default-lbfgs-fp32": {"preset": "default", "optimizer": "lbfgs", "lr": 1.0,
+                           "precision": "fp32"},
     "retuned": {"preset": "noise-adam"},  # the study's loop, weights retuned (the old default)
     "multiscale": {"preset": "multiscale"},
     "lbfgs": {"preset": "noise-lbfgs"},
@@ -132,10 +142,12 @@ class Snapshot:
 
 class Snapshots:
     """The canvas at each budget: the latest one whose iteration ended at or before the
-    budget (the first one if none had); a run that ends early gives its last to the rest."""
+    budget (the first one if none had); a run that ends early gives its last to the rest.
+    `by_iterations`: budgets count iterations (the canvas after that many)."""
 
-    def __init__(self, budgets: list[float]) -> None:
+    def __init__(self, budgets: list[float], by_iterations: bool = False) -> None:
         self.budgets = sorted(budgets)
+        self.by_iterations = by_iterations
         self.taken: list[Snapshot] = []
         self.last: Snapshot | None = None
         self.t0 = time.perf_counter()
@@ -147,7 +159,17 @@ class Snapshots:
         """After each iteration; True once every budget has passed (time to stop)."""
         t = time.perf_counter() - self.t0
         current = Snapshot(t, (self.last.iterations if self.last else 0) + 1, image)
-        while len(self.taken) < len(self.budgets) and t > self.budgets[len(self.taken)]:
+        if self.by_iterations:
+            while (
+                len(self.taken) < len(self.budgets)
+                and current.iterations >= self.budgets[len(self.taken)]
+            ):
+                self.taken.append(replace(current, budget=self.budgets[len(self.taken)]))
+        while (
+            not self.by_iterations
+            and len(self.taken) < len(self.budgets)
+            and t > self.budgets[len(self.taken)]
+        ):
             self.taken.append(replace(self.last or current, budget=self.budgets[len(self.taken)]))
         self.last = current
         return len(self.taken) == len(self.budgets)
@@ -227,7 +249,9 @@ def fields_config(fields: dict[str, Any]) -> Config:
     return (presets.load(preset).config if preset else Config()).replace(**fields)
 
 
-def recipe_config(name: str, pair: tuple[str, str], size: int, device: str) -> Config:
+def recipe_config(
+    name: str, pair: tuple[str, str], size: int, device: str, by_iterations: bool = False
+) -> Config:
     recipe = fields_config(RECIPES[name])
     changes: dict[str, Any] = {
         "content_image": pair[0],
@@ -239,19 +263,33 @@ def recipe_config(name: str, pair: tuple[str, str], size: int, device: str) -> C
     if recipe.scales:
         smallest = smallest_size(pair)
         changes["scales"] = rescaled(list(recipe.scales), recipe.size, size, smallest)
+    if by_iterations:
+        changes["stop_change"] = 0.0  # equal iterations: every recipe runs all of them
     return recipe.replace(**changes)
 
 
-def run_engine(cfg: Config, budgets: list[float]) -> tuple[list[Snapshot], str]:
-    """One run until the last budget; the snapshots and how it ended."""
+def acc_precision(cfg: Config) -> str:
+    """The precision a recipe computes in here ("auto" resolved), as run.json records it."""
+    from nst_tui.engine.accel import resolve_precision
+    from nst_tui.engine.prepare import resolve_device
+
+    return resolve_precision(cfg.precision, resolve_device(cfg.device))[0]
+
+
+def run_engine(
+    cfg: Config, budgets: list[float], by_iterations: bool = False
+) -> tuple[list[Snapshot], str]:
+    """One run until the last budget (its stop rule may end it sooner: later budgets then
+    get its last picture); the snapshots and how it ended."""
     configs = scale_configs(cfg)
-    configs[-1] = configs[-1].replace(iterations=MAX_ITERATIONS)
+    last = int(max(budgets)) if by_iterations else MAX_ITERATIONS
+    configs[-1] = configs[-1].replace(iterations=last)
     warm = configs[-1].replace(iterations=WARM_UP_ITERATIONS)
     warm_prepared = prepare(warm)
     optimize(warm_prepared.objective, warm_prepared.canvases, [lambda event: None])
     del warm_prepared
 
-    snaps = Snapshots(budgets)
+    snaps = Snapshots(budgets, by_iterations)
     cancel = threading.Event()
 
     def listen(event: Event) -> None:
@@ -261,8 +299,11 @@ def run_engine(cfg: Config, budgets: list[float]) -> tuple[list[Snapshot], str]:
     first = prepare(configs[0])  # outside the clock, as the peer's first targets are
     snaps.start()  # later scales are prepared inside it
     finished = optimize_scales(first, cfg, listen, cancel, configs=configs)
-    # The cancel after the last budget is how every run ends.
+    # The cancel after the last budget is how every run ends (or its own end: the last
+    # iteration budget, the stop rule).
     status = "finished" if finished.status == "cancelled" else finished.status
+    if finished.converged:
+        status = f"finished: {finished.reason}"
     if finished.status == "failed":
         status = f"failed: {finished.reason}"
     return snaps.close(), status
@@ -348,7 +389,7 @@ def peer_child(spec: dict[str, Any]) -> None:
 
     ns.setup_optimizer = setup_optimizer
     warm = iter(range(WARM_UP_ITERATIONS, 0, -1))
-    snaps = Snapshots(spec["budgets"])
+    snaps = Snapshots(spec["budgets"], spec.get("by_iterations", False))
     for stop in (lambda img: next(warm) == 1, snaps.tick):
         tick.append(stop)
         with contextlib.suppress(_Stop):
@@ -361,14 +402,23 @@ def peer_child(spec: dict[str, Any]) -> None:
 
 
 def run_peer(
-    pair: tuple[str, str], size: int, budgets: list[float], model: Path, device: str
+    pair: tuple[str, str],
+    size: int,
+    budgets: list[float],
+    model: Path,
+    device: str,
+    by_iterations: bool = False,
 ) -> tuple[list[Snapshot], str]:
     with tempfile.TemporaryDirectory() as tmp:
-        spec = {"args": peer_args(pair, size, model, device), "budgets": budgets, "out": tmp}
+        spec = {
+            "args": peer_args(pair, size, model, device),
+            "budgets": budgets,
+            "out": tmp,
+            "by_iterations": by_iterations,
+        }
         cmd = [sys.executable, __file__, "--peer-child", json.dumps(spec)]
-        done = subprocess.run(
-            cmd, capture_output=True, text=True, check=False, timeout=max(budgets) + 600
-        )
+        timeout = None if by_iterations else max(budgets) + 600
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=timeout)
         if done.returncode != 0:
             return [], f"failed: {(done.stderr.strip().splitlines() or ['?'])[-1]}"
         rows = json.loads((Path(tmp) / "snapshots.json").read_text())
@@ -415,6 +465,7 @@ def write_sheet(
     budgets: list[float],
     size: tuple[int, int],
     title: str,
+    unit: str = "s",
 ) -> None:
     """Rows: recipes; columns: budgets; each picture at `size` (W, H: the content's, as
     judged: a coarse scale's canvas is enlarged); grey where a run gave no picture."""
@@ -429,7 +480,7 @@ def write_sheet(
                 for b in budgets
             ]
         )
-    labels = [f"{b:g} s" for b in budgets]
+    labels = [f"{b:g} {unit}" for b in budgets]
     # JPEG: a sheet of many textured pictures is 3-4 MB as PNG, too much to commit.
     buffer = io.BytesIO()
     render_sheet(rows, list(pictures), labels, title).save(buffer, "JPEG", quality=SHEET_QUALITY)
@@ -439,7 +490,7 @@ def write_sheet(
 PLOTTED = (("content", "content distance"), ("style", "style distance"), ("artifacts", "artifacts"))
 
 
-def write_plot(path: Path, runs: list[dict[str, Any]]) -> bool:
+def write_plot(path: Path, runs: list[dict[str, Any]], unit: str = "s") -> bool:
     """One row per pair and size; content, style and artifacts against time per recipe."""
     try:
         import matplotlib
@@ -468,7 +519,7 @@ def write_plot(path: Path, runs: list[dict[str, Any]]) -> bool:
             budgets = sorted({s["budget"] for run in group for s in run["snapshots"]})
             ax.set_xticks(budgets, labels=[f"{b:g}" for b in budgets])
             ax.minorticks_off()
-            ax.set_xlabel("wall time (s)")
+            ax.set_xlabel("wall time (s)" if unit == "s" else "iterations")
             ax.set_title(f"{label}: {pair}, {size} px", fontsize=9)
             if key == "artifacts":
                 ax.axhline(1.0, color="grey", linewidth=0.8, linestyle=":")
@@ -511,6 +562,10 @@ def main() -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", type=Path, help="default OUT_DIR/quality-DEVICE.json")
     parser.add_argument("--out-dir", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument(
+        "--iterations", action="store_true",
+        help="budgets are iteration counts (equal work), each recipe's stop rule off",
+    )  # fmt: skip
     parser.add_argument("--peer-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.peer_child:
@@ -518,6 +573,9 @@ def main() -> int:
         return 0
     sizes = args.sizes or ([32] if args.quick else [128, 256])
     budgets = sorted(args.budgets or ([0.5, 1.0] if args.quick else [15, 30, 60, 120]))
+    if args.iterations:
+        budgets = [float(int(b)) for b in budgets]
+    unit = "it" if args.iterations else "s"
     pairs = args.pairs or (list(DEFAULT_PAIRS[:1]) if args.quick else list(DEFAULT_PAIRS))
     try:
         extra = add_recipes(args.recipe)
@@ -542,7 +600,7 @@ def main() -> int:
         "device": args.device if args.device != "cpu" else (platform.processor() or "cpu"),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
-        "budgets_s": budgets,
+        f"budgets_{unit}": budgets,
         "sizes": sizes,
         "pairs": pairs,
         "recipes": {r: RECIPES.get(r, {"neural-style-pt": "defaults"}) for r in recipes},
@@ -570,12 +628,16 @@ def main() -> int:
                 for recipe in recipes:
                     if recipe == PEER:
                         assert model is not None
-                        snaps, status = run_peer(images, size, budgets, model, args.device)
+                        snaps, status = run_peer(
+                            images, size, budgets, model, args.device, args.iterations
+                        )
                     else:
-                        cfg = recipe_config(recipe, images, size, args.device)
-                        snaps, status = run_engine(cfg, budgets)
+                        cfg = recipe_config(recipe, images, size, args.device, args.iterations)
+                        snaps, status = run_engine(cfg, budgets, args.iterations)
                     pictures[recipe] = snaps
                     run = {"recipe": recipe, "pair": pair, "size": size, "status": status}
+                    if recipe != PEER:
+                        run["precision"] = acc_precision(cfg)
                     run["snapshots"] = [
                         {
                             "budget": s.budget,
@@ -593,8 +655,8 @@ def main() -> int:
                     write_json(json_path, result)
                 sheet = Path(f"{stem}-{pair_name(pair)}-{size}px.jpg")
                 title = f"{pair}, {size} px, {args.device}"
-                write_sheet(sheet, pictures, budgets, content_wh, title)
-                write_plot(stem.with_suffix(".png"), result["runs"])
+                write_sheet(sheet, pictures, budgets, content_wh, title, unit)
+                write_plot(stem.with_suffix(".png"), result["runs"], unit)
     print(f"wrote {json_path}, {stem.with_suffix('.png')} and the sheets", flush=True)
     return 0
 

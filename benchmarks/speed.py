@@ -2,6 +2,7 @@
 
     python benchmarks/speed.py [--device cpu|cuda] [--sizes 128 256 ...] [--json FILE]
         [--memory-sizes 128 256 512] [--sweep-size 128] [--skip-sweep] [--skip-streaming]
+        [--precision-sizes 128 256 512] [--precision-rounds 3] [--no-peer]
 
 Besides engine against baseline per size, it reports: the floating-point work of
 one iteration (counted from the layer shapes, engine/flops.py), achieved TFLOP/s
@@ -10,6 +11,15 @@ with CUDA graphs against without, and bf16 against fp32; peak memory per size
 (each size in a fresh process: peak RSS on the CPU, peak allocated on CUDA); the
 5-cell sweep batched against one cell after another; and what streaming progress
 to the dashboard costs against a headless run.
+
+--precision-sizes: the `default` preset per iteration, Adam and L-BFGS, in the precision
+"auto" picks here (bf16 on a CPU with AMX) and in fp32, against neural-style-pt (the
+quality benchmark's peer: pip package neural-style, fed the same Caffe VGG16 convs, the
+same images and size, at its defaults but the optimizer) run in a child process; rounds
+interleave every variant, and each figure is the best round with the spread beside it.
+A rate is per iteration: timed from the 5th iteration to the last (the difference of
+two run lengths), so setup, target encoding and first-call allocations are left out on
+both sides. Achieved TFLOP/s against the CPU's peak (engine/flops.py, cpu_peak_tflops).
 
 Both loops run the same backbone (vgg16-caffe: its weights ship offline), the
 same size, device, config (reconstruct, Adam, content conv4_1, style conv1_1 ..
@@ -27,6 +37,7 @@ and stops at the deepest layer it needs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -43,10 +54,14 @@ from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))  # quality.py: the peer's weights and arguments
 
 from nst_tui.config import Config  # noqa: E402
+from nst_tui.engine.accel import cpu_bf16_units  # noqa: E402
+from nst_tui.engine.events import Progress  # noqa: E402
 from nst_tui.engine.flops import (  # noqa: E402
     achieved_tflops,
+    cpu_peak_tflops,
     objective_flops,
     peak_tflops,
 )
@@ -387,6 +402,176 @@ def measure_streaming(device: str, size: int, iterations: int, repeats: int) -> 
     }
 
 
+# ---- precision and the peer, per iteration ------------------------------------------------
+
+SKIP = 5  # iterations left out at the start of every timed run (both sides)
+PRECISION_ITERATIONS = {128: 60, 256: 30, 512: 14}
+
+
+def default_config(size: int, iterations: int, device: str, **changes: object) -> Config:
+    """The `default` preset on tubingen + starry night, the stop rule off (equal work)."""
+    from nst_tui import presets
+
+    return presets.load("default").config.replace(
+        content_image=str(IMAGES / "tubingen.jpg"),
+        style_image=str(IMAGES / "starry_night.jpg"),
+        size=size,
+        iterations=iterations,
+        sav_freq=SKIP,
+        stop_change=0.0,
+        device=device,
+        **changes,
+    )
+
+
+def engine_step_rate(cfg: Config) -> tuple[float, str]:
+    """it/s from the SKIP-th iteration's report to the last's (a report is handed out as
+    soon as its step is done on a CPU), and the accel the run used."""
+    prepared = prepare(cfg)
+    stamps: list[tuple[int, float]] = []
+
+    def listen(event: object) -> None:
+        if isinstance(event, Progress):
+            sync(prepared.device)
+            stamps.append((event.iteration, time.perf_counter()))
+
+    optimize(prepared.objective, prepared.canvases, [listen])
+    (i0, t0), (i1, t1) = stamps[0], stamps[-1]
+    return (i1 - i0) / (t1 - t0), prepared.objective.accel.describe()
+
+
+class _PeerStop(Exception):
+    pass
+
+
+def peer_speed_child(spec: dict[str, object]) -> None:
+    """In a fresh process: neural-style-pt's main() twice (a warm-up of a few evaluations,
+    then `n`), each evaluation timed; prints it/s from evaluation SKIP to the last."""
+    sys.argv = ["neural-style", *spec["args"]]  # type: ignore[misc]
+    from neural_style import neural_style as ns  # parses sys.argv
+
+    build = ns.setup_optimizer
+    stamps: list[float] = []
+    limit = [0]
+
+    def setup_optimizer(img: torch.nn.Parameter) -> tuple[object, int]:
+        optimizer, loop_val = build(img)
+        step = optimizer.step
+
+        def timed_step(closure):  # type: ignore[no-untyped-def]
+            def evaluate() -> torch.Tensor:
+                loss = closure()
+                stamps.append(time.perf_counter())
+                if len(stamps) >= limit[0]:
+                    raise _PeerStop
+                return loss
+
+            return step(evaluate)
+
+        optimizer.step = timed_step
+        return optimizer, loop_val
+
+    ns.setup_optimizer = setup_optimizer
+    for n in (3, int(spec["n"])):  # type: ignore[call-overload]
+        stamps.clear()
+        limit[0] = n
+        with contextlib.suppress(_PeerStop):
+            ns.main()
+    print((len(stamps) - SKIP) / (stamps[-1] - stamps[SKIP - 1]))
+
+
+def peer_step_rate(size: int, optimizer: str, n: int, model: Path, device: str) -> float:
+    from quality import image_spec, peer_args
+
+    pair = (image_spec("tubingen"), image_spec("starry_night"))
+    args = [*peer_args(pair, size, model, device), "-optimizer", optimizer]
+    spec = json.dumps({"args": args, "n": n})
+    cmd = [sys.executable, __file__, "--peer-speed-child", spec]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"peer: {done.stderr.strip()[-2000:]}")
+    return float(done.stdout.strip().splitlines()[-1])
+
+
+def cpu_facts() -> dict[str, object]:
+    """What the CPU peaks are computed from: threads torch uses, nominal clock, units."""
+    ghz = None
+    with contextlib.suppress(OSError, ValueError, StopIteration):
+        line = next(
+            line for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("cpu MHz")
+        )  # fmt: skip
+        ghz = float(line.partition(":")[2]) / 1e3
+    flags: set[str] = set()
+    with contextlib.suppress(OSError, StopIteration):
+        line = next(
+            line for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("flags")
+        )  # fmt: skip
+        flags = set(line.partition(":")[2].split())
+    units = {u for u in ("amx_bf16", "amx_tile", "avx512_bf16", "avx512f", "avx2") if u in flags}
+    return {"cores": torch.get_num_threads(), "ghz": ghz, "flags": sorted(units)}
+
+
+def measure_precision(
+    size: int, device: str, rounds: int, peer: bool, model: Path | None
+) -> dict[str, object]:
+    """The default preset per iteration: auto and fp32, Adam and L-BFGS, and the peer's
+    Adam and L-BFGS, interleaved over `rounds` (each round in a rotated order)."""
+    n = PRECISION_ITERATIONS.get(size, max(SKIP + 8, round(60 * (128 / size) ** 2)))
+    lbfgs = {"optimizer": "lbfgs", "lr": 1.0}
+    engine: dict[str, dict[str, object]] = {
+        "auto_adam": {},
+        "fp32_adam": {"precision": "fp32"},
+        "auto_lbfgs": lbfgs,
+        "fp32_lbfgs": {**lbfgs, "precision": "fp32"},
+    }
+    names = [*engine, *(["peer_adam", "peer_lbfgs"] if peer else [])]
+    for changes in engine.values():  # warm-up: weights, first-call allocations
+        engine_step_rate(default_config(size, SKIP + 2, device, **changes))
+    rates: dict[str, list[float]] = {name: [] for name in names}
+    accel: dict[str, str] = {}
+    for k in range(rounds):
+        for name in names[k % len(names) :] + names[: k % len(names)]:
+            if name.startswith("peer"):
+                assert model is not None
+                rates[name].append(peer_step_rate(size, name[5:], n, model, device))
+            else:
+                rate, accel[name] = engine_step_rate(
+                    default_config(size, n, device, **engine[name])
+                )
+                rates[name].append(rate)
+            print(f"   {size} px round {k + 1} {name}: {rates[name][-1]:.2f} it/s", flush=True)
+    prepared = prepare(default_config(size, 1, device))
+    gflop = objective_flops(prepared.objective, prepared.canvas).total / 1e9
+    facts = cpu_facts() if device == "cpu" else {}
+    row: dict[str, object] = {"size": size, "iterations": n, "rounds": rounds, "accel": accel}
+    for name, r in rates.items():
+        row[f"{name}_it_s"] = max(r)
+        row[f"{name}_spread"] = [min(r), max(r)]
+        fp32 = name.startswith(("fp32", "peer"))
+        precision = "fp32" if fp32 else prepared.objective.accel.precision
+        tflop_s = gflop * max(r) / 1e3
+        row[f"{name}_tflop_s"] = tflop_s
+        if facts.get("ghz"):
+            flags = set(facts["flags"])  # type: ignore[arg-type]
+            peak = cpu_peak_tflops(precision, int(facts["cores"]), float(facts["ghz"]), flags)  # type: ignore[arg-type]
+            row[f"{name}_of_peak"] = None if peak is None else tflop_s / peak
+    best = {name: max(r) for name, r in rates.items()}
+    row["gflop_per_it"] = gflop
+    row["auto_over_fp32_adam"] = best["auto_adam"] / best["fp32_adam"]
+    row["auto_over_fp32_lbfgs"] = best["auto_lbfgs"] / best["fp32_lbfgs"]
+    if peer:
+        for opt in ("adam", "lbfgs"):
+            row[f"fp32_over_peer_{opt}"] = best[f"fp32_{opt}"] / best[f"peer_{opt}"]
+            row[f"auto_over_peer_{opt}"] = best[f"auto_{opt}"] / best[f"peer_{opt}"]
+            # The same within each round (both in that round's machine load).
+            row[f"fp32_over_peer_{opt}_per_round"] = [
+                a / b for a, b in zip(rates[f"fp32_{opt}"], rates[f"peer_{opt}"], strict=True)
+            ]
+    return row
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -399,6 +584,14 @@ def main() -> int:
     parser.add_argument("--skip-streaming", action="store_true")
     parser.add_argument("--streaming-size", type=int, default=128)
     parser.add_argument("--streaming-iterations", type=int, help="default: max(40, --iterations)")
+    parser.add_argument(
+        "--precision-sizes", type=int, nargs="*", default=[],
+        help="the default preset per iteration: auto against fp32, Adam and L-BFGS, and "
+        "against neural-style-pt",
+    )  # fmt: skip
+    parser.add_argument("--precision-rounds", type=int, default=3)
+    parser.add_argument("--no-peer", action="store_true", help="leave neural-style-pt out")
+    parser.add_argument("--peer-speed-child", help=argparse.SUPPRESS)
     parser.add_argument("--one-size", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--streaming-one", choices=STREAMING_MODES, help=argparse.SUPPRESS)
     parser.add_argument("--json", type=Path, help="write the results here")
@@ -406,6 +599,9 @@ def main() -> int:
     cuda = args.device.startswith("cuda")
     iterations = args.iterations or (200 if cuda else 10)
     torch.set_grad_enabled(True)
+    if args.peer_speed_child:
+        peer_speed_child(json.loads(args.peer_speed_child))
+        return 0
     if args.streaming_one:
         rate = streaming_rate_in_this_process(
             args.streaming_one,
@@ -434,6 +630,11 @@ def main() -> int:
         "repeats": args.repeats,
         "backbone": "vgg16-caffe",
     }
+    if args.precision_sizes:
+        result["precision"] = precision_section(args)
+        if args.sizes is None and args.memory_sizes is None:  # asked for this alone
+            write_result(args.json, result)
+            return 0
     print(f"{result['device']}, {iterations} iterations x {args.repeats} repeats (median)")
     rows = []
     for size in sizes:
@@ -485,10 +686,49 @@ def main() -> int:
         memory.append(row)
         print(f"memory at {size} px: {row}", flush=True)
     result["memory"] = memory
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.json, result)
     return 0
+
+
+def write_result(path: Path | None, result: dict[str, object]) -> None:
+    if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result, indent=2) + "\n")
+
+
+def precision_section(args: argparse.Namespace) -> dict[str, object]:
+    """--precision-sizes: print and return the rows (see measure_precision)."""
+    import importlib.util
+    import tempfile
+
+    peer = not args.no_peer and importlib.util.find_spec("neural_style") is not None
+    if not args.no_peer and not peer:
+        print("neural-style is not installed: the peer is left out", flush=True)
+    units = sorted(cpu_bf16_units()) if args.device == "cpu" else []
+    out: dict[str, object] = {"cpu": cpu_facts() if args.device == "cpu" else {}, "rows": []}
+    print(f"precision: the default preset per iteration; bf16 units here: {units or 'none'}")
+    with tempfile.TemporaryDirectory() as tmp:
+        from quality import export_peer_weights
+
+        model = export_peer_weights(Path(tmp)) if peer else None
+        for size in args.precision_sizes:
+            row = measure_precision(size, args.device, args.precision_rounds, peer, model)
+            out["rows"].append(row)  # type: ignore[attr-defined]
+            line = (
+                f"{size:>5} px  Adam: auto {row['auto_adam_it_s']:.2f} fp32 "
+                f"{row['fp32_adam_it_s']:.2f} it/s ({row['auto_over_fp32_adam']:.2f}x)  "
+                f"L-BFGS: auto {row['auto_lbfgs_it_s']:.2f} fp32 {row['fp32_lbfgs_it_s']:.2f} "
+                f"({row['auto_over_fp32_lbfgs']:.2f}x)"
+            )
+            if peer:
+                line += (
+                    f"  peer Adam {row['peer_adam_it_s']:.2f} (fp32 "
+                    f"{row['fp32_over_peer_adam']:.2f}x) L-BFGS {row['peer_lbfgs_it_s']:.2f} "
+                    f"(fp32 {row['fp32_over_peer_lbfgs']:.2f}x)"
+                )
+            print(line, flush=True)
+            write_result(args.json, {"precision": out})
+    return out
 
 
 if __name__ == "__main__":

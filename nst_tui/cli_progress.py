@@ -17,11 +17,12 @@ from nst_tui.engine.events import work_rate
 from nst_tui.job.events import CellEvent, JobEvent, JobFinished, JobProgress, JobStarted
 from nst_tui.job.plan import Job
 
-DESCRIPTION_WIDTH = 9  # "cancelled", the longest state
+DESCRIPTION_WIDTH = 9  # "cancelled" and "converged", the longest states
 MIN_BAR = 8
-# Dropped first to last when the line would not fit the terminal: the work rate, then
-# the time so far, then the loss, then the rate; the count and the ETA stay.
-DROP_ORDER = ("work", "elapsed", "loss", "rate", "eta")
+# Dropped first to last when the line would not fit the terminal: the stop rule's last
+# gain (how much the loss improved over its last window), the work rate, then the time so
+# far, then the loss, then the rate; the count and the ETA stay.
+DROP_ORDER = ("gain", "work", "elapsed", "loss", "rate", "eta")
 
 
 def clock(seconds: float | None) -> str:
@@ -49,6 +50,7 @@ class FieldsColumn(ProgressColumn):
         out["eta"] = f"ETA {clock(remaining)}"
         out["elapsed"] = clock(elapsed)
         out["loss"] = f"loss {task.fields['loss']}"
+        out["gain"] = task.fields.get("gain", "")
         return {k: v for k, v in out.items() if v}
 
     def text(self, task: Task) -> str:
@@ -123,12 +125,22 @@ class ProgressView:
                 self.task,
                 description="running",
                 completed=event.iteration,
+                total=event.total,  # a sweep's shrinks as cells converge early
                 rate=f"{event.it_per_s:.1f}",
                 work="" if event.tflop_s is None else work_rate(event.tflop_s, event.of_peak),
                 loss=f"{event.losses['total']:.4g}",
+                gain="" if event.gain is None else f"gain {event.gain:+.1%}",
             )
         elif isinstance(event, events.Finished):
-            self.progress.update(self.task, description=event.status)
+            if event.converged:  # stopped by the stop_change rule: the bar ends full, there
+                self.progress.update(
+                    self.task,
+                    description="converged",
+                    total=event.iterations_done,
+                    completed=event.iterations_done,
+                )
+            else:
+                self.progress.update(self.task, description=event.status)
 
 
 class JobView:

@@ -49,7 +49,7 @@ LAYER_TYPES = ("conv", "relu")
 POOLINGS = ("max", "avg")
 BACKBONES = ("auto", "vgg19", "vgg16", "vgg16-caffe")
 DEVICES = ("auto", "cpu", "cuda")
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16")
 EXECUTORS = ("local", "ray")  # where a job's cells run (nst_tui.job.executor)
 
 MAX_FPS = 50  # GIF delays are whole 1/100 s; browsers play 1/100 s (and 0) as 1/10 s
@@ -196,6 +196,23 @@ class Config:
         hi=1_000_000,
         section="Optimization",
     )
+    stop_change: float = param(
+        0.0,
+        "stop once a window's mean loss is less than this fraction below the last "
+        "window's (0.01: under 1% better); iterations stays the cap; 0 = off",
+        lo=0,
+        hi=1,
+        label="stop gain",
+        section="Optimization",
+    )
+    stop_window: int = param(
+        50,
+        "iterations per window of the stop_change rule",
+        lo=2,
+        hi=1_000_000,
+        label="stop win",
+        section="Optimization",
+    )
     optimizer: str = param("adam", "adam or lbfgs", choices=OPTIMIZERS, section="Optimization")
     lr: float = param(
         0.06,
@@ -303,8 +320,9 @@ class Config:
         splits_batch=True,
     )
     precision: str = param(
-        "fp32",
-        "fp32, or bf16: the network in bfloat16 (losses and canvas stay fp32)",
+        "auto",
+        "auto (bf16 where the device has fast bf16: AMX, or a GPU of compute capability "
+        "8.0+; else fp32), fp32, or bf16: the network in bfloat16 (losses, canvas stay fp32)",
         choices=PRECISIONS,
         section="Network",
         splits_batch=True,

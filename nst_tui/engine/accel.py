@@ -1,4 +1,4 @@
-"""How a run uses its device: CUDA graphs, TF32, channels-last, bfloat16.
+"""How a run uses its device: CUDA graphs, TF32, channels-last, packed convs, bfloat16.
 
 Chosen from the config and the device, in one place, so the single-run loop and
 the batched sweep make the same choices.
@@ -10,24 +10,32 @@ the batched sweep make the same choices.
   2 tr sqrt(...) cancels to near 0, where TF32's rounding would be the result
   (noisy, or below 0). The network has no matmul of its own, so turning TF32 off
   for matmuls costs only the Grams' share of the work.
-- channels-last (GPU): cuDNN's fast convolution kernels on tensor cores read and
-  write NHWC; the network's weights and the canvas fed to it use that layout.
-- bf16 (opt-in, `precision = "bf16"`): the network runs under autocast in
-  bfloat16; features are cast back to float32 before Grams and losses, and the
-  canvas and Adam's state stay float32. Its quality cost is measured in
-  benchmarks/, not assumed.
+- channels-last (GPU, and the CPU when its convs are packed): cuDNN's tensor-core
+  kernels and oneDNN's CPU kernels read and write NHWC; the network's weights and the
+  canvas fed to it use that layout, so no activation is reordered inside the loop.
+- packed convs (CPU, engine/packed.py): each conv's weights laid out for oneDNN once
+  per input shape instead of at every call, forward and backward.
+- bf16 (`precision`: "auto" picks it where the device has fast bf16, see
+  `resolve_precision`): the network's weights are cast to bfloat16 once, when the
+  network is built, and the canvas is cast at the first conv; the taps are cast back
+  to float32 before Grams and losses, and the canvas and the optimizer's state stay
+  float32. No autocast: nothing is cast per step, and a CUDA graph captures plain
+  bf16 weights (an autocast cache would have to be off under capture). Its quality
+  cost is measured in benchmarks/, not assumed.
 - CUDA graphs (`cuda_graphs`, GPU, Adam): see engine/graphs.py; never for a step that
   waits for the device (step_waits).
 """
 
 from __future__ import annotations
 
-import contextlib
+import functools
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
 from nst_tui.config import Config
+from nst_tui.engine import packed as packed_convs
 
 
 @dataclass(frozen=True)
@@ -37,15 +45,12 @@ class Accel:
     tf32: bool = False
     bf16: bool = False
     device_type: str = "cpu"
+    packed: bool = False  # CPU: convs with their weights packed for oneDNN once
+    precision_reason: str = ""  # why this precision (run.json's precision_reason)
 
-    def autocast(self) -> contextlib.AbstractContextManager[object]:
-        """The context the network's forward runs in."""
-        if not self.bf16:
-            return contextlib.nullcontext()
-        # No weight-cast cache: a CUDA graph must not capture casts cached by an earlier
-        # forward (PyTorch's CUDA graph notes), and each forward is its own autocast
-        # region anyway, so the cache would never be reused.
-        return torch.autocast(self.device_type, dtype=torch.bfloat16, cache_enabled=False)
+    @property
+    def precision(self) -> str:
+        return "bf16" if self.bf16 else "fp32"
 
     def describe(self) -> str:
         on = [
@@ -54,6 +59,7 @@ class Accel:
                 ("cuda graphs", self.cuda_graphs),
                 ("tf32", self.tf32),
                 ("channels-last", self.channels_last),
+                ("packed convs", self.packed),
                 ("bf16", self.bf16),
             )
             if flag
@@ -80,14 +86,85 @@ def step_waits(cfg: Config) -> str:
     return ""
 
 
+# ---- precision: "auto" -------------------------------------------------------------------
+
+# /proc/cpuinfo's flags for the CPU's bf16 units: AMX's tile multiply in bf16 (Sapphire
+# Rapids and later) and AVX512-BF16's dot products (Cooper Lake, Sapphire Rapids and later;
+# AMD Zen 4 and later).
+AMX_BF16, AVX512_BF16 = "amx_bf16", "avx512_bf16"
+CPUINFO = Path("/proc/cpuinfo")
+
+
+@functools.cache
+def cpu_bf16_units() -> frozenset[str]:
+    """Which of AMX_BF16 and AVX512_BF16 this CPU has: /proc/cpuinfo's flags where there
+    is one (Linux), else what torch's own CPU probe says. Tests replace this function to
+    simulate another CPU."""
+    wanted = {AMX_BF16, AVX512_BF16}
+    try:
+        for line in CPUINFO.read_text().splitlines():
+            if line.startswith("flags"):
+                return frozenset(wanted & set(line.partition(":")[2].split()))
+    except OSError:
+        pass
+    probe = torch.cpu
+    found = set()
+    if getattr(probe, "_is_amx_tile_supported", lambda: False)():
+        found.add(AMX_BF16)
+    if getattr(probe, "_is_avx512_bf16_supported", lambda: False)():
+        found.add(AVX512_BF16)
+    return frozenset(found)
+
+
+def fast_bf16(device: torch.device) -> tuple[bool, str]:
+    """Whether `device` runs bf16 convolutions faster than fp32, and why (or why not).
+
+    CPU: AMX's bf16 tiles (amx_bf16): measured 2-5x over fp32 on this project's Xeon
+    (benchmarks/README.md). AVX512-BF16 without AMX is not enough: capping oneDNN at that
+    instruction set (ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16) on the same Xeon made the bf16
+    network slower than fp32 (benchmarks/README.md, "Why bf16 measured slower"). CUDA:
+    compute capability 8.0 or more (Ampere and later: bf16 tensor cores)."""
+    if device.type == "cuda":
+        major, minor = torch.cuda.get_device_capability(device)
+        name = torch.cuda.get_device_name(device)
+        if (major, minor) >= (8, 0):
+            return True, f"{name} (compute capability {major}.{minor}) has bf16 tensor cores"
+        return False, f"{name} (compute capability {major}.{minor}) has no bf16 tensor cores"
+    if device.type == "cpu":
+        units = cpu_bf16_units()
+        if AMX_BF16 in units:
+            return True, "this CPU has AMX bf16 matrix units (amx_bf16)"
+        if AVX512_BF16 in units:
+            return False, "this CPU has AVX512-BF16 but no AMX: bf16 measured no faster there"
+        return False, "this CPU has no bf16 units (neither amx_bf16 nor avx512_bf16)"
+    return False, f"no bf16 fast path known for {device.type}"
+
+
+def resolve_precision(requested: str, device: torch.device) -> tuple[str, str]:
+    """The precision a run computes in (fp32 or bf16) for the config's `precision`, and
+    why: run.json's precision and precision_reason."""
+    if requested in ("fp32", "bf16"):
+        return requested, f"precision = {requested!r} in the config"
+    fast, why = fast_bf16(device)
+    return ("bf16" if fast else "fp32"), f"auto: {why}"
+
+
 def choose(cfg: Config, device: torch.device) -> Accel:
     cuda = device.type == "cuda"
+    precision, why = resolve_precision(cfg.precision, device)
+    bf16 = precision == "bf16"
+    # CPU: packed convs in channels-last wherever oneDNN's ops are there to pack them;
+    # without packing, channels-last is left off (the plain CPU convolution reorders).
+    dtype = torch.bfloat16 if bf16 else torch.float32
+    packed = device.type == "cpu" and packed_convs.available(dtype)
     return Accel(
         cuda_graphs=cuda and cfg.cuda_graphs and cfg.optimizer == "adam" and not step_waits(cfg),
-        channels_last=cuda,
+        channels_last=cuda or packed,
         tf32=cuda,
-        bf16=cfg.precision == "bf16",
+        bf16=bf16,
         device_type=device.type,
+        packed=packed,
+        precision_reason=why,
     )
 
 
@@ -98,17 +175,24 @@ def features(
     out, so Grams and losses are computed alike in every mode."""
     if accel.channels_last:
         canvas = canvas.contiguous(memory_format=torch.channels_last)
-    with accel.autocast():
-        out: dict[int, torch.Tensor] = extractor(canvas)
+    out: dict[int, torch.Tensor] = extractor(canvas)
     if accel.bf16:
         out = {i: f.float() for i, f in out.items()}
     return out
 
 
 def prepare_extractor(extractor: torch.nn.Module, accel: Accel) -> torch.nn.Module:
+    """Lay the network out, cast and pack it for `accel`, once (in place)."""
     apply_backend_flags(accel)
     if accel.channels_last:
         extractor = extractor.to(memory_format=torch.channels_last)
+    cast, pack = getattr(extractor, "cast", None), getattr(extractor, "pack", None)
+    if accel.bf16:
+        if cast is None:
+            raise TypeError("bf16 needs a network that can cast its convs (FeatureExtractor)")
+        cast(torch.bfloat16)
+    if accel.packed and pack is not None:
+        pack()
     return extractor
 
 

@@ -53,6 +53,10 @@ class Progress:
     # datasheet peak; None where not known (a multi-scale run, a CPU, an unlisted GPU).
     tflop_s: float | None = None
     of_peak: float | None = None
+    # The stop_change rule's last measure (engine/converge.py): how much lower the last
+    # window's mean loss was than the one before, as a fraction of it; None before two
+    # windows have closed, or with the rule off.
+    gain: float | None = None
 
 
 def work_rate(tflop_s: float, of_peak: float | None = None) -> str:
@@ -84,6 +88,10 @@ class Finished:
     # False: the cell never started (a sweep stopped before its turn): no canvas, so no
     # final image; `image` is a placeholder pixel.
     ran: bool = True
+    # True: the stop_change rule ended it before `iterations` (its reason says where and
+    # why); `gain`: the rule's last measure, as Progress's.
+    converged: bool = False
+    gain: float | None = None
 
 
 Event = Status | Placed | Progress | Frame | Finished

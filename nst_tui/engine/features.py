@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nst_tui.engine.backbones import Backbone
+from nst_tui.engine.packed import ConvPacks
 
 
 def layer_name(index: int, layer_type: str) -> str:
@@ -48,8 +49,24 @@ class FeatureExtractor(nn.Module):
             blocks.append(convs)
         self.blocks = nn.ModuleList(nn.ModuleList(convs) for convs in blocks)  # registered
         self.convs = blocks  # the same convs, as their type: blocks[b][j] is convs[b][j]
+        self.dtype = torch.float32  # what the convs compute in (cast)
+        self.packs: list[list[ConvPacks]] | None = None  # pack: the convs, packed
         self.eval()
         self.requires_grad_(False)
+
+    def cast(self, dtype: torch.dtype) -> None:
+        """Run the convs in `dtype`: their weights cast once, here (packed ones repacked)."""
+        for convs in self.convs:
+            for conv in convs:
+                conv.to(dtype)
+        self.dtype = dtype
+        if self.packs is not None:
+            self.pack()
+
+    def pack(self) -> None:
+        """Call each conv with its weights packed for oneDNN (engine/packed.py): callers
+        check packed.available() first."""
+        self.packs = [[ConvPacks(conv) for conv in convs] for convs in self.convs]
 
     @property
     def n_convs(self) -> int:
@@ -58,18 +75,22 @@ class FeatureExtractor(nn.Module):
     def forward(self, image: torch.Tensor) -> dict[int, torch.Tensor]:
         """(B, 3, H, W) RGB in [0, 1] -> {tap index: feature map}."""
         x = self.preprocess(image)
+        if x.dtype != self.dtype:
+            x = x.to(self.dtype)
         out: dict[int, torch.Tensor] = {}
         for b, convs in enumerate(self.convs):
             if b > 0:
                 x = self.pool(x)
             for j, conv in enumerate(convs):
-                x = conv(x)
+                x = conv(x) if self.packs is None else self.packs[b][j](x)
                 tapped = j == 0 and b in self.taps
                 if tapped and self.layer_type == "conv":
                     out[b] = x
                     if b == self.depth:
                         return out  # the deepest tap's ReLU is never needed
-                x = F.relu(x)
+                # In place where nothing else holds the conv's output (a conv tap does): the
+                # conv saved its input, not its output, for the backward pass.
+                x = F.relu(x, inplace=not (tapped and self.layer_type == "conv"))
                 if tapped and self.layer_type == "relu":
                     out[b] = x
         return out

@@ -172,3 +172,24 @@ def peak_tflops(device_name: str, precision: str) -> float | None:
         if key.lower() in name:
             return PEAK_TFLOPS[key].get(precision.lower())
     return None
+
+
+# A CPU's peak, from its matrix and vector units (no datasheet figure per part): cores x
+# clock x flops per cycle per core, a multiply-add counted as 2.
+# - bf16 on AMX: one TMUL per core does a 16x32 by 32x16 bf16 tile product (16 x 16 x 32
+#   multiply-adds) in 16 cycles: 1,024 flops per cycle (Intel's optimization manual).
+# - bf16 on AVX512-BF16 alone: VDPBF16PS, 16 lanes x 2 products, on two ports: 128.
+# - fp32 on AVX-512: two 16-lane FMA ports, 64; AVX2: two 8-lane FMA ports, 32.
+# The clock is the nominal one /proc/cpuinfo gives (a VM's reports its TSC's); a core
+# under AMX load may run below it, and turbo above.
+CPU_FLOPS_PER_CYCLE: dict[str, tuple[tuple[str, int], ...]] = {
+    "bf16": (("amx_bf16", 1024), ("avx512_bf16", 128)),
+    "fp32": (("avx512f", 64), ("avx2", 32)),
+}
+
+
+def cpu_peak_tflops(precision: str, cores: int, ghz: float, flags: set[str]) -> float | None:
+    """Peak TFLOP/s of `cores` cores at `ghz` with the units `flags` names (cpuinfo's
+    flags); None when none of them computes in `precision`."""
+    per_cycle = next((n for flag, n in CPU_FLOPS_PER_CYCLE.get(precision, ()) if flag in flags), 0)
+    return cores * ghz * per_cycle / 1e3 if per_cycle else None

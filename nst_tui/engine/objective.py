@@ -137,10 +137,13 @@ class CellTargets:
 def conv_extractor(
     backbone: Backbone, cfgs: Sequence[Config], device: torch.device
 ) -> tuple[FeatureExtractor, acc.Accel]:
-    """The network a batch shares: conv taps at the union of its cells' layers, in the
-    layout and precision of the batch (batch_key: one of each per batch)."""
+    """The network a batch shares: taps at the union of its cells' layers, in the layout
+    and precision of the batch (batch_key: one of each per batch). Conv taps, each relu
+    cell applying its own ReLU; ReLU taps when every cell taps ReLUs (the network's own
+    ReLU is then the tap: none computed twice)."""
     taps = set().union(*(active_taps(cfg) for cfg in cfgs))
-    extractor = FeatureExtractor(backbone, taps, "conv", cfgs[0].pooling).to(device)
+    layer_type = "relu" if all(cfg.layer_type == "relu" for cfg in cfgs) else "conv"
+    extractor = FeatureExtractor(backbone, taps, layer_type, cfgs[0].pooling).to(device)
     accel = acc.choose(cfgs[0], device)
     acc.prepare_extractor(extractor, accel)
     return extractor, accel
@@ -351,6 +354,8 @@ class Objective(nn.Module):
         return torch.stack([total, content_sum, style_sum, tv, *content, *style], dim=1)
 
     def _typed(self, x: torch.Tensor, relu_mask: torch.Tensor) -> torch.Tensor:
+        if getattr(self.extractor, "layer_type", "conv") == "relu":
+            return x  # the network's taps are ReLUs already (conv_extractor)
         if self.all_relu:
             return F.relu(x)
         if not self.any_relu:

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from nst_tui.config import Config
 from nst_tui.engine import accel as acc
 from nst_tui.engine.colors import shown
+from nst_tui.engine.converge import Gains, converged_reason
 from nst_tui.engine.events import Event, Finished, Frame, Progress, Status
 from nst_tui.engine.flops import Throughput, device_peak_tflops, objective_flops
 from nst_tui.engine.graphs import StepRunner
@@ -129,6 +130,13 @@ class CellLoop:
         # range (None before the first step). Checked at the first iteration and, queued with
         # each report, at the logged ones: never a wait of its own.
         self.state_ok: Callable[[], torch.Tensor | None] | None = None
+        # stop_change: windows of the total loss (engine/converge.py), their gains read back
+        # through their own outbox; `gain` is the last one landed.
+        rule = self.cfg.stop_change > 0
+        self.gains = Gains(self.cfg.stop_window, canvas.device) if rule else None
+        self.checks = Outbox(canvas.device)
+        self.gain: float | None = None
+        self.converged = False
         self.start = time.perf_counter()
 
     def update_average(self) -> None:
@@ -213,8 +221,10 @@ class CellLoop:
                     elapsed,
                     tflop_s,
                     of_peak,
+                    self.gain,
                 )
             )
+            assert r.image is not None  # every report of this outbox carries its frame
             self.last_frame = r.image
             self.emit(Frame(r.iteration, r.image))
 
@@ -223,10 +233,30 @@ class CellLoop:
         self.done += 1
         self.last_values = values
         self.check_start(values[TOTAL])
+        if self.gains is not None:  # first: a stop here is reported by finish(), with its gain
+            self.check_gain(values[TOTAL])
         if self.logged(self.done):
             self.queue_report(self.done, values)
         if self.outbox:
             self.deliver(self.outbox.ready())  # finish() drains the rest
+
+    def check_gain(self, total: torch.Tensor) -> None:
+        """Fold this step's loss into the stop rule's window, close the window when it
+        ends; stop (finished) once a gain that has landed is below stop_change."""
+        assert self.gains is not None
+        self.gains.add(total)
+        if self.done % self.gains.window == 0 and (gain := self.gains.close()) is not None:
+            self.checks.put(self.done, gain)
+        for r in self.checks.ready():
+            self.gain = r.values[0]
+            if self.gain < self.cfg.stop_change and self.done < self.cfg.iterations:
+                self.converged = True
+                self.reason = converged_reason(
+                    self.done, self.cfg.iterations, r.iteration, self.gains.window,
+                    self.gain, self.cfg.stop_change,
+                )  # fmt: skip
+                self.checks.clear()
+                raise _Stop
 
     def check_cancel(self) -> None:
         if self.cancel.is_set():
@@ -235,7 +265,8 @@ class CellLoop:
 
     def finish(self) -> Finished:
         """Emit and return the end of this cell's run."""
-        if self.status == "cancelled" and self.last_values is not None and self.queued < self.done:
+        stopped = self.status == "cancelled" or self.converged
+        if stopped and self.last_values is not None and self.queued < self.done:
             # A last row and frame where it stopped: final.png, the GIF, losses.csv and
             # run.json then agree on the iteration.
             self.queue_report(self.done, self.last_values)
@@ -245,6 +276,7 @@ class CellLoop:
             with contextlib.suppress(_Stop):
                 self.deliver(self.outbox.drain())
         self.outbox.clear()
+        self.checks.clear()
         wall = self.elapsed()
         image = self.last_frame if self.status == "failed" else None
         if image is None:
@@ -257,6 +289,8 @@ class CellLoop:
             self.done / max(wall, 1e-9),
             self.losses,
             image,
+            converged=self.converged and self.status == "finished",
+            gain=self.gain,
         )
         self.emit(finished)
         return finished
@@ -489,7 +523,7 @@ class _Adam:
                 # Losses are of the canvas before this step (as optimizers report them);
                 # the frame is the canvas after it.
                 loop.after_step(terms[row].index_select(0, self.columns[k]))
-            except _Stop:  # diverged: this cell ends, the others go on
+            except _Stop:  # diverged or converged: this cell ends, the others go on
                 self.end(k)
                 continue
             if loop.done >= loop.cfg.iterations:

@@ -47,14 +47,14 @@ class _Done:
 class Report:
     iteration: int
     values: list[float]
-    image: np.ndarray  # H x W x 3 uint8
+    image: np.ndarray | None  # H x W x 3 uint8; None when none was put
 
 
 @dataclass
 class _Pending:
     iteration: int
     values: torch.Tensor  # host copies, valid once `marker` has fired
-    image: torch.Tensor
+    image: torch.Tensor | None
     marker: Marker
 
 
@@ -76,11 +76,11 @@ class Outbox:
         self.depth = depth
         self.pending: deque[_Pending] = deque()
 
-    def put(self, iteration: int, values: torch.Tensor, image: torch.Tensor) -> None:
-        """Queue the copy of `values` (1-D float) and `image` (H x W x 3 uint8), both on
-        the device, as they are now; later steps may overwrite the sources freely."""
+    def put(self, iteration: int, values: torch.Tensor, image: torch.Tensor | None = None) -> None:
+        """Queue the copy of `values` (1-D float) and `image` (H x W x 3 uint8; optional),
+        both on the device, as they are now; later steps may overwrite the sources freely."""
         host_values = self._host_copy(values.detach())
-        host_image = self._host_copy(image.detach())
+        host_image = None if image is None else self._host_copy(image.detach())
         marker = self.marker()
         marker.record()
         self.pending.append(_Pending(iteration, host_values, host_image, marker))
@@ -119,4 +119,4 @@ class Outbox:
 
 
 def _report(p: _Pending) -> Report:
-    return Report(p.iteration, p.values.tolist(), p.image.numpy())
+    return Report(p.iteration, p.values.tolist(), None if p.image is None else p.image.numpy())

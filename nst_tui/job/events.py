@@ -90,13 +90,18 @@ class JobProgress:
 
     def __init__(self, job: Job) -> None:
         self.total = job.total_iterations
+        self.cell_totals = [c.config.total_iterations for c in job.cells]
         self.done = [0] * len(job.cells)
         self.start = time.perf_counter()
 
     def update(self, event: JobEvent) -> bool:
-        """True when the count changed."""
+        """True when the count changed. A cell the stop_change rule ended early takes the
+        iterations it did not need off the total, so the count still ends at the total."""
         if isinstance(event, CellEvent):
             ev = event.event
+            if isinstance(ev, Finished) and ev.converged:
+                self.total -= self.cell_totals[event.cell] - ev.iterations_done
+                self.cell_totals[event.cell] = ev.iterations_done
             if isinstance(ev, Progress | Finished):
                 done = ev.iteration if isinstance(ev, Progress) else ev.iterations_done
                 if done != self.done[event.cell]:

@@ -192,6 +192,9 @@ def placed(prepared: Prepared, cfg: Config, k: int, predicted: Plan | None = Non
         "backbone": backbone,
         "backbone_source": prepared.backbone.source,
         "accel": prepared.objective.accel.describe(),  # as chosen; a failed capture says so
+        # What the network computes in, and why (precision "auto" resolves per device).
+        "precision": prepared.objective.accel.precision,
+        "precision_reason": prepared.objective.accel.precision_reason,
     }
     if not cfg.scales:  # a multi-scale run's iterations differ in size: no one figure
         canvas = prepared.canvases[k]

@@ -16,9 +16,9 @@ from typing import Any
 from PIL import Image
 
 from nst_tui.job.events import JobResult
-from nst_tui.job.plan import Job, cell_folder_name
+from nst_tui.job.plan import Job
 from nst_tui.tui.history_row import HistoryRow
-from nst_tui.tui.images import shrink, wanted_px
+from nst_tui.tui.images import PREVIEW_PX, TILE_PX, shrink
 from nst_tui.tui.news import CellNews, LossRow
 
 
@@ -58,8 +58,13 @@ class CellView:
         if self.status in ("waiting", "running"):
             return f"{self.iteration}/{self.total}"
         if self.status == "finished":
-            return "finished"
+            # Finished short of its iterations: the stop_change rule ended it there.
+            return f"converged {self.iteration}/{self.total}" if self.converged else "finished"
         return f"{self.status} {self.iteration}/{self.total}"
+
+    @property
+    def converged(self) -> bool:
+        return self.status == "finished" and 0 < self.iteration < self.total
 
 
 class JobState:
@@ -124,6 +129,8 @@ class JobState:
                 title += f" · {self.batches} batch{'es' * (self.batches != 1)}"
             return title
         if status != "running":
+            if cell.converged:
+                return f"Canvas · run {self.run_id} converged · {cell.iteration}/{cell.total} it"
             return f"Canvas · run {self.run_id}{shown} · {cell.iteration} it"
         progress = f" · {cell.iteration}/{cell.total}" if cell.iteration else ""
         return f"Canvas · run {self.run_id}{progress}"
@@ -143,14 +150,6 @@ class JobState:
             return f"{self.what} failed", failed[0].finished.reason
         reasons = "\n".join(f"{c.cell.label}: {c.finished.reason}" for c in failed)
         return f"{self.what} {result.status}", reasons
-
-    def cell_folder(self, index: int) -> Path | None:
-        """Where cell `index` is recorded: the job's folder for a single run, a folder in it
-        for a sweep's cell; None before the job has a folder."""
-        folder = self.folder or self.record.folder
-        if folder is None or not self.is_sweep:
-            return folder
-        return folder / cell_folder_name(self.job, self.job.cells[index])
 
     def apply(self, news: dict[int, CellNews]) -> list[int]:
         """Fold the cells' news in; returns the cells that changed."""
@@ -174,7 +173,7 @@ class JobState:
             cell = self.cells[outcome.cell.index]
             fin = outcome.finished
             cell.status, cell.iteration = fin.status, fin.iterations_done
-            cell.preview = shrink(Image.fromarray(fin.image), wanted_px("tile"))
+            cell.preview = shrink(Image.fromarray(fin.image), TILE_PX)
         record = self.record
         record.status, record.folder, record.wall_time = result.status, result.folder, 0.0
         self.folder = result.folder
@@ -185,7 +184,7 @@ class JobState:
         else:
             fin = result.finished
             record.reason, record.losses, record.wall_time = fin.reason, fin.losses, fin.wall_time
-            self.final = shrink(Image.fromarray(fin.image), wanted_px("preview"))
+            self.final = shrink(Image.fromarray(fin.image), PREVIEW_PX)
 
     def stop_waiting(self, status: str) -> None:
         """The job ended without a result (it never got going): say so on every cell."""

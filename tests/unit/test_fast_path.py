@@ -20,6 +20,7 @@ from conftest import tiny_config
 
 from nst_tui.engine import accel as acc
 from nst_tui.engine import optimize as opt_mod
+from nst_tui.engine import packed
 from nst_tui.engine.events import Finished, Frame, Progress
 from nst_tui.engine.graphs import WARM_UP_STEPS, StepRunner
 from nst_tui.engine.losses import gram
@@ -259,8 +260,10 @@ def test_a_run_whose_capture_fails_matches_a_plain_run(monkeypatch) -> None:
 
 def test_a_cpu_run_uses_nothing_gpu_only() -> None:
     a = acc.choose(tiny_config(), torch.device("cpu"))
-    assert (a.cuda_graphs, a.channels_last, a.tf32, a.bf16) == (False, False, False, False)
-    assert a.describe() == "plain fp32"
+    assert (a.cuda_graphs, a.tf32, a.bf16) == (False, False, False)
+    # Channels-last on a CPU comes with packed convs, wherever oneDNN's ops can pack them.
+    assert a.packed == a.channels_last == packed.available(torch.float32)
+    assert a.describe() == ("channels-last, packed convs" if a.packed else "plain fp32")
 
 
 def test_graphs_are_chosen_for_adam_on_cuda_unless_turned_off() -> None:
@@ -274,14 +277,13 @@ def test_graphs_are_chosen_for_adam_on_cuda_unless_turned_off() -> None:
 def test_bf16_runs_the_network_in_bfloat16_and_the_losses_in_float32() -> None:
     cfg = tiny_config(precision="bf16", iterations=4, sav_freq=2)
     prepared = prepare(cfg)
-    seen: list[torch.dtype] = []
-    conv = prepared.objective.extractor.blocks[0][0]
-    hook = conv.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    extractor = prepared.objective.extractor
+    # The weights were cast once, when the network was built; the taps come out in bf16.
+    assert all(c.weight.dtype == torch.bfloat16 for convs in extractor.convs for c in convs)
+    assert {f.dtype for f in extractor(prepared.canvas).values()} == {torch.bfloat16}
     terms = prepared.objective(prepared.canvas)
-    hook.remove()
-    assert seen == [torch.bfloat16]
     assert all(t.dtype == torch.float32 for t in terms)
-    assert prepared.objective.accel.describe() == "bf16"
+    assert prepared.objective.accel.describe().endswith("bf16")
     end = optimize(prepared.objective, prepared.canvases, [lambda e: None])[0]
     assert end.status == "finished" and all(np.isfinite(v) for v in end.losses.values())
 
@@ -318,7 +320,9 @@ def test_run_json_reports_the_counted_work_and_tflops(tmp_path) -> None:
     gflop = objective_flops(prepared.objective, prepared.canvas).total / 1e9
     assert info["gflop_per_iteration"] == pytest.approx(gflop, rel=1e-3)
     assert info["tflop_s"] == pytest.approx(gflop * info["it_per_s"] / 1e3, rel=1e-2)
-    assert info["accel"] == "plain fp32"
+    assert info["accel"] == prepared.objective.accel.describe()
+    assert info["precision"] == "fp32"
+    assert info["precision_reason"] == "precision = 'fp32' in the config"
     multi = run(tiny_config(iterations=2, sav_freq=2, size=48, scales=[32, 48]), out_root=tmp_path)
     info = json.loads((multi.folder / "run.json").read_text())
     assert "gflop_per_iteration" not in info and "tflop_s" not in info

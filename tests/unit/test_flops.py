@@ -14,6 +14,7 @@ import torch
 from conftest import tiny_config
 from torch.utils.flop_counter import FlopCounterMode
 
+from nst_tui.engine import packed
 from nst_tui.engine.accel import Accel
 from nst_tui.engine.events import Progress
 from nst_tui.engine.features import FeatureExtractor
@@ -32,6 +33,13 @@ from nst_tui.engine.prepare import prepare
 from nst_tui.engine.scales import optimize_scales, scale_configs
 
 TOLERANCE = 0.02
+
+
+@pytest.fixture(autouse=True)
+def _plain_convs(monkeypatch: pytest.MonkeyPatch) -> None:
+    # FlopCounterMode counts aten's convolutions; the CPU's packed convs (engine/packed.py)
+    # are oneDNN ops it does not know. The same network unpacked does the same work.
+    monkeypatch.setattr(packed, "available", lambda dtype=torch.float32: False)
 
 
 def counted(step: Callable[[], None]) -> dict[str, int]:
