@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import re
 import signal
 import sys
@@ -43,6 +44,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--preset", help="open the dashboard with this preset (name or path)")
     parser.add_argument("--run", action="store_true", help="start the preset at once")
+    parser.add_argument(
+        "--graphics",
+        choices=("auto", "sixel", "kitty", "blocks"),
+        help="how the dashboard draws pictures: auto (default; real pixels where the terminal "
+        "shows them, with nst-tui[images]), sixel, kitty, or blocks (half blocks); "
+        "also NST_TUI_GRAPHICS",
+    )
     sub = parser.add_subparsers(dest="command")
 
     run = sub.add_parser("run", help="run one experiment (or a preset's sweep) headless")
@@ -115,6 +123,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             out = None if args.out is None else Path(args.out)
             print(compare(args.run_a, args.run_b, out))
             return 0
+        from nst_tui.tui import graphics
+
+        # The terminal is asked before Textual reads its input (textual-image's queries).
+        graphics.use(graphics.detect(graphics.mode_from(args.graphics, os.environ)))
         from nst_tui.tui.app import run_dashboard  # textual only when the dashboard opens
 
         return run_dashboard(preset=args.preset, start=args.run)

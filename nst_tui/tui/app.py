@@ -39,6 +39,7 @@ from nst_tui.job.events import JobResult
 from nst_tui.job.plan import expand
 from nst_tui.job.stop import CANCEL, HURRY, NOW, SAYS
 from nst_tui.text import visible
+from nst_tui.tui import graphics
 from nst_tui.tui.images import shrink
 from nst_tui.tui.job_state import JobState, table_summary
 from nst_tui.tui.keys import APP_BINDINGS
@@ -51,6 +52,7 @@ from nst_tui.tui.screens.help_screen import HelpScreen
 from nst_tui.tui.screens.preset_picker import PresetPicker
 from nst_tui.tui.screens.save_preset import SavePreset
 from nst_tui.tui.screens.sweep_editor import SweepEditor
+from nst_tui.tui.screens.viewer import ViewerScreen, source_for
 from nst_tui.tui.session import ActiveJob, Refused, Session, SweepTable
 from nst_tui.tui.widgets.canvas_pane import CanvasPane
 from nst_tui.tui.widgets.footer import Footer
@@ -71,6 +73,7 @@ MAIN_SCREEN_ACTIONS = {
     # A dialog opens from the main screen only: stacked dialogs (help over the palette, a
     # sweep editor over that) ended in a second command palette and DuplicateIds.
     *("edit_sweep", "help", "command_palette", "focus_runs", "toggle_layer_losses"),
+    *("view", "frames"),
 }
 
 
@@ -150,6 +153,8 @@ class NSTApp(App[int]):
         if self.start_at_once:
             self.call_after_refresh(self.action_run)
         self._catch_signals()
+        if (note := graphics.current().notice) and not self.is_headless:  # once, at start
+            self.notify(note, title="Graphics", severity="warning", timeout=15)
         hint = colour_hint(self.console.color_system, os.environ)
         if hint is not None and not self.is_headless:  # once, at start
             self.notify(hint, title="Colours", severity="warning", timeout=15)
@@ -339,6 +344,7 @@ class NSTApp(App[int]):
         if job is None:
             return
         job.batches = message.batches
+        job.folder = message.folder  # the viewer reads a running run's frames there
         self.pane.retitle(job)
         cancelling = self.active is not None and self.active.cancel.is_set()
         state = "cancelling" if cancelling else "running"
@@ -514,7 +520,7 @@ class NSTApp(App[int]):
         self.notify("Cancelling the run and saving it, then quitting…")
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in MAIN_SCREEN_ACTIONS and isinstance(self.screen, ModalScreen):
+        if action in MAIN_SCREEN_ACTIONS and isinstance(self.screen, ModalScreen | ViewerScreen):
             return False
         if action == "cancel_run" and self.active is None:
             # Not in the footer while there is nothing to cancel (it gives the room to the
@@ -634,6 +640,28 @@ class NSTApp(App[int]):
             self.form.focus_first()
         else:
             self.history.focus()
+
+    def action_view(self, frames: bool = False) -> None:
+        """The canvas pane's picture full screen (a sweep: its selected cell; with the run
+        history focused, its highlighted run's); `frames`: at its first saved frame."""
+        jobs, grid = self.session.jobs, self.pane.grid
+        selected = self.history.selected_id()
+        if self.focused is self.history and selected is not None:
+            job = jobs.get(selected)
+        elif self.pane.has_class("-sweep") and grid.state is not None:
+            job = grid.state
+        elif self.active is not None:
+            job = self.active.state
+        else:
+            job = jobs.get(selected) if selected is not None else None
+        if job is None:
+            self.notify("Nothing to view yet: ctrl+r runs the form.", title="Viewer")
+            return
+        self.push_screen(ViewerScreen(source_for(job), frames))
+
+    def action_frames(self) -> None:
+        """The viewer at the first saved frame: `[` `]` step, space plays."""
+        self.action_view(frames=True)
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):

@@ -16,9 +16,9 @@ from typing import Any
 from PIL import Image
 
 from nst_tui.job.events import JobResult
-from nst_tui.job.plan import Job
+from nst_tui.job.plan import Job, cell_folder_name
 from nst_tui.tui.history_row import HistoryRow
-from nst_tui.tui.images import PREVIEW_PX, TILE_PX, shrink
+from nst_tui.tui.images import shrink, wanted_px
 from nst_tui.tui.news import CellNews, LossRow
 
 
@@ -151,6 +151,14 @@ class JobState:
         reasons = "\n".join(f"{c.cell.label}: {c.finished.reason}" for c in failed)
         return f"{self.what} {result.status}", reasons
 
+    def cell_folder(self, index: int) -> Path | None:
+        """Where cell `index` is recorded: the job's folder for a single run, a folder in it
+        for a sweep's cell; None before the job has a folder."""
+        folder = self.folder or self.record.folder
+        if folder is None or not self.is_sweep:
+            return folder
+        return folder / cell_folder_name(self.job, self.job.cells[index])
+
     def apply(self, news: dict[int, CellNews]) -> list[int]:
         """Fold the cells' news in; returns the cells that changed."""
         for index, update in news.items():
@@ -173,7 +181,7 @@ class JobState:
             cell = self.cells[outcome.cell.index]
             fin = outcome.finished
             cell.status, cell.iteration = fin.status, fin.iterations_done
-            cell.preview = shrink(Image.fromarray(fin.image), TILE_PX)
+            cell.preview = shrink(Image.fromarray(fin.image), wanted_px("tile"))
         record = self.record
         record.status, record.folder, record.wall_time = result.status, result.folder, 0.0
         self.folder = result.folder
@@ -184,7 +192,7 @@ class JobState:
         else:
             fin = result.finished
             record.reason, record.losses, record.wall_time = fin.reason, fin.losses, fin.wall_time
-            self.final = shrink(Image.fromarray(fin.image), PREVIEW_PX)
+            self.final = shrink(Image.fromarray(fin.image), wanted_px("preview"))
 
     def stop_waiting(self, status: str) -> None:
         """The job ended without a result (it never got going): say so on every cell."""

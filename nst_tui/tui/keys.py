@@ -55,6 +55,14 @@ APP_BINDINGS: list[Binding] = [
     Binding("ctrl+l", "toggle_layer_losses", "Layer loss", priority=True, tooltip=(
         "Loss pane: show / hide one sparkline per layer term under the four sums"
     )),
+    Binding("f4", "view", "View", priority=True, tooltip=(
+        "The canvas full screen (a sweep: its selected cell): zoom to 1:1 and back to fit, "
+        "pan, step through the run's saved frames; in real pixels where the terminal has them"
+    )),
+    Binding("f5", "frames", "Frames", priority=True, tooltip=(
+        "The same viewer, at the run's first saved frame: `[` `]` step, `space` plays them "
+        "at the run's fps"
+    )),
     Binding("f1", "help", "Help", priority=True, tooltip="This help; `ctrl+p` the command palette"),
     Binding("question_mark", "help", "Help", show=False),
     Binding("ctrl+q", "quit", "Quit", priority=True, tooltip=(
@@ -65,6 +73,37 @@ APP_BINDINGS: list[Binding] = [
     )),
 ]  # fmt: skip
 
+# The viewer's keys (nst_tui/tui/screens/viewer.py), full screen over the dashboard.
+VIEW_KEYS = "Zoom in / out, between fit and 8x (1:1 on the way)"
+PAN = "Pan; with shift: by half the view"
+VIEWER_BINDINGS: list[Binding] = [
+    Binding("escape,q", "close", "Close", tooltip="Close the viewer"),
+    Binding("plus,equals_sign", "zoom(1)", "Zoom in", tooltip=VIEW_KEYS),
+    Binding("minus", "zoom(-1)", "Zoom out", tooltip=VIEW_KEYS),
+    Binding("1", "one_to_one", "1:1", tooltip="One image pixel per screen pixel"),
+    Binding("0,f", "fit", "Fit", tooltip="The whole picture"),
+    *(
+        Binding(key, f"pan({dx}, {dy})", "Pan", show=False, tooltip=PAN)
+        for key, dx, dy in [("left", -1, 0), ("right", 1, 0), ("up", 0, -1), ("down", 0, 1)]
+    ),
+    *(
+        Binding(f"shift+{key}", f"pan({dx}, {dy}, True)", "Pan far", show=False, tooltip=PAN)
+        for key, dx, dy in [("left", -1, 0), ("right", 1, 0), ("up", 0, -1), ("down", 0, 1)]
+    ),
+    Binding("left_square_bracket", "step(-1)", "Prev frame", tooltip=(
+        "The previous / next saved frame, with its iteration and losses"
+    )),
+    Binding("right_square_bracket", "step(1)", "Next frame", tooltip=(
+        "The previous / next saved frame, with its iteration and losses"
+    )),
+    Binding("home", "jump(0)", "First", show=False, tooltip="The first / last saved frame"),
+    Binding("end", "jump(-1)", "Last", show=False, tooltip="The first / last saved frame"),
+    Binding("space", "play", "Play", tooltip="Play the saved frames at the run's fps / pause"),
+    Binding("l", "latest", "Latest", tooltip=(
+        "Back to the latest picture: the final image, or a running run's newest frame"
+    )),
+]  # fmt: skip
+
 # Where each group of keys acts, in the order the help and the README list them. A widget's
 # BINDINGS is typed list[BindingType] (a Binding or a tuple); every one of these is a Binding.
 PLACES: dict[str, Sequence[Binding]] = {
@@ -72,6 +111,7 @@ PLACES: dict[str, Sequence[Binding]] = {
     "in the form": [*PathInput.BINDINGS, *ParamsForm.BINDINGS],  # type: ignore[list-item]
     "in the run history": RunHistory.BINDINGS,  # type: ignore[dict-item]
     "in a sweep's grid": SweepGrid.BINDINGS,  # type: ignore[dict-item]
+    "in the viewer": VIEWER_BINDINGS,
 }
 
 # How a key is written in the docs (Textual's names for the shifted digits and arrows).
@@ -82,6 +122,15 @@ SHOWN = {
     "number_sign": "#",
     "dollar_sign": "$",
     "percent_sign": "%",
+    "left_square_bracket": "[",
+    "right_square_bracket": "]",
+    "plus": "+",
+    "equals_sign": "=",
+    "minus": "-",
+    "shift+left": "shift+←",
+    "shift+right": "shift+→",
+    "shift+up": "shift+↑",
+    "shift+down": "shift+↓",
     "left": "←",
     "right": "→",
     "up": "↑",
@@ -102,7 +151,7 @@ def rows(bindings: Iterable[Binding]) -> list[KeyRow]:
     for b in bindings:
         what = b.group.description if b.group else re.sub(r"\(.*", "", b.action)
         keys, does = out.setdefault(what, ([], b.tooltip or b.description))
-        keys.append(SHOWN.get(b.key, b.key))
+        keys += [SHOWN.get(key, key) for key in b.key.split(",")]  # "escape,q": two keys
         if not does and b.tooltip:
             out[what] = (keys, b.tooltip)
     return [KeyRow(tuple(keys), does) for keys, does in out.values()]

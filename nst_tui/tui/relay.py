@@ -37,7 +37,7 @@ from nst_tui.job.events import (
     JobStarted,
 )
 from nst_tui.job.plan import Job
-from nst_tui.tui.images import PREVIEW_PX, TILE_PX, shrink
+from nst_tui.tui.images import shrink, wanted_px
 from nst_tui.tui.messages import JobBegan, JobNote, NewsReady
 from nst_tui.tui.news import CellNews, JobNews, NewsBox
 from nst_tui.tui.pace import FASTEST, SWEEP_FASTEST, Pace
@@ -67,7 +67,6 @@ class JobRelay:
         # drawing is dear (a grid of tiles at most 10 times a second).
         self.pace = pace or Pace(fastest=FASTEST if self.single else SWEEP_FASTEST)
         self.box = NewsBox(self.pace)  # what the dashboard takes when it gets to it
-        self.preview_px = PREVIEW_PX if self.single else TILE_PX
         self.count = JobProgress(job)
         self.cells: dict[int, CellNews] = {}  # since the last hand-over: this thread's only
         self.frames: Frames = {}
@@ -152,8 +151,9 @@ class JobRelay:
 
     def _post(self, frames: Frames) -> None:
         """On the poster's thread: every cell's canvas shrunk into the box, and a message."""
+        longest = wanted_px("preview" if self.single else "tile")  # real pixels want more
         previews = {
-            index: CellNews(preview=shrink(Image.fromarray(image), self.preview_px))
+            index: CellNews(preview=shrink(Image.fromarray(image), longest))
             for index, image in frames.items()
         }
         self.box.put(JobNews(previews, gpu_memory=self._gpu_memory()))

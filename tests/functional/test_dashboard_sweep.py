@@ -324,6 +324,7 @@ def test_the_sweep_keys_are_in_the_help_text() -> None:
         "down",
         "tab",
         "shift+tab",
+        "enter,v",  # the selected cell in the viewer
     }
 
 

@@ -15,8 +15,8 @@ from textual.widgets import DataTable, Footer, Label
 from nst_tui.config import toml_value
 from nst_tui.text import visible
 from nst_tui.tui.history_row import HistoryRow
-from nst_tui.tui.widgets.image_view import ImageView
 from nst_tui.tui.widgets.loss_overlay import COLORS, LossOverlay
+from nst_tui.tui.widgets.pixels import PixelView
 
 MAX_VALUE = 40  # characters of one value (a long path) kept in the table
 
@@ -57,7 +57,7 @@ class CompareScreen(ModalScreen[None]):
                 for record, image, color in zip(self.runs, self.images, COLORS, strict=True):
                     with Vertical(classes="compare-side"):
                         yield Label(Text("■ " + title(record), style=color))
-                        view = ImageView("no final image", id=f"compare-image-{record.run_id}")
+                        view = PixelView("no final image", id=f"compare-image-{record.run_id}")
                         view.image = image
                         yield view
             yield DataTable(id="compare-diff", cursor_type="row", zebra_stripes=True)

@@ -16,17 +16,19 @@ from nst_tui.tui.job_state import JobState
 from nst_tui.tui.news import CellNews
 from nst_tui.tui.plain import plain
 from nst_tui.tui.widgets.image_view import ImageView
+from nst_tui.tui.widgets.pixels import PixelView
 from nst_tui.tui.widgets.sweep_grid import SweepGrid
 
 
 class CanvasPane(Horizontal):
     def compose(self) -> ComposeResult:
-        yield ImageView("press ctrl+r to run", id="canvas")
+        # Real pixels where the terminal shows them, else ImageView's half blocks.
+        yield PixelView("press ctrl+r to run", id="canvas", wants="preview")
         with Vertical(id="thumbs"):
             yield Label("content", classes="thumb-label")
-            yield ImageView("…", id="thumb-content")
+            yield PixelView("…", id="thumb-content")
             yield Label("style", classes="thumb-label")
-            yield ImageView("…", id="thumb-style")
+            yield PixelView("…", id="thumb-style")
         yield SweepGrid(id="sweep-grid")
 
     @property

@@ -47,6 +47,13 @@ class RunHistory(DataTable[Text]):
             "Continue",
             tooltip="Continue it: its config with `init = run:FOLDER`, from its final image",
         ),
+        Binding(
+            "v",
+            "app.view",
+            "View",
+            tooltip="The highlighted run's final image full screen (a sweep: its selected "
+            "cell), with its saved frames a key away",
+        ),
         Binding("m", "mark", "Mark", tooltip="Mark (or unmark) the highlighted run to compare"),
         Binding(
             "c",

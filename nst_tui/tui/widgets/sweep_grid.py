@@ -21,14 +21,16 @@ from textual.widgets import Static
 
 from nst_tui.tui.job_state import CellView, JobState
 from nst_tui.tui.plain import plain
-from nst_tui.tui.widgets.image_view import ImageView
+from nst_tui.tui.widgets.pixels import PixelView
 
 ROW_LABEL_MAX = 16  # columns; a longer row label wraps
 MIN_ROW_HEIGHT = 6  # lines per row of tiles; more rows than fit scroll
 
 
-class SweepTile(ImageView):
+class SweepTile(PixelView):
     """One cell: its canvas, its label on the border, its progress beneath."""
+
+    WANTS = "tile"  # in real pixels, tiles are shrunk to what a tile shows
 
     def __init__(self, index: int) -> None:
         super().__init__("waiting", classes="sweep-tile")
@@ -72,6 +74,13 @@ class SweepGrid(ScrollableContainer, can_focus=True):
         *(
             Binding(key, f"move({dr}, {dc})", f"Cell {key}", show=False, tooltip=SELECT)
             for key, dr, dc in [("left", 0, -1), ("right", 0, 1), ("up", -1, 0), ("down", 1, 0)]
+        ),
+        Binding(
+            "enter,v",
+            "app.view",
+            "View cell",
+            show=False,
+            tooltip=("The selected cell full screen: zoom, pan, its saved frames"),
         ),
         Binding("tab", "step(1)", "Next cell", show=False, tooltip=STEP),
         Binding("shift+tab", "step(-1)", "Previous cell", show=False, tooltip=STEP),
