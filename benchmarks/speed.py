@@ -308,11 +308,11 @@ def app_rate(cfg: Config, out: Path) -> float:
         app = NSTApp(cfg, preset_name="bench", outputs=out, warm_up=False)
         async with app.run_test(size=(160, 48)) as pilot:
             await pilot.press("ctrl+r")
-            while not app.jobs or app.active is not None:
+            while not app.session.jobs or app.active is not None:
                 # Not pilot.pause(): it messages every widget and waits for them all,
                 # UI work a real session does not have.
                 await asyncio.sleep(0.05)
-            folder = app.jobs[1].record.folder
+            folder = app.session.jobs[1].record.folder
         assert folder is not None, "the dashboard run wrote no folder"
         return json.loads((folder / "run.json").read_text())["it_per_s"]
 

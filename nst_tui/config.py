@@ -55,6 +55,9 @@ EXECUTORS = ("local", "ray")  # where a job's cells run (nst_tui.job.executor)
 MAX_FPS = 50  # GIF delays are whole 1/100 s; browsers play 1/100 s (and 0) as 1/10 s
 MIN_EDGE = 16  # four 2x2 poolings sit before conv5_1: a side below 16 px leaves it nothing
 MAX_SIZE = 8192  # the long edge the memory plan serves (in tiles where it must)
+# A tile's interior is a whole number of cells of the deepest tap's pooling grid: conv5_1
+# sits behind four 2x2 poolings, so 16 px is the least a tile can be on every layout.
+MIN_TILE = 16
 MIN_STYLE_SCALE, MAX_STYLE_SCALE = 0.1, 4.0
 WEIGHT_MAX = 1e30  # alpha, beta, gamma, histogram: any weight, but a finite one
 
@@ -344,6 +347,14 @@ class Config:
         section="Network",
         splits_batch=True,
     )
+    tile: int = param(
+        0,
+        "exact tiled gradients in tiles of this many px (plus margins): memory is that of "
+        "one tile, the picture the same (docs/tiles.md); 0 = as the memory plan chooses",
+        rule=f"0, or {MIN_TILE} .. {MAX_SIZE} (rounded down to the deepest layer's pooling grid)",
+        section="Network",
+        splits_batch=True,
+    )
     executor: str = param(
         "local",
         "where a job's cells run: local (this process) or ray (a Ray cluster, a task per GPU)",
@@ -591,6 +602,12 @@ def validate(cfg: Config) -> dict[str, str]:
         elif not all(math.isfinite(w) and w >= 0 for w in blend) or sum(blend) <= 0:
             e["style_blend"] = "must be finite numbers of 0 or more, not all 0"
 
+    if not isinstance(cfg.tile, int) or not (cfg.tile == 0 or MIN_TILE <= cfg.tile <= MAX_SIZE):
+        e["tile"] = (
+            f"must be 0 (untiled) or a tile side from {MIN_TILE} to {MAX_SIZE} px, got {cfg.tile!r}"
+        )
+    elif cfg.tile and (why := tiles_refused(cfg)):
+        e["tile"] = f"must be 0 here: {why}"
     if why := budget_problem(cfg.max_memory):
         e["max_memory"] = why
     if not _ray_address_ok(cfg.ray_address):
@@ -627,6 +644,17 @@ def validate(cfg: Config) -> dict[str, str]:
     if uses_style(cfg.mode) and not cfg.style_layers:
         e.setdefault("style_layers", f"mode {cfg.mode!r} needs at least one style layer")
     return e
+
+
+def tiles_refused(cfg: Config) -> str:
+    """Why `cfg` cannot run in tiles ("" when it can): what the tile check and
+    engine/tiles.effective_tile read."""
+    if cfg.histogram > 0:
+        return (
+            "the histogram term ranks each channel's values over the whole canvas, which "
+            "no tile sees (set histogram = 0 to tile)"
+        )
+    return ""
 
 
 def job_field_message(key: str) -> str:

@@ -64,6 +64,17 @@ def snapshot_config(**changes: object) -> Config:
     return tiny_config(**{**builtin, **changes})
 
 
+@pytest.fixture
+def fixed_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The form's memory line sees the same CPU everywhere (16 GiB free, 1 GiB held), so a
+    snapshot does not change with the machine's free memory."""
+    from nst_tui.memory import Device
+    from nst_tui.tui.widgets import params_form
+
+    device = Device("cpu", free=16 << 30, used=1 << 30, torch_loaded=False)
+    monkeypatch.setattr(params_form, "device_now", lambda spec, *a, **k: device)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_presets(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
     # Presets saved by tests go to a temporary folder, never the user's.

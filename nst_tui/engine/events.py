@@ -95,3 +95,5 @@ class Finished:
 
 
 Event = Status | Placed | Progress | Frame | Finished
+# Where a cell's engine events go (the job layer tags them with the cell): the one `Emit`.
+Emit = Callable[[Event], None]

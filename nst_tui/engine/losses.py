@@ -45,7 +45,12 @@ def content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 def style_loss(features: torch.Tensor, target_gram: torch.Tensor) -> torch.Tensor:
     """Per-sample MSE between the canvas's Gram and the style's (1 or B, C, C)."""
-    return (gram(features) - target_gram).pow(2).mean(dim=(1, 2))
+    return gram_distance(gram(features), target_gram)
+
+
+def gram_distance(canvas_gram: torch.Tensor, target_gram: torch.Tensor) -> torch.Tensor:
+    """style_loss from the canvas's Gram (B, C, C) itself (tiles accumulate it)."""
+    return (canvas_gram - target_gram).pow(2).mean(dim=(1, 2))
 
 
 def tv_loss(image: torch.Tensor, squared: bool = False) -> torch.Tensor:
@@ -114,7 +119,13 @@ def w2_loss(features: torch.Tensor, mean: torch.Tensor, cov_sqrt: torch.Tensor,
     features and the style's: |m - m_s|^2 + tr(S) + tr(S_s) - 2 tr((S_s^1/2 S S_s^1/2)^1/2).
     Only eigenvalues of the product are needed (their square roots sum to the last trace),
     and their gradient does not divide by eigenvalue gaps as eigenvectors' would."""
-    m, cov = moments(features)
+    return w2_distance(*moments(features), mean, cov_sqrt, cov_trace)
+
+
+def w2_distance(m: torch.Tensor, cov: torch.Tensor, mean: torch.Tensor, cov_sqrt: torch.Tensor,
+                cov_trace: torch.Tensor) -> torch.Tensor:  # fmt: skip
+    """w2_loss from the canvas's moments (mean (B, C), covariance (B, C, C)) themselves
+    (tiles accumulate them)."""
     product = cov_sqrt @ cov @ cov_sqrt
     product = (product + product.transpose(-2, -1)) / 2  # exactly symmetric for eigvalsh
     scale = product.diagonal(dim1=-2, dim2=-1).mean(-1).clamp_min(1e-12)[:, None]

@@ -16,6 +16,8 @@ network is tapped at conv outputs; a cell with relu taps applies the ReLU itself
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +28,7 @@ from torch import nn
 
 from nst_tui.config import N_LAYERS, Config, uses_content, uses_style, uses_tv
 from nst_tui.engine import accel as acc
+from nst_tui.engine import tiled_targets as tiled
 from nst_tui.engine.backbones import Backbone
 from nst_tui.engine.features import FeatureExtractor, layer_name
 from nst_tui.engine.losses import (
@@ -40,6 +43,7 @@ from nst_tui.engine.losses import (
     tv_loss,
     w2_loss,
 )
+from nst_tui.engine.tiles import TiledTerms, TilePlan, extractor_fields, plan_tiles
 
 # Columns of the loss matrix: the four sums, then every layer's content and style
 # term; a cell reads the columns of its own layers, in its own order (term_names).
@@ -156,8 +160,10 @@ def cell_targets(
     content: torch.Tensor,
     style: torch.Tensor,
     extra_styles: Sequence[torch.Tensor] = (),
+    tile: int = 0,
 ) -> CellTargets:
-    """Encode the content and the styles once: the targets of every iteration."""
+    """Encode the content and the styles once: the targets of every iteration. `tile` > 0:
+    window by window (engine/tiled_targets.py), as a tiled run's memory plan needs."""
     content_layers = list(cfg.content_layers) if uses_content(cfg.mode) else []
     style_layers = list(cfg.style_layers) if uses_style(cfg.mode) else []
 
@@ -173,15 +179,46 @@ def cell_targets(
         # or torchvision's normalised ones).
         return max(energy, 1e-12) if cfg.normalize_losses else 1.0
 
+    def typed_f(f: torch.Tensor) -> torch.Tensor:
+        return typed(f, cfg.layer_type)
+
+    def stats(sf: dict[int, torch.Tensor]) -> dict[int, tuple[torch.Tensor, ...]]:
+        """A style's statistic at each style layer (tiled_targets.statistics' form)."""
+        out: dict[int, tuple[torch.Tensor, ...]] = {}
+        for i in style_layers:
+            if cfg.style_stats == "w2":
+                mean, cov = moments(sf[i])
+                out[i] = (mean, cov + _outer(mean))
+            else:
+                out[i] = (gram(sf[i]),)
+        return out
+
     with torch.no_grad():
-        cf = feats(content) if content_layers else {}
         styles = [style, *extra_styles] if style_layers else []
-        sfs = [feats(s) for s in styles]
+        if tile:
+            kind = cfg.style_stats
+            cf = tiled.features(extractor, accel, content, tile, content_layers, typed_f)
+            sfs: list[dict[int, torch.Tensor]] = []
+            sstats = [
+                tiled.statistics(extractor, accel, s, tile, style_layers, typed_f, kind)
+                for s in styles
+            ]
+        else:
+            cf = feats(content) if content_layers else {}
+            sfs = [feats(s) for s in styles]
+            sstats = [stats(sf) for sf in sfs]
         weights = blend_weights(cfg, len(styles))
 
         def blended(stat: Callable[[torch.Tensor], torch.Tensor], i: int) -> torch.Tensor:
             total, *rest = [w * stat(sf[i]) for w, sf in zip(weights, sfs, strict=True)]
             for part in rest:  # as sum() would, without its int 0 to start from
+                total = total + part
+            return total.detach()
+
+        def mixed(i: int, k: int) -> torch.Tensor:
+            """The styles' blend of statistic k at layer i, as blended() mixes features."""
+            total, *rest = [w * st[i][k] for w, st in zip(weights, sstats, strict=True)]
+            for part in rest:
                 total = total + part
             return total.detach()
 
@@ -200,13 +237,13 @@ def cell_targets(
         for i in style_layers:
             if cfg.style_stats == "w2":
                 # The styles' blend as one Gaussian: the weighted mix of their moments.
-                mean = blended(lambda f: moments(f)[0], i)
-                second = blended(lambda f: moments(f)[1] + _outer(moments(f)[0]), i)
+                mean = mixed(i, 0)
+                second = mixed(i, 1)
                 target = W2Target.of_moments(mean, second - _outer(mean))
                 targets.w2_targets[i] = target
                 targets.style_norm[i] = norm(target.energy())
             else:
-                targets.style_targets[i] = blended(gram, i)
+                targets.style_targets[i] = mixed(i, 0)
                 targets.style_norm[i] = norm(float(targets.style_targets[i].pow(2).mean()))
             if cfg.histogram:
                 # Sorted values blend as quantiles do: 1-D displacement interpolation.
@@ -253,11 +290,19 @@ class Objective(nn.Module):
     """Every cell's weighted loss terms as one (B, N_COLUMNS) matrix."""
 
     def __init__(
-        self, extractor: FeatureExtractor, accel: acc.Accel, cells: Sequence[CellTargets]
+        self,
+        extractor: FeatureExtractor,
+        accel: acc.Accel,
+        cells: Sequence[CellTargets],
+        tile: int = 0,
     ) -> None:
         super().__init__()
         self.extractor = extractor
-        self.accel = accel
+        # tile > 0: exact tiled gradients (engine/tiles.py), a Python loop over tiles in
+        # each step, which a CUDA graph does not capture.
+        self.tile = tile
+        self.accel = dataclasses.replace(accel, cuda_graphs=False) if tile else accel
+        self.tile_plans: dict[tuple[int, int], TilePlan] = {}
         self.cells = list(cells)
         device = _device(cells[0])
         relu = [c.cfg.layer_type == "relu" for c in cells]
@@ -331,18 +376,21 @@ class Objective(nn.Module):
         def pick(t: torch.Tensor) -> torch.Tensor:
             return t if index is None or t.shape[0] == 1 else t[index]
 
-        feats = acc.features(self.extractor, canvas, self.accel)
         zero = canvas.new_zeros(canvas.shape[0])
         relu_mask = pick(self.relu_mask)
         content, style = [zero] * N_LAYERS, [zero] * N_LAYERS
-        for i, terms in self.terms.items():
-            x = self._typed(feats[i], relu_mask)
-            for term in terms:
-                value = pick(term.weights) * LOSSES[term.kind](x, *map(pick, term.targets))
-                if term.kind == "content":
-                    content[i] = content[i] + value
-                else:
-                    style[i] = style[i] + value
+        if self.tile:  # the same terms, tile by tile (TV below is the canvas's, as untiled)
+            content, style = self._tiled_terms(canvas, pick, relu_mask)
+        else:
+            feats = acc.features(self.extractor, canvas, self.accel)
+            for i, terms in self.terms.items():
+                x = self._typed(feats[i], relu_mask)
+                for term in terms:
+                    value = pick(term.weights) * LOSSES[term.kind](x, *map(pick, term.targets))
+                    if term.kind == "content":
+                        content[i] = content[i] + value
+                    else:
+                        style[i] = style[i] + value
         content_sum = torch.stack(content).sum(0)
         style_sum = torch.stack(style).sum(0)
         tv = zero
@@ -352,6 +400,29 @@ class Objective(nn.Module):
             tv = tv + pick(self.tv_l2) * tv_loss(canvas, squared=True)
         total = content_sum + style_sum + tv
         return torch.stack([total, content_sum, style_sum, tv, *content, *style], dim=1)
+
+    def _tiled_terms(
+        self,
+        canvas: torch.Tensor,
+        pick: Callable[[torch.Tensor], torch.Tensor],
+        relu_mask: torch.Tensor,
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Each layer's content and style terms (A,), from engine/tiles.py's two passes."""
+        picked = {
+            i: [_Term(t.kind, pick(t.weights), tuple(map(pick, t.targets))) for t in ts]
+            for i, ts in self.terms.items()
+        }
+        typed = functools.partial(self._typed, relu_mask=relu_mask)
+        tiled = TiledTerms(self.extractor, self.accel, self.plan(canvas), picked, typed)
+        columns = tiled(canvas).unbind(1)
+        return list(columns[:N_LAYERS]), list(columns[N_LAYERS:])
+
+    def plan(self, canvas: torch.Tensor) -> TilePlan:
+        """The tiles of a canvas of this shape (tile > 0)."""
+        h, w = canvas.shape[-2:]
+        if (h, w) not in self.tile_plans:
+            self.tile_plans[h, w] = plan_tiles(h, w, self.tile, extractor_fields(self.extractor))
+        return self.tile_plans[h, w]
 
     def _typed(self, x: torch.Tensor, relu_mask: torch.Tensor) -> torch.Tensor:
         if getattr(self.extractor, "layer_type", "conv") == "relu":

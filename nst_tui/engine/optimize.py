@@ -33,14 +33,12 @@ from nst_tui.config import Config
 from nst_tui.engine import accel as acc
 from nst_tui.engine.colors import shown
 from nst_tui.engine.converge import Gains, converged_reason
-from nst_tui.engine.events import Event, Finished, Frame, Progress, Status
+from nst_tui.engine.events import Emit, Finished, Frame, Progress, Status
 from nst_tui.engine.flops import Throughput, device_peak_tflops, objective_flops
 from nst_tui.engine.graphs import StepRunner
 from nst_tui.engine.objective import TOTAL, CellTargets, Objective
 from nst_tui.engine.outbox import Outbox, Report
 from nst_tui.engine.tensors import frame_on_device, to_uint8
-
-Emit = Callable[[Event], None]
 
 NOT_FINITE_AT_START = "the loss is not finite at the first iteration, before any step: "
 BROKEN_INPUTS = "the network weights or the input images hold NaN or infinite values"

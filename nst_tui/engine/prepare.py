@@ -16,11 +16,13 @@ from PIL import Image
 
 from nst_tui.config import INITS, RUN_INIT, Config
 from nst_tui.engine.backbones import Backbone, load_backbone
+from nst_tui.engine.device_memory import device_state, plan_canvas, planned_tile
 from nst_tui.engine.events import StatusFn, quiet
 from nst_tui.engine.images import Note, fit_canvas, load_image
 from nst_tui.engine.objective import Objective, cell_targets, conv_extractor
 from nst_tui.engine.optimize import initial_canvas
 from nst_tui.engine.tensors import to_tensor
+from nst_tui.engine.tiles import effective_tile
 from nst_tui.errors import RunError
 
 _cache: dict[str, Backbone] = {}
@@ -168,9 +170,25 @@ def prepare(
     for text in dict.fromkeys(notes):
         status(text, None)
     backbone = get_backbone(cfgs[0].backbone, status)
+    height, width = inputs[0][1].shape[-2:]  # the content's: every canvas's shape
+    # The memory plan on this device: untiled where it fits, else the largest tile that
+    # does (a RunError saying why when nothing does); in tiles the targets are too.
+    planned = plan_canvas(
+        cfgs,
+        device_state(device, weights_loaded=True),
+        height,
+        width,
+        [(s.shape[-1], s.shape[-2]) for s in (inputs[0][2], *inputs[0][4])],
+        backbone.arch,
+    )
+    status(f"memory: {planned.line()}", None)
+    tile = effective_tile(cfgs[0], height, width, planned_tile(planned))  # shared by the batch
     extractor, accel = conv_extractor(backbone, cfgs, device)
     targets, canvases = [], []
     for cfg, content, style, init, extra_styles in inputs:
-        targets.append(cell_targets(extractor, accel, cfg, content, style, extra_styles))
+        targets.append(cell_targets(extractor, accel, cfg, content, style, extra_styles, tile))
         canvases.append(initial_canvas(cfg, content, init))
-    return Prepared(device, backbone, Objective(extractor, accel, targets), canvases, notes)
+    objective = Objective(extractor, accel, targets, tile)
+    if tile:
+        status(f"exact tiled gradients: {objective.plan(canvases[0]).describe()}", None)
+    return Prepared(device, backbone, objective, canvases, notes)

@@ -9,8 +9,8 @@ import threading
 import torch
 
 from nst_tui.config import Config
-from nst_tui.engine.events import Event, Finished, Frame, Progress, StatusFn, quiet
-from nst_tui.engine.optimize import Emit, Moments, optimize
+from nst_tui.engine.events import Emit, Event, Finished, Frame, Progress, StatusFn, quiet
+from nst_tui.engine.optimize import Moments, optimize
 from nst_tui.engine.prepare import Prepared, prepare
 
 

@@ -79,10 +79,9 @@ class JobFinished:
 
 
 JobEvent = Status | JobStarted | BatchStarted | CellEvent | JobFinished
+# Who hears a job's events: the driver's listeners (recorder, progress, dashboard relay),
+# and the router (nst_tui.job.run) that the executors and the lifecycle send them to.
 Listener = Callable[[JobEvent], None]
-# Where an executor, and the batch it runs, send a job's events (the driver's router,
-# nst_tui.job.run): one definition that the executors and the lifecycle share.
-Emit = Callable[[JobEvent], None]
 
 
 class JobProgress:

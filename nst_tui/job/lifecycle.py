@@ -26,8 +26,8 @@ from nst_tui.engine.optimize import optimize
 from nst_tui.engine.prepare import Prepared, prepare, resolve_device, weights_held
 from nst_tui.engine.scales import optimize_scales, scale_configs
 from nst_tui.engine.tensors import to_uint8
-from nst_tui.job.events import BatchStarted, CellEvent, Emit, not_run
 from nst_tui.errors import NSTError, RunError
+from nst_tui.job.events import BatchStarted, CellEvent, Listener, not_run
 from nst_tui.job.plan import Batch, Cell
 from nst_tui.memory import Plan, batch_fits, plan
 from nst_tui.probe import tame_allocator
@@ -52,7 +52,7 @@ class _Seen:
 
 
 def run_batch(
-    index: int, batch: Batch, cells: Sequence[Cell], emit: Emit, cancel: threading.Event
+    index: int, batch: Batch, cells: Sequence[Cell], emit: Listener, cancel: threading.Event
 ) -> None:
     """Run one batch of cells (their configs share a batch_key when `batch.batched`)."""
     if cancel.is_set():  # cancelled before its turn: its cells never start

@@ -17,10 +17,10 @@ from nst_tui.engine.flops import objective_flops
 from nst_tui.engine.prepare import prepare
 
 
-def run_script(*args: str) -> str:
+def run_script(*args: str, timeout: float = 300) -> str:
     env = {**os.environ, "NST_TUI_IMAGES": str(IMAGES)}
     done = subprocess.run(
-        [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
@@ -63,3 +63,38 @@ def test_bf16_quality_scores_both_precisions(tmp_path: Path) -> None:
     assert report["total_ratio_bf16_over_fp32"] > 0
     assert 0 <= report["mean_abs_pixel_difference_0_255"] <= 255
     assert (tmp_path / "bf16-vs-fp32-64px-cpu.png").stat().st_size > 0
+
+
+def test_tiles_speed_sets_tiled_beside_untiled(tmp_path: Path) -> None:
+    out = tmp_path / "tiles.json"
+    printed = run_script(
+        "benchmarks/tiles_speed.py", "--device", "cpu", "--sizes", "64", "--tiles", "32",
+        "--iterations", "1", "--repeats", "1", "--json", str(out),
+    )  # fmt: skip
+    untiled, tiled = json.loads(out.read_text())["results"]
+    assert (untiled["tile"], tiled["tile"]) == (0, 32)
+    assert untiled["it_s"] > 0 and tiled["it_s"] > 0
+    assert tiled["tiles"] == "2x2" and tiled["grad_rel_error"] < 1e-4
+    assert "64 px  tile   32" in printed
+
+
+def test_memory_benchmark_measures_every_section(tmp_path: Path) -> None:
+    out = tmp_path / "memory.json"
+    # Eight fresh processes of the command line (torch loads in each): give them time.
+    printed = run_script("benchmarks/memory.py", "--quick", "--json", str(out), timeout=900)
+    result = json.loads(out.read_text())
+    for row in result["table"]:
+        assert row["run"]["rc"] == 0 and row["run"]["status"] == "finished"
+        assert row["plan"]["predicted_peak_bytes"] > 0 and row["run"]["peak_rss_bytes"] > 0
+        assert row["run"]["memory"]["measured_peak_bytes"] > 0  # run.json's own record
+        assert "error" in row
+    assert result["table"][1]["plan"]["tiles"] == "2x2"
+    bounded = result["bounded"]
+    assert [r["settings"]["size"] for r in bounded["rows"]] == [64]
+    for row in bounded["rows"]:
+        assert row["untiled_predicted_bytes"] > 0 and row["untiled_measured_bytes"] > 0
+    (speed,) = result["speed"]
+    assert speed["untiled_it_s"] > 0 and speed["tiled_it_s"] > 0 and speed["tile"] == 32
+    assert result["big"]["run"]["status"] == "finished"
+    assert result["big"]["seconds_per_iteration"] > 0
+    assert "largest |predicted / measured - 1|" in printed

@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 
 import numpy as np
+import pytest
 from conftest import snapshot_config as tiny_config
 from PIL import Image
 from textual.pilot import Pilot
@@ -80,6 +81,7 @@ async def replay_finished_run(pilot: Pilot) -> None:
     await pilot.pause()
 
 
+@pytest.mark.usefixtures("fixed_device")
 class TestDashboardSnapshots:
     def test_idle(self, snap_compare) -> None:
         assert snap_compare(make_app(), terminal_size=SIZE, run_before=settle)

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pytest
 from conftest import STARRY, TUBINGEN, eager_dashboard, snapshot_config, tiny_config
 from test_dashboard import wait_for_run, wait_until_running
 from textual.pilot import Pilot
@@ -431,6 +432,7 @@ async def replay_finished_sweep(pilot: Pilot) -> None:
     await pilot.pause()
 
 
+@pytest.mark.usefixtures("fixed_device")
 class TestSweepSnapshot:
     def test_finished_sweep(self, snap_compare) -> None:
         base = snapshot_config(iterations=10, sav_freq=2)

@@ -216,7 +216,7 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 
 @pytest.mark.parametrize(
     ("allowed", "failing"),
-    [(6, ".frames/000000006.png"), (11, "animation.gif")],
+    [(6, ".frames/000000006.png"), (12, "animation.gif")],
     ids=["mid-run", "while-finishing"],
 )
 def test_a_full_disk_is_a_clear_error_and_leaves_no_partial_file(
@@ -226,8 +226,9 @@ def test_a_full_disk_is_a_clear_error_and_leaves_no_partial_file(
     before = snapshot(earlier)
 
     # A run of 8 at sav_freq 2 opens config.toml, run.json (running; again once placed),
-    # losses.csv (growing), 4 frames, final.png, losses.csv (whole), run.json, then the
-    # GIF (the 12th file): 6 files fill the disk at frame 6, 11 at the GIF. This disk
+    # losses.csv (growing), 4 frames, run.json (the measured memory peak), final.png,
+    # losses.csv (whole), run.json, then the GIF (the 13th file): 6 files fill the disk
+    # at frame 6, 12 at the GIF. This disk
     # never frees (each later write fails too), so not even a failed record fits.
     monkeypatch.setattr(records, "open", FullDisk(allowed), raising=False)
     with pytest.raises(RunError) as info:

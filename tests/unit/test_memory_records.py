@@ -91,7 +91,7 @@ def test_the_peak_can_be_measured_afresh() -> None:
         pytest.skip("this system cannot reset a process's peak resident memory")
     before = peak_rss()
     block = bytearray(256 << 20)
-    block[:: 4096] = b"x" * len(block[:: 4096])  # touch every page
+    block[::4096] = b"x" * len(block[::4096])  # touch every page
     assert peak_rss() >= before + (200 << 20)
     del block
     reset_peak()
