@@ -8,6 +8,7 @@ writes no file itself, so it runs the same in this process or on a cluster worke
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import threading
 import time
@@ -85,7 +86,10 @@ def run_batch(
                 seen[i](event)
             elif meter is not None and event.ran:  # the plan beside the peak it met
                 measured: dict[str, object] = {"memory": meter.record(predicted)}
-                emit(CellEvent(i, Placed(str(meter.device), "", measured)))
+                # On a full disk this note's write may fail: the end's record comes next
+                # (it frees the scratch frames first) and says why the run failed.
+                with contextlib.suppress(RunError):
+                    emit(CellEvent(i, Placed(str(meter.device), "", measured)))
             emit(CellEvent(i, event))
             if isinstance(event, Finished):
                 seen[i](event)

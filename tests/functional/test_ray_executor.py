@@ -98,10 +98,13 @@ def test_same_sweep_folder_as_local(cluster, tmp_path: Path) -> None:
         assert r_cfg == {**l_cfg, "executor": "ray"}
         l_run = json.loads((local / a["folder"] / "run.json").read_text())
         r_run = json.loads((remote / b["folder"] / "run.json").read_text())
-        same = TIMING | {"sweep", "final_losses"}  # sweep: its folder and batch differ
+        # sweep: its folder and batch differ; memory: the free memory each process saw
+        same = TIMING | {"sweep", "final_losses", "memory"}
         assert {k: v for k, v in r_run.items() if k not in same} == {
             k: v for k, v in l_run.items() if k not in same
         }
+        plan = ("budget", "device", "plan")
+        assert [r_run["memory"].get(k) for k in plan] == [l_run["memory"].get(k) for k in plan]
         assert r_run["final_losses"] == pytest.approx(l_run["final_losses"], rel=1e-4)
 
 

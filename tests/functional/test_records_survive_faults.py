@@ -61,7 +61,9 @@ def test_a_second_signal_shortens_the_wait_and_never_loses_the_record(
 ) -> None:
     out = tmp_path / "out"
     proc = start(
-        out, "--set", "size=64", "--set", "iterations=3000", "--set", f"sav_freq={sav_freq}"
+        out,
+        *("--set", "size=64", "--set", "iterations=3000", "--set", f"sav_freq={sav_freq}"),
+        *("--set", "stop_change=0"),  # runs until stopped: the default preset's rule is off
     )
     try:
         # Enough frames that encoding the GIF takes a while on a quiet machine too: the
