@@ -19,9 +19,9 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import run_single, tiny_config
 from torch import nn
 
-from conftest import run_single, tiny_config
 from nst_tui import presets
 from nst_tui.config import Config
 from nst_tui.engine import accel as acc
