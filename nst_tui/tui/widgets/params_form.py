@@ -428,9 +428,11 @@ class ParamsForm(VerticalScroll, can_focus=False):  # tab goes to the first fiel
         self.widget(FIELDS[0].name).focus()
 
     def focus_layers(self) -> None:
-        box = self.query_one(LayerToggles).box("content", 0)
-        box.focus()
-        self.scroll_to_widget(box)
+        # The whole section in view, not only its first box: on a short terminal the
+        # fifth row would stay below the fold.
+        toggles = self.query_one(LayerToggles)
+        toggles.box("content", 0).focus(scroll_visible=False)
+        self.scroll_to_widget(toggles, top=True, animate=False)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # A text field takes its digits: the layer keys are not offered (nor in the footer).
