@@ -106,11 +106,15 @@ def measure(
                 tiles=f"{len(plan.rows)}x{len(plan.cols)}",
                 margin_px=plan.margin,
                 largest_window=list(plan.largest_window),
+                statistics_pixels_ratio=round(plan.statistics_pixels / (h * w), 3),
                 computed_pixels_ratio=round(plan.computed_pixels / (h * w), 3),
                 loss_rel_error=relative(got_terms, want_terms),
                 grad_rel_error=relative(got_grad, want_grad),
             )
         rows[t] = row
+    load = round(os.getloadavg()[0], 2)
+    for row in rows.values():
+        row["load_avg_1min_before"] = load
     # Warm up, one step of each: first-call packing, the allocator, cuDNN's choice per shape.
     once = [dataclasses.replace(c, cfg=c.cfg.replace(iterations=1)) for c in base.cells]
     for t in chosen:
@@ -121,7 +125,9 @@ def measure(
             runs = rows[t]["runs"]
             assert isinstance(runs, list)
             runs.append(step_rate(objectives[t], canvas))
+    load = round(os.getloadavg()[0], 2)  # the machine's: other work slows every run alike
     for t, row in rows.items():
+        row["load_avg_1min_after"] = load
         runs = row["runs"]
         assert isinstance(runs, list)
         row["it_s"] = statistics.median(runs)
@@ -155,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--precision", default="fp32")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
-    results = []
+    results: list[dict[str, object]] = []
     for size in args.sizes:
         for row in measure(
             size, args.tiles, args.device, args.iterations, args.repeats, args.precision
@@ -172,6 +178,12 @@ def main(argv: list[str] | None = None) -> int:
                 f"(untiled {row['untiled_over_tiled']}x as fast){extra}",
                 flush=True,
             )
+        if args.json:  # after each size: what was measured survives a later one's end
+            write(args, results)
+    return 0
+
+
+def write(args: argparse.Namespace, results: list[dict[str, object]]) -> None:
     out = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "device": args.device,
@@ -186,9 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": " ".join(["python", "benchmarks/tiles_speed.py", *sys.argv[1:]]),
         "results": results,
     }
-    if args.json:
-        args.json.write_text(json.dumps(out, indent=2) + "\n")
-    return 0
+    args.json.write_text(json.dumps(out, indent=2) + "\n")
 
 
 if __name__ == "__main__":
