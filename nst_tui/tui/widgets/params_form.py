@@ -429,10 +429,11 @@ class ParamsForm(VerticalScroll, can_focus=False):  # tab goes to the first fiel
 
     def focus_layers(self) -> None:
         # The whole section in view, not only its first box: on a short terminal the
-        # fifth row would stay below the fold.
+        # fifth row would stay below the fold. After the refresh: focusing can change the
+        # form's layout (a scrollbar), and a scroll computed before it stopped a row short.
         toggles = self.query_one(LayerToggles)
         toggles.box("content", 0).focus(scroll_visible=False)
-        self.scroll_to_widget(toggles, top=True, animate=False)
+        self.call_after_refresh(self.scroll_to_widget, toggles, top=True, animate=False)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # A text field takes its digits: the layer keys are not offered (nor in the footer).
