@@ -14,7 +14,7 @@ from rich.text import Text
 
 from nst_tui.engine import events
 from nst_tui.engine.events import work_rate
-from nst_tui.job.events import CellEvent, JobEvent, JobFinished, JobProgress, JobStarted
+from nst_tui.job.events import CellEvent, IterationCount, JobEvent, JobFinished, JobStarted
 from nst_tui.job.plan import Job
 
 DESCRIPTION_WIDTH = 9  # "cancelled" and "converged", the longest states
@@ -150,7 +150,7 @@ class JobView:
     def __init__(self, console: Console, job: Job) -> None:
         self.console = console
         self.job = job
-        self.count = JobProgress(job)
+        self.count = IterationCount(job)
         self.bar = ProgressView(console, job.total_iterations)
         self.placed = False
 

@@ -74,6 +74,17 @@ def uses_tv(mode: str) -> bool:
     return "tv" in MODE_TERMS.get(mode, ())
 
 
+def active_taps(cfg: Config) -> frozenset[int]:
+    """The layers a run needs: only these (and the blocks before them) run, and only these
+    the memory plan counts."""
+    taps: set[int] = set()
+    if uses_content(cfg.mode):
+        taps |= set(cfg.content_layers)
+    if uses_style(cfg.mode):
+        taps |= set(cfg.style_layers)
+    return frozenset(taps)
+
+
 def study_style_weights() -> tuple[float, ...]:
     # The study's per-layer weights: 1e3 / n^2 for n in 16, 32, 128, 256, 512.
     return tuple(1e3 / n**2 for n in (16, 32, 128, 256, 512))
@@ -112,303 +123,157 @@ class Config:
     Each field is declared once, here, in the form's order and sections; everything
     else (coercion, checks, form rows, `nst-tui fields`, docs/parameters.md) is derived."""
 
+    # A field's keywords packed a few to a line, as a table reads (ruff would put one a line).
+    # fmt: off
     content_image: str = param(
-        "builtin:chelsea.png",
-        "the content image: a path, or builtin:NAME for a shipped one",
-        rule="an image path or builtin:NAME",
-        label="content",
-        kind="path",
-        section="Images",
-        path=True,
-        splits_batch=True,
-    )
+        "builtin:chelsea.png", "the content image: a path, or builtin:NAME for a shipped one",
+        rule="an image path or builtin:NAME", label="content", kind="path", section="Images",
+        path=True, splits_batch=True)
     style_image: str = param(
-        "builtin:swirls.png",
-        "the style image: a path, or builtin:NAME for a shipped one",
-        rule="an image path or builtin:NAME",
-        label="style",
-        kind="path",
-        section="Images",
-        path=True,
-    )
+        "builtin:swirls.png", "the style image: a path, or builtin:NAME for a shipped one",
+        rule="an image path or builtin:NAME", label="style", kind="path", section="Images",
+        path=True)
     style_scale: float = param(
-        1.0,
-        "the style image's long edge is size * style_scale: larger strokes below 1",
-        lo=MIN_STYLE_SCALE,
-        hi=MAX_STYLE_SCALE,
-        label="sty. scale",
-        section="Images",
-    )
+        1.0, "the style image's long edge is size * style_scale: larger strokes below 1",
+        lo=MIN_STYLE_SCALE, hi=MAX_STYLE_SCALE, label="sty. scale", section="Images")
     style_images: tuple[str, ...] = param(
-        (),
-        "more styles, each sized like style_image, blended with it",
-        rule="image paths or builtin:NAME",
-        items="image paths",
-        label="more sty.",
-        section="Images",
-        path=True,
-    )
+        (), "more styles, each sized like style_image, blended with it",
+        rule="image paths or builtin:NAME", items="image paths", label="more sty.",
+        section="Images", path=True)
     style_blend: tuple[float, ...] = param(
-        (),
-        "one weight per style (style_image first), scaled to sum to 1; [] = equal",
-        rule="1 + len(style_images) numbers >= 0, not all 0",
-        label="sty. blend",
-        section="Images",
-    )
+        (), "one weight per style (style_image first), scaled to sum to 1; [] = equal",
+        rule="1 + len(style_images) numbers >= 0, not all 0", label="sty. blend", section="Images")
     init: str = param(
         "noise",
         "the first canvas: noise (uniform), content, style, mean-noise (faint noise around "
         "the content's mean colour), content-noise, run:FOLDER (its final.png) or an image",
-        suggest=(*INITS, RUN_INIT),
-        rule=f"{' | '.join(INITS)} | {RUN_INIT}FOLDER | an image path",
-        kind="path",
-        section="Images",
-        path=True,
-    )
+        suggest=(*INITS, RUN_INIT), rule=f"{' | '.join(INITS)} | {RUN_INIT}FOLDER | an image path",
+        kind="path", section="Images", path=True)
     original_colors: bool = param(
-        False,
-        "keep the content's colours: the result gives luminance only",
-        label="keep color",
-        section="Images",
-    )
+        False, "keep the content's colours: the result gives luminance only", label="keep color",
+        section="Images")
     size: int = param(
-        128,
-        "canvas long edge in pixels; the content's aspect ratio is kept",
-        lo=MIN_EDGE,
-        hi=MAX_SIZE,
-        section="Optimization",
-        splits_batch=True,
-    )
+        128, "canvas long edge in pixels; the content's aspect ratio is kept", lo=MIN_EDGE,
+        hi=MAX_SIZE, section="Optimization", splits_batch=True)
     scales: tuple[int, ...] = param(
-        (),
-        "coarse-to-fine sizes, each run for `iterations` steps; [] = one scale at size",
+        (), "coarse-to-fine sizes, each run for `iterations` steps; [] = one scale at size",
         rule=f"sizes {MIN_EDGE} .. {MAX_SIZE}, going up, the last = size",
-        items="whole numbers (sizes in px)",
-        section="Optimization",
-    )
+        items="whole numbers (sizes in px)", section="Optimization")
     carry_moments: bool = param(
-        False,
-        "scales with Adam: each scale starts with the last one's moments",
-        label="carry adam",
-        section="Optimization",
-    )
+        False, "scales with Adam: each scale starts with the last one's moments",
+        label="carry adam", section="Optimization")
     iterations: int = param(
-        2500,
-        "optimizer steps (at each scale); one L-BFGS function evaluation counts as one",
-        lo=1,
-        hi=1_000_000,
-        section="Optimization",
-    )
+        2500, "optimizer steps (at each scale); one L-BFGS function evaluation counts as one", lo=1,
+        hi=1_000_000, section="Optimization")
     stop_change: float = param(
         0.0,
         "stop once a window's mean loss is less than this fraction below the last "
         "window's (0.01: under 1% better); iterations stays the cap; 0 = off",
-        lo=0,
-        hi=1,
-        label="stop gain",
-        section="Optimization",
-    )
+        lo=0, hi=1, label="stop gain", section="Optimization")
     stop_window: int = param(
-        50,
-        "iterations per window of the stop_change rule",
-        lo=2,
-        hi=1_000_000,
-        label="stop win",
-        section="Optimization",
-    )
+        50, "iterations per window of the stop_change rule", lo=2, hi=1_000_000, label="stop win",
+        section="Optimization")
     optimizer: str = param("adam", "adam or lbfgs", choices=OPTIMIZERS, section="Optimization")
     lr: float = param(
-        0.06,
-        "learning rate (Adam) or step size (L-BFGS)",
-        lo=0,
-        hi=1e6,
-        above=True,
-        section="Optimization",
-    )
+        0.06, "learning rate (Adam) or step size (L-BFGS)", lo=0, hi=1e6, above=True,
+        section="Optimization")
     history: int = param(
-        100, "L-BFGS history size", lo=1, hi=10_000, label="lbfgs hist", section="Optimization"
-    )
+        100, "L-BFGS history size", lo=1, hi=10_000, label="lbfgs hist", section="Optimization")
     adam_beta2: float = param(
-        0.999,
-        "Adam's second-moment decay (torch's default 0.999)",
-        lo=0,
-        hi=1,
-        below=True,
-        label="adam beta2",
-        section="Optimization",
-    )
+        0.999, "Adam's second-moment decay (torch's default 0.999)", lo=0, hi=1, below=True,
+        label="adam beta2", section="Optimization")
     seed: int = param(
-        0,
-        "seeds the noise canvas: same seed, same device, same run",
-        lo=0,
-        hi=2**63 - 1,
-        section="Optimization",
-    )
+        0, "seeds the noise canvas: same seed, same device, same run", lo=0, hi=2**63 - 1,
+        section="Optimization")
     mode: str = param(
         "reconstruct",
         "reconstruct (every term), or visualize only the content, style or both terms",
-        choices=MODES,
-        section="Loss",
-    )
+        choices=MODES, section="Loss")
     alpha: float = param(5.0, "content weight", lo=0, hi=WEIGHT_MAX, section="Loss")
     beta: float = param(7000.0, "style weight", lo=0, hi=WEIGHT_MAX, section="Loss")
     gamma: float = param(1.2, "total-variation weight", lo=0, hi=WEIGHT_MAX, section="Loss")
     tv: str = param(
-        "l1",
-        "l1: mean |difference| of neighbours (the study's), l2: mean squared difference",
-        choices=TV_NORMS,
-        section="Loss",
-    )
+        "l1", "l1: mean |difference| of neighbours (the study's), l2: mean squared difference",
+        choices=TV_NORMS, section="Loss")
     style_stats: str = param(
-        "gram",
-        "gram (the study's), or w2: mean and covariance, Wasserstein-2",
-        choices=STYLE_STATS,
-        label="style stat",
-        section="Loss",
-    )
+        "gram", "gram (the study's), or w2: mean and covariance, Wasserstein-2",
+        choices=STYLE_STATS, label="style stat", section="Loss")
     histogram: float = param(
-        0.0,
-        "weight of a histogram-matching term at each style layer; 0 = off",
-        lo=0,
-        hi=WEIGHT_MAX,
-        section="Loss",
-    )
+        0.0, "weight of a histogram-matching term at each style layer; 0 = off", lo=0,
+        hi=WEIGHT_MAX, section="Loss")
     style_weights: tuple[float, ...] = param(
         study_style_weights(),
         "per style layer, by index: 1e3 / n^2 for n in 16, 32, 128, 256, 512",
-        rule=f"{N_LAYERS} numbers >= 0",
-        items=f"{N_LAYERS} numbers",
-        label="style w",
-        kind="per-layer",
-        section="Loss",
-    )
+        rule=f"{N_LAYERS} numbers >= 0", items=f"{N_LAYERS} numbers", label="style w",
+        kind="per-layer", section="Loss")
     normalize_style_weights: bool = param(
-        False,
-        "scale style terms by their layer's width, so weights mean the same at any width",
-        label="norm width",
-        section="Loss",
-    )
+        False, "scale style terms by their layer's width, so weights mean the same at any width",
+        label="norm width", section="Loss")
     normalize_losses: bool = param(
         False,
         "every term divided by its target's energy (TV by the content's): one set of "
         "weights reads alike on any network's feature scale",
-        label="norm loss",
-        section="Loss",
-    )
+        label="norm loss", section="Loss")
     layer_type: str = param(
-        "conv",
-        "tap the first conv of a block, or its ReLU",
-        choices=LAYER_TYPES,
-        label="layer type",
-        section="Network",
-    )
+        "conv", "tap the first conv of a block, or its ReLU", choices=LAYER_TYPES,
+        label="layer type", section="Network")
     pooling: str = param(
-        "max", "the network's pooling", choices=POOLINGS, section="Network", splits_batch=True
-    )
+        "max", "the network's pooling", choices=POOLINGS, section="Network", splits_batch=True)
     backbone: str = param(
-        "auto",
-        "the network's weights: a name, or a .pth state dict",
-        suggest=BACKBONES,
-        rule=f"{' | '.join(BACKBONES)} | a .pth path",
-        section="Network",
-        path=True,
-        splits_batch=True,
-    )
+        "auto", "the network's weights: a name, or a .pth state dict", suggest=BACKBONES,
+        rule=f"{' | '.join(BACKBONES)} | a .pth path", section="Network", path=True,
+        splits_batch=True)
     device: str = param(
-        "auto",
-        "where the optimization runs",
-        suggest=DEVICES,
-        rule=f"{' | '.join(DEVICES)} | cuda:N",
-        section="Network",
-        splits_batch=True,
-    )
+        "auto", "where the optimization runs", suggest=DEVICES,
+        rule=f"{' | '.join(DEVICES)} | cuda:N", section="Network", splits_batch=True)
     precision: str = param(
         "auto",
         "auto (bf16 where the device has fast bf16: AMX, or a GPU of compute capability "
         "8.0+; else fp32), fp32, or bf16: the network in bfloat16 (losses, canvas stay fp32)",
-        choices=PRECISIONS,
-        section="Network",
-        splits_batch=True,
-    )
+        choices=PRECISIONS, section="Network", splits_batch=True)
     cuda_graphs: bool = param(
-        True,
-        "on a GPU, replay each Adam step from a CUDA graph",
-        label="cuda graph",
-        section="Network",
-        splits_batch=True,
-    )
+        True, "on a GPU, replay each Adam step from a CUDA graph", label="cuda graph",
+        section="Network", splits_batch=True)
     max_memory: str = param(
         "auto",
         "the memory a run may use: auto (a safe share of what the device has free) or a "
         "size; past it the run goes in exact tiles, or is refused (docs/memory.md)",
         suggest=(AUTO,),
         rule="auto | a size: 6GiB, 512MiB, 1.5GB (B, KiB, MiB, GiB, TiB; kB, MB, GB, TB)",
-        label="max memory",
-        section="Network",
-        splits_batch=True,
-    )
+        label="max memory", section="Network", splits_batch=True)
     tile: int = param(
         0,
         "exact tiled gradients in tiles of this many px (plus margins): memory is that of "
         "one tile, the picture the same (docs/tiles.md); 0 = as the memory plan chooses",
         rule=f"0, or {MIN_TILE} .. {MAX_SIZE} (rounded down to the deepest layer's pooling grid)",
-        section="Network",
-        splits_batch=True,
-    )
+        section="Network", splits_batch=True)
     executor: str = param(
         "local",
         "where a job's cells run: local (this process) or ray (a Ray cluster, a task per GPU)",
-        choices=EXECUTORS,
-        section="Network",
-        job=True,
-    )
+        choices=EXECUTORS, section="Network", job=True)
     ray_address: str = param(
-        "",
-        'with executor ray: "" starts a local Ray, or the cluster to join',
-        suggest=("auto",),
-        rule='"" | auto | HOST:PORT | ray://HOST:PORT',
-        label="ray addr",
-        section="Network",
-        job=True,
-    )
+        "", 'with executor ray: "" starts a local Ray, or the cluster to join', suggest=("auto",),
+        rule='"" | auto | HOST:PORT | ray://HOST:PORT', label="ray addr", section="Network",
+        job=True)
     sav_freq: int = param(
-        10,
-        "a frame and a loss row every sav_freq iterations",
-        lo=1,
-        hi=1_000_000,
-        section="Output",
-    )
+        10, "a frame and a loss row every sav_freq iterations", lo=1, hi=1_000_000,
+        section="Output")
     fps: int = param(
-        30,
-        "frame rate of animation.gif (GIF delays are whole 1/100 s: 50 is the fastest)",
-        lo=1,
-        hi=MAX_FPS,
-        section="Output",
-    )
+        30, "frame rate of animation.gif (GIF delays are whole 1/100 s: 50 is the fastest)", lo=1,
+        hi=MAX_FPS, section="Output")
     ema: float = param(
-        0.0,
-        "frames and the final image show an exponential moving average of the canvas; 0 = off",
-        lo=0,
-        hi=1,
-        below=True,
-        section="Output",
-    )
+        0.0, "frames and the final image show an exponential moving average of the canvas; 0 = off",
+        lo=0, hi=1, below=True, section="Output")
     content_layers: tuple[int, ...] = param(
-        (3,),
-        f"content layers by index: 0..{N_LAYERS - 1} = conv1_1 .. conv5_1 (or relu1_1 ..)",
-        rule=f"indices 0..{N_LAYERS - 1}, each once",
-        items=f"layer indices 0..{N_LAYERS - 1}",
-        kind="toggles",
-        section="Layers",
-    )
+        (3,), f"content layers by index: 0..{N_LAYERS - 1} = conv1_1 .. conv5_1 (or relu1_1 ..)",
+        rule=f"indices 0..{N_LAYERS - 1}, each once", items=f"layer indices 0..{N_LAYERS - 1}",
+        kind="toggles", section="Layers")
     style_layers: tuple[int, ...] = param(
         tuple(range(N_LAYERS)),
         f"style layers by index: 0..{N_LAYERS - 1} = conv1_1 .. conv5_1 (or relu1_1 ..)",
-        rule=f"indices 0..{N_LAYERS - 1}, each once",
-        items=f"layer indices 0..{N_LAYERS - 1}",
-        kind="toggles",
-        section="Layers",
-    )
+        rule=f"indices 0..{N_LAYERS - 1}, each once", items=f"layer indices 0..{N_LAYERS - 1}",
+        kind="toggles", section="Layers")
+    # fmt: on
 
     def __post_init__(self) -> None:
         errors = validate(self)

@@ -37,7 +37,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from nst_tui.config import MIN_TILE, Config, uses_content, uses_style, uses_tv
+from nst_tui.config import MIN_TILE, Config, active_taps, uses_content, uses_style, uses_tv
 from nst_tui.sizes import AUTO, MiB, parse_budget, show_bytes
 
 # ---- the network, torch-free ----------------------------------------------------------
@@ -53,16 +53,6 @@ def arch_of(backbone: str) -> str:
     .pth file are planned as vgg19, the larger: what `auto` picks when its weights can be
     had, and the layout that a state dict's header does not say before torch reads it."""
     return "vgg16" if backbone.startswith("vgg16") else "vgg19"
-
-
-def active_taps(cfg: Config) -> frozenset[int]:
-    """The layers a run needs (as engine/objective.active_taps)."""
-    taps: set[int] = set()
-    if uses_content(cfg.mode):
-        taps |= set(cfg.content_layers)
-    if uses_style(cfg.mode):
-        taps |= set(cfg.style_layers)
-    return frozenset(taps)
 
 
 def canvas_shape(width: int, height: int, size: int) -> tuple[int, int]:

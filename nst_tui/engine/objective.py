@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nst_tui.config import N_LAYERS, Config, uses_content, uses_style, uses_tv
+from nst_tui.config import N_LAYERS, Config, active_taps, uses_content, uses_style, uses_tv
 from nst_tui.engine import accel as acc
 from nst_tui.engine import tiled_targets as tiled
 from nst_tui.engine.backbones import Backbone
@@ -60,16 +60,6 @@ N_COLUMNS = 4 + 2 * N_LAYERS
 # smoothest would, which keeps TV beside content and style (a grey 32 px content: TV 29,
 # content 387, style 222 after 60 steps, where 1e-12 gave TV 9e9).
 TV_NORM_FLOOR = {"l1": 1e-2, "l2": 2e-4}
-
-
-def active_taps(cfg: Config) -> set[int]:
-    """The layers a run needs: only these (and the blocks before them) run."""
-    taps: set[int] = set()
-    if uses_content(cfg.mode):
-        taps |= set(cfg.content_layers)
-    if uses_style(cfg.mode):
-        taps |= set(cfg.style_layers)
-    return taps
 
 
 def blend_weights(cfg: Config, n_styles: int) -> list[float]:
@@ -183,7 +173,7 @@ def cell_targets(
         return typed(f, cfg.layer_type)
 
     def stats(sf: dict[int, torch.Tensor]) -> dict[int, tuple[torch.Tensor, ...]]:
-        """A style's statistic at each style layer (tiled_targets.statistics' form)."""
+        """A style's statistic at each style layer (tiled_targets.Windows.statistics' form)."""
         out: dict[int, tuple[torch.Tensor, ...]] = {}
         for i in style_layers:
             if cfg.style_stats == "w2":
@@ -196,13 +186,10 @@ def cell_targets(
     with torch.no_grad():
         styles = [style, *extra_styles] if style_layers else []
         if tile:
-            kind = cfg.style_stats
-            cf = tiled.features(extractor, accel, content, tile, content_layers, typed_f)
+            windows = tiled.Windows(extractor, accel, tile, typed_f)
+            cf = windows.features(content, content_layers)
             sfs: list[dict[int, torch.Tensor]] = []
-            sstats = [
-                tiled.statistics(extractor, accel, s, tile, style_layers, typed_f, kind)
-                for s in styles
-            ]
+            sstats = [windows.statistics(s, style_layers, cfg.style_stats) for s in styles]
         else:
             cf = feats(content) if content_layers else {}
             sfs = [feats(s) for s in styles]

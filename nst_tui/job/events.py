@@ -84,7 +84,7 @@ JobEvent = Status | JobStarted | BatchStarted | CellEvent | JobFinished
 Listener = Callable[[JobEvent], None]
 
 
-class JobProgress:
+class IterationCount:
     """Folds cell events into one count, for a single progress bar over the job."""
 
     def __init__(self, job: Job) -> None:

@@ -22,55 +22,38 @@ from nst_tui.tui.widgets.sweep_grid import SweepGrid
 # The App's own keys. Priority keys work while a text field has the focus.
 APP_BINDINGS: list[Binding] = [
     Binding("ctrl+r", "run", "Run", priority=True, tooltip=(
-        "Run (or rerun) with the form's values; blocked, with the field's message, while a "
-        "value is invalid or an input would fail the run (a missing image, an "
-        "`init = \"run:...\"` folder that is not a run). With a sweep on: every cell"
-    )),
+        "Run (or rerun) the form; a sweep: every cell. Blocked while a value or an input "
+        "is invalid, with the field's message")),
     Binding("escape", "cancel_run", "Cancel", tooltip=(
-        "Cancel the run (every cell of a sweep): it stops within one iteration and what it "
-        "made is saved, marked *cancelled*"
-    )),
-    Binding("ctrl+o", "pick_preset", "Preset", priority=True, tooltip="Load a preset (a picker)"),
+        "Cancel: it stops within one iteration; what it made is saved, marked *cancelled*")),
+    Binding("ctrl+o", "pick_preset", "Preset", priority=True, tooltip=(
+        "Load a preset (a picker)")),
     Binding("ctrl+s", "save_preset", "Save", priority=True, tooltip=(
-        "Save the form as a preset (in your preset folder), with the sweep table while a "
-        "sweep is on"
-    )),
+        "Save the form as a preset in your preset folder (a sweep: with its table)")),
     Binding("ctrl+n", "reset", "Reset", priority=True, tooltip=(
-        "Reset every field to the study's defaults (drops a loaded sweep)"
-    )),
+        "Reset every field to the study's defaults (drops a loaded sweep)")),
     Binding("ctrl+g", "toggle_sweep", "Sweep", priority=True, tooltip=(
-        "With a sweep preset loaded: sweep off (ctrl+r runs the form once) / on again"
-    )),
+        "With a sweep preset loaded: sweep off (ctrl+r runs the form once) / on again")),
     Binding("f2", "edit_sweep", "Sweep table", priority=True, tooltip=(
         "Type a sweep table over the form's values (`lr = [0.01, 0.1], content_layers = "
-        "[[0], [3]]`, as in a preset's `[sweep]`); empty removes it"
-    )),
+        "[[0], [3]]`, as in a preset's `[sweep]`); empty removes it")),
     Binding("ctrl+t", "focus_runs", "Runs", priority=True, tooltip=(
-        "Jump to the run history; again: back to the form"
-    )),
+        "Jump to the run history; again: back to the form")),
     Binding("f3", "focus_layers", "Layers", priority=True, tooltip=(
-        "Focus the layer toggles (the form's *Layers*: five content and five style "
-        "checkboxes)"
-    )),
+        "Focus the layer toggles: five content and five style checkboxes")),
     Binding("ctrl+l", "toggle_layer_losses", "Layer loss", priority=True, tooltip=(
-        "Loss pane: show / hide one sparkline per layer term under the four sums"
-    )),
+        "Loss pane: show / hide one sparkline per layer term under the four sums")),
     Binding("f4", "view", "View", priority=True, tooltip=(
-        "The canvas full screen (a sweep: its selected cell): zoom to 1:1 and back to fit, "
-        "pan, step through the run's saved frames; in real pixels where the terminal has them"
-    )),
+        "The canvas full screen (a sweep: its cell): zoom, pan, step through its frames")),
     Binding("f5", "frames", "Frames", priority=True, tooltip=(
-        "The same viewer, at the run's first saved frame: `[` `]` step, `space` plays them "
-        "at the run's fps"
-    )),
-    Binding("f1", "help", "Help", priority=True, tooltip="This help; `ctrl+p` the command palette"),
+        "The same viewer at the run's first saved frame: `[` `]` step, `space` plays")),
+    Binding("f1", "help", "Help", priority=True, tooltip=(
+        "This help; `ctrl+p` the command palette")),
     Binding("question_mark", "help", "Help", show=False),
     Binding("ctrl+q", "quit", "Quit", priority=True, tooltip=(
-        "Quit; a running job is cancelled and saved first, marked *cancelled*"
-    )),
+        "Quit; a running job is cancelled and saved first, marked *cancelled*")),
     Binding("q", "ask_quit", "Quit", show=False, tooltip=(
-        "The same, but while a job runs it asks first: press `q` again within 5 s"
-    )),
+        "The same, but while a job runs it asks first: press `q` again within 5 s")),
 ]  # fmt: skip
 
 # The viewer's keys (nst_tui/tui/screens/viewer.py), full screen over the dashboard.

@@ -31,9 +31,9 @@ from nst_tui.engine.events import Finished, Frame, Placed, Progress, Status
 from nst_tui.job.events import (
     BatchStarted,
     CellEvent,
+    IterationCount,
     JobEvent,
     JobFinished,
-    JobProgress,
     JobStarted,
 )
 from nst_tui.job.plan import Job
@@ -67,7 +67,7 @@ class JobRelay:
         # drawing is dear (a grid of tiles at most 10 times a second).
         self.pace = pace or Pace(fastest=FASTEST if self.single else SWEEP_FASTEST)
         self.box = NewsBox(self.pace)  # what the dashboard takes when it gets to it
-        self.count = JobProgress(job)
+        self.count = IterationCount(job)
         self.cells: dict[int, CellNews] = {}  # since the last hand-over: this thread's only
         self.frames: Frames = {}
         self.live: set[int] = set()  # the running batch's cells that have not ended

@@ -265,10 +265,10 @@ def test_the_default_preset_stops_when_still_and_the_study_presets_do_not() -> N
 def test_the_sweep_count_ends_at_its_total_when_cells_stop_early() -> None:
     import numpy as np
 
-    from nst_tui.job.events import CellEvent, JobProgress
+    from nst_tui.job.events import CellEvent, IterationCount
     from nst_tui.job.plan import expand
 
-    count = JobProgress(expand(tiny_config(iterations=40), {"lr": [1e-6, 0.06]}))
+    count = IterationCount(expand(tiny_config(iterations=40), {"lr": [1e-6, 0.06]}))
     assert count.total == 80
     pixel = np.zeros((1, 1, 3), np.uint8)
     count.update(CellEvent(0, Finished("finished", "", 20, 1.0, 20.0, {}, pixel, converged=True)))

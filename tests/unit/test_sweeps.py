@@ -15,7 +15,7 @@ from nst_tui.engine.events import Finished, Frame, Progress
 from nst_tui.engine.optimize import optimize
 from nst_tui.engine.prepare import prepare
 from nst_tui.errors import ConfigError, ImageError
-from nst_tui.job.events import BatchStarted, CellEvent, JobFinished, JobProgress, JobStarted
+from nst_tui.job.events import BatchStarted, CellEvent, IterationCount, JobFinished, JobStarted
 from nst_tui.job.labels import value_label
 from nst_tui.job.plan import expand, plan_batches, without
 from nst_tui.job.run import run_job
@@ -272,7 +272,7 @@ def test_events_carry_the_cell_and_the_folder_holds_every_record(tmp_path: Path)
     assert record["label"] == "content conv1_1, seed 1"
     assert record["sweep"]["cell"] == 1 and record["sweep"]["batch_size"] == 4
 
-    count = JobProgress(sweep)
+    count = IterationCount(sweep)
     for event in events:
         count.update(event)
     assert count.completed == count.total == 24
