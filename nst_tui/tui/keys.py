@@ -35,8 +35,7 @@ APP_BINDINGS: list[Binding] = [
     Binding("ctrl+g", "toggle_sweep", "Sweep", priority=True, tooltip=(
         "With a sweep preset loaded: sweep off (ctrl+r runs the form once) / on again")),
     Binding("f2", "edit_sweep", "Sweep table", priority=True, tooltip=(
-        "Type a sweep table over the form's values (`lr = [0.01, 0.1], content_layers = "
-        "[[0], [3]]`, as in a preset's `[sweep]`); empty removes it")),
+        "Type a sweep table (`lr = [0.01, 0.1]`, as a preset's `[sweep]`); empty removes it")),
     Binding("ctrl+t", "focus_runs", "Runs", priority=True, tooltip=(
         "Jump to the run history; again: back to the form")),
     Binding("f3", "focus_layers", "Layers", priority=True, tooltip=(
