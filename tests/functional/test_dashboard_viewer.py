@@ -45,7 +45,8 @@ async def test_f4_views_the_finished_canvas_and_f5_its_first_frame(tmp_path: Pat
 
 
 async def test_f4_during_a_run_follows_its_newest_frame(tmp_path: Path) -> None:
-    app = make_app(tmp_path, tiny_config(iterations=400, sav_freq=5))
+    # Until cancelled: a faster machine finished 400 iterations while the test watched.
+    app = make_app(tmp_path, tiny_config(iterations=100_000, sav_freq=5))
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("ctrl+r")
         await wait_until_running(pilot, app)
@@ -68,6 +69,29 @@ async def test_f4_during_a_run_follows_its_newest_frame(tmp_path: Path) -> None:
         assert app.active is not None
         await pilot.press("escape")  # now it cancels the run
         await wait_for_run(pilot, app)
+
+
+async def test_a_run_that_ends_while_the_viewer_follows_it_shows_its_final_image(
+    tmp_path: Path,
+) -> None:
+    app = make_app(tmp_path, tiny_config(iterations=100, sav_freq=10))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+r")
+        await wait_until_running(pilot, app)
+        await pilot.press("f4")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, ViewerScreen) and screen.source.is_running()
+        for _ in range(1200):  # the run ends under the open viewer
+            await pilot.pause(0.05)
+            if app.active is None and screen.picture is not None and screen.picture.what == "final":
+                break
+        assert app.active is None, "the run did not end"
+        assert screen.picture is not None and screen.picture.what == "final", screen.picture
+        assert app.screen is screen  # still open, on the finished run's final image
+        await pilot.press("left_square_bracket")  # its frames, now from the GIF
+        await pilot.pause(0.3)
+        assert "frame " in readout(screen) and "iteration " in readout(screen), readout(screen)
 
 
 async def test_v_in_the_history_views_the_highlighted_run(tmp_path: Path) -> None:

@@ -62,13 +62,14 @@ def test_a_second_signal_shortens_the_wait_and_never_loses_the_record(
     out = tmp_path / "out"
     proc = start(
         out,
-        *("--set", "size=64", "--set", "iterations=3000", "--set", f"sav_freq={sav_freq}"),
+        *("--set", "size=48", "--set", "iterations=3000", "--set", f"sav_freq={sav_freq}"),
         *("--set", "stop_change=0"),  # runs until stopped: the default preset's rule is off
     )
     try:
         # Enough frames that encoding the GIF takes a while on a quiet machine too: the
-        # second signal must come while the record is written, not after the exit.
-        wait_for(lambda: frames_on_disk(out) >= 150, "150 frames")
+        # second signal should come while the record is written, not after the exit (if
+        # the GIF wins the race, the test checks that ending instead).
+        wait_for(lambda: frames_on_disk(out) >= 100, "100 frames")
         proc.send_signal(signal.SIGINT)
         time.sleep(0.3)  # the loop has stopped; the record is being written
         proc.send_signal(signal.SIGINT)
