@@ -3,8 +3,15 @@ are the untiled ones up to float rounding, and a tiled Adam run paints the same 
 
 Float32 throughout, on the CPU: the largest difference, relative to the largest value,
 stays near 1e-6 for Gram terms and below 1e-5 for w2 (whose distance is a difference of
-traces), far below the 1e-4 asked. The windows are cut inside the canvas in every case
-(the test checks it), so the margins, not the canvas's border, carry the exactness.
+traces) on the Xeon, below 4e-5 on an AMD EPYC, far below the 1e-4 asked. The windows are
+cut inside the canvas in every case (the test checks it), so the margins, not the canvas's
+border, carry the exactness.
+
+The exactness cases run plain convolutions. The engine's packed ones (engine/packed.py)
+are laid out for oneDNN per input shape, so a tile and the whole canvas can run different
+kernels: on an AMD EPYC (no AMX) the w2 case's packed untiled gradient was 3.4e-4 from the
+plain untiled one, more than the tiles' 2.1e-4 from it. That is the kernels' rounding,
+not the tiling's; test_packed_tiles_round_no_more_than_the_kernels_do checks it stays so.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import torch
 from conftest import tiny_config
 
 from nst_tui.config import Config, ConfigError
+from nst_tui.engine import packed
 from nst_tui.engine.backbones import BLOCKS, Backbone
 from nst_tui.engine.objective import Objective, cell_targets, conv_extractor
 from nst_tui.engine.optimize import initial_canvas, optimize
@@ -132,15 +140,27 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("case", list(CASES))
-def test_tiled_loss_and_gradient_are_the_untiled_ones(case: str, caffe: Backbone) -> None:
+def case_config(case: str, caffe: Backbone) -> tuple[Config, Backbone]:
     backbone_name, size, tile, changes = CASES[case]
     if backbone_name == "vgg19":
         backbone = random_backbone("vgg19")
         layers = {"style_layers": [0, 1, 2, 3, 4], "content_layers": [3]}
     else:
         backbone, layers = caffe, SHALLOW
-    cfg = tiny_config(size=size, tile=tile, **{**layers, **changes})
+    return tiny_config(size=size, tile=tile, **{**layers, **changes}), backbone
+
+
+@pytest.fixture
+def plain_convs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(packed, "available", lambda *_: False)
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_tiled_loss_and_gradient_are_the_untiled_ones(
+    case: str, caffe: Backbone, plain_convs: None
+) -> None:
+    cfg, backbone = case_config(case, caffe)
+    tile = cfg.tile
     untiled, tiled, canvas = objectives(cfg, backbone, cells=2 if "batch" in case else 1)
     plan = tiled.plan(canvas)
     cut = [s for s in (*plan.rows, *plan.cols) if s.lo > 0 or s.hi < max(canvas.shape[-2:])]
@@ -156,6 +176,24 @@ def test_tiled_loss_and_gradient_are_the_untiled_ones(case: str, caffe: Backbone
         want_terms, want_grad = loss_and_grad(untiled, canvas[1:], index)
         got_terms, got_grad = loss_and_grad(tiled, canvas[1:], index)
         assert relative_error(got_grad, want_grad) < 1e-4
+
+
+@pytest.mark.parametrize("case", ["caffe-relu-max-gram", "vgg19-relu-avg-w2"])
+def test_packed_tiles_round_no_more_than_the_kernels_do(
+    case: str, caffe: Backbone, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The engine's own path (packed convolutions where oneDNN has them): tiled against
+    # untiled within 1e-4, or within what two valid kernels of the untiled gradient differ
+    # by on this machine (packed against plain), whichever is larger.
+    cfg, backbone = case_config(case, caffe)
+    untiled, tiled, canvas = objectives(cfg, backbone)
+    _, want = loss_and_grad(untiled, canvas)
+    _, got = loss_and_grad(tiled, canvas)
+    monkeypatch.setattr(packed, "available", lambda *_: False)
+    plain, _, _ = objectives(cfg, backbone)
+    _, other_kernel = loss_and_grad(plain, canvas)
+    kernels = relative_error(other_kernel, want)
+    assert relative_error(got, want) < max(1e-4, 1.5 * kernels), kernels
 
 
 def test_fifty_adam_steps_tiled_paint_the_untiled_picture() -> None:
