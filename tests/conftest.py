@@ -9,6 +9,11 @@ import pytest
 
 from nst_tui.config import Config
 
+# Under pytest-xdist (the README's `-n auto`), each worker computes on one thread, and so do
+# the processes it starts: two workers of two threads each on CI's two cores slowed both.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 ROOT = Path(__file__).resolve().parents[1]
 # The study's pairs, downsized, ship in tests/data (see its SOURCES.md);
 # NST_TUI_IMAGES points at other copies of the same file names.

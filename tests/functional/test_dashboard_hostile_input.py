@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -70,9 +72,13 @@ async def wait_for(pilot: Pilot, condition: Any, timeout: float = 60.0) -> None:
 
 
 async def test_markup_in_a_name_a_folder_and_the_presets_folder_is_shown_as_text(
-    tmp_path: Path, monkeypatch
+    tmp_path: Path, monkeypatch, request
 ) -> None:
-    folder = tmp_path / "p[/x]" / "presets"
+    # A short root: the dialog shows the whole path only while it fits (pytest-xdist's
+    # workers add a folder to tmp_path).
+    root = Path(tempfile.mkdtemp(prefix="nst-"))
+    request.addfinalizer(lambda: shutil.rmtree(root, ignore_errors=True))
+    folder = root / "p[/x]" / "presets"
     monkeypatch.setenv("NST_TUI_PRESETS", str(folder))
     picture = image(tmp_path / "x[/b]" / "[bold]cat.png")  # folders x[ and b]: x[/b]
     app = make_app(tmp_path, snapshot_config(iterations=2))

@@ -74,7 +74,7 @@ async def test_f4_during_a_run_follows_its_newest_frame(tmp_path: Path) -> None:
 async def test_a_run_that_ends_while_the_viewer_follows_it_shows_its_final_image(
     tmp_path: Path,
 ) -> None:
-    app = make_app(tmp_path, tiny_config(iterations=100, sav_freq=10))
+    app = make_app(tmp_path, tiny_config(iterations=100_000, sav_freq=5))
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("ctrl+r")
         await wait_until_running(pilot, app)
@@ -82,13 +82,18 @@ async def test_a_run_that_ends_while_the_viewer_follows_it_shows_its_final_image
         await pilot.pause()
         screen = app.screen
         assert isinstance(screen, ViewerScreen) and screen.source.is_running()
-        for _ in range(1200):  # the run ends under the open viewer
+        for _ in range(600):  # a frame or two followed
+            await pilot.pause(0.05)
+            if screen.picture is not None and "(newest)" in screen.picture.what:
+                break
+        app.action_cancel_run()  # the run ends under the open viewer (its final image, GIF)
+        for _ in range(1200):
             await pilot.pause(0.05)
             if app.active is None and screen.picture is not None and screen.picture.what == "final":
                 break
         assert app.active is None, "the run did not end"
         assert screen.picture is not None and screen.picture.what == "final", screen.picture
-        assert app.screen is screen  # still open, on the finished run's final image
+        assert app.screen is screen  # still open, on the ended run's final image
         await pilot.press("left_square_bracket")  # its frames, now from the GIF
         await pilot.pause(0.3)
         assert "frame " in readout(screen) and "iteration " in readout(screen), readout(screen)
