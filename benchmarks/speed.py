@@ -514,10 +514,11 @@ def cpu_facts() -> dict[str, object]:
 
 
 def measure_precision(
-    size: int, device: str, rounds: int, peer: bool, model: Path | None
+    size: int, device: str, rounds: int, peer: bool, model: Path | None, bf16: bool = False
 ) -> dict[str, object]:
     """The default preset per iteration: auto and fp32, Adam and L-BFGS, and the peer's
-    Adam and L-BFGS, interleaved over `rounds` (each round in a rotated order)."""
+    Adam and L-BFGS, interleaved over `rounds` (each round in a rotated order). `bf16`:
+    bf16 forced too, for a device where auto picks fp32 (is bf16 faster there after all?)."""
     n = PRECISION_ITERATIONS.get(size, max(SKIP + 8, round(60 * (128 / size) ** 2)))
     lbfgs = {"optimizer": "lbfgs", "lr": 1.0}
     engine: dict[str, dict[str, object]] = {
@@ -526,6 +527,8 @@ def measure_precision(
         "auto_lbfgs": lbfgs,
         "fp32_lbfgs": {**lbfgs, "precision": "fp32"},
     }
+    if bf16:
+        engine.update(bf16_adam={"precision": "bf16"}, bf16_lbfgs={**lbfgs, "precision": "bf16"})
     names = [*engine, *(["peer_adam", "peer_lbfgs"] if peer else [])]
     for changes in engine.values():  # warm-up: weights, first-call allocations
         engine_step_rate(default_config(size, SKIP + 2, device, **changes))
@@ -551,6 +554,8 @@ def measure_precision(
         row[f"{name}_spread"] = [min(r), max(r)]
         fp32 = name.startswith(("fp32", "peer"))
         precision = "fp32" if fp32 else prepared.objective.accel.precision
+        if name.startswith("bf16"):
+            precision = "bf16"
         tflop_s = gflop * max(r) / 1e3
         row[f"{name}_tflop_s"] = tflop_s
         if facts.get("ghz"):
@@ -561,6 +566,9 @@ def measure_precision(
     row["gflop_per_it"] = gflop
     row["auto_over_fp32_adam"] = best["auto_adam"] / best["fp32_adam"]
     row["auto_over_fp32_lbfgs"] = best["auto_lbfgs"] / best["fp32_lbfgs"]
+    if bf16:
+        row["bf16_over_fp32_adam"] = best["bf16_adam"] / best["fp32_adam"]
+        row["bf16_over_fp32_lbfgs"] = best["bf16_lbfgs"] / best["fp32_lbfgs"]
     if peer:
         for opt in ("adam", "lbfgs"):
             row[f"fp32_over_peer_{opt}"] = best[f"fp32_{opt}"] / best[f"peer_{opt}"]
@@ -591,6 +599,9 @@ def main() -> int:
     )  # fmt: skip
     parser.add_argument("--precision-rounds", type=int, default=3)
     parser.add_argument("--no-peer", action="store_true", help="leave neural-style-pt out")
+    parser.add_argument(
+        "--bf16", action="store_true", help="with --precision-sizes: bf16 forced too"
+    )
     parser.add_argument("--peer-speed-child", help=argparse.SUPPRESS)
     parser.add_argument("--one-size", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--streaming-one", choices=STREAMING_MODES, help=argparse.SUPPRESS)
@@ -712,7 +723,9 @@ def precision_section(args: argparse.Namespace) -> dict[str, object]:
 
         model = export_peer_weights(Path(tmp)) if peer else None
         for size in args.precision_sizes:
-            row = measure_precision(size, args.device, args.precision_rounds, peer, model)
+            row = measure_precision(
+                size, args.device, args.precision_rounds, peer, model, args.bf16
+            )
             out["rows"].append(row)  # type: ignore[attr-defined]
             line = (
                 f"{size:>5} px  Adam: auto {row['auto_adam_it_s']:.2f} fp32 "
@@ -720,6 +733,11 @@ def precision_section(args: argparse.Namespace) -> dict[str, object]:
                 f"L-BFGS: auto {row['auto_lbfgs_it_s']:.2f} fp32 {row['fp32_lbfgs_it_s']:.2f} "
                 f"({row['auto_over_fp32_lbfgs']:.2f}x)"
             )
+            if args.bf16:
+                line += (
+                    f"  bf16 forced: Adam {row['bf16_over_fp32_adam']:.2f}x, L-BFGS "
+                    f"{row['bf16_over_fp32_lbfgs']:.2f}x fp32"
+                )
             if peer:
                 line += (
                     f"  peer Adam {row['peer_adam_it_s']:.2f} (fp32 "
