@@ -32,6 +32,7 @@ from nst_tui.job.events import BatchStarted, CellEvent, Listener, not_run
 from nst_tui.job.plan import Batch, Cell
 from nst_tui.memory import Plan, batch_fits, plan
 from nst_tui.probe import tame_allocator
+from nst_tui.sizes import show_bytes
 
 
 class _Seen:
@@ -134,7 +135,9 @@ def run_batch(
             s = seen[cell.index]
             if s.finished is not None:
                 continue
-            status, reason = crash_status(exc, cancel, cell.config, s.iteration, started, prepared)
+            status, reason = crash_status(
+                exc, cancel, cell.config, s.iteration, started, prepared, predicted
+            )
             image = s.frame if s.frame is not None else _image(prepared, k)
             end = Finished(
                 status, reason, s.iteration, wall, s.iteration / max(wall, 1e-9), s.losses, image
@@ -231,14 +234,15 @@ def crash_status(
     at: int,
     started: float | None,
     prepared: Prepared | None,
+    predicted: Plan | None = None,
 ) -> tuple[str, str]:
     """How a cell whose batch raised ends: running out of memory is a result (failed,
-    with a smaller size to try); a signal a cancel; anything else a failure naming the
-    error. `at`: the last iteration it reported."""
+    with a budget and a smaller size to try); a signal a cancel; anything else a failure
+    naming the error. `at`: the last iteration it reported."""
     if is_out_of_memory(exc):
         device = str(prepared.device) if prepared is not None else cfg.device
         doing = "running" if started is not None else "preparing"
-        return "failed", out_of_memory_reason(cfg, doing, device)
+        return "failed", out_of_memory_reason(cfg, doing, device, predicted)
     if isinstance(exc, RunError):  # a record's file could not be written: it says which
         return "failed", str(exc)
     if cancel.is_set() or isinstance(exc, KeyboardInterrupt | SystemExit):
@@ -253,11 +257,23 @@ def is_out_of_memory(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc)
 
 
-def out_of_memory_reason(cfg: Config, doing: str, device: str) -> str:
+def out_of_memory_reason(
+    cfg: Config, doing: str, device: str, predicted: Plan | None = None
+) -> str:
+    """What ran out, what the plan expected, and what to try: first a lower max_memory,
+    which the plan meets with exact tiles (the same picture), then a smaller one."""
     smaller = max(MIN_EDGE, cfg.size // 2)
+    planned = ""
+    lower = f"a lower max_memory (now {cfg.max_memory!r}; the plan then tiles)"
+    if predicted is not None:
+        # Something took the memory the plan counted on, or the plan fell short: half of
+        # what it predicted makes it tile (or tile smaller).
+        planned = f" (planned ≈{show_bytes(predicted.peak)} {predicted.of_budget()})"
+        half = show_bytes(predicted.peak / 2).replace(" ", "")
+        lower = f'max_memory = "{half}" (now {cfg.max_memory!r}; the plan then tiles)'
     return (
-        f"out of memory while {doing} at size {cfg.size} on {device}; "
-        f"try size {smaller}, fewer or shallower layers, or a free device"
+        f"out of memory while {doing} at size {cfg.size} on {device}{planned}; "
+        f"try {lower}, size {smaller}, fewer or shallower layers, or a free device"
     )
 
 
