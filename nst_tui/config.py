@@ -228,8 +228,9 @@ class Config:
         rule=f"{' | '.join(DEVICES)} | cuda:N", section="Network", splits_batch=True)
     precision: str = param(
         "auto",
-        "auto (bf16 where the device has fast bf16: AMX, or a GPU of compute capability "
-        "8.0+; else fp32), fp32, or bf16: the network in bfloat16 (losses, canvas stay fp32)",
+        "auto (bf16 where it measured faster: AMX, an AMD CPU's AVX512-BF16, a GPU of compute "
+        "capability 8.0+; else fp32), fp32, or bf16: the network in bfloat16 (losses, "
+        "canvas stay fp32)",
         choices=PRECISIONS, section="Network", splits_batch=True)
     cuda_graphs: bool = param(
         True, "on a GPU, replay each Adam step from a CUDA graph", label="cuda graph",

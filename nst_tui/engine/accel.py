@@ -116,13 +116,26 @@ def cpu_bf16_units() -> frozenset[str]:
     return frozenset(found)
 
 
+@functools.cache
+def cpu_vendor() -> str:
+    """/proc/cpuinfo's vendor_id (GenuineIntel, AuthenticAMD), "" where it cannot be read.
+    Tests replace this function to simulate another CPU."""
+    try:
+        for line in CPUINFO.read_text().splitlines():
+            if line.startswith("vendor_id"):
+                return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return ""
+
+
 def fast_bf16(device: torch.device) -> tuple[bool, str]:
     """Whether `device` runs bf16 convolutions faster than fp32, and why (or why not).
 
-    CPU: AMX's bf16 tiles (amx_bf16): measured 2-5x over fp32 on this project's Xeon
-    (benchmarks/README.md). AVX512-BF16 without AMX is not enough: capping oneDNN at that
-    instruction set (ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16) on the same Xeon made the bf16
-    network slower than fp32 (benchmarks/README.md, "Why bf16 measured slower"). CUDA:
+    CPU, by measurement (benchmarks/README.md, "bf16 and auto"): AMX's bf16 tiles
+    (amx_bf16): 2-5x over fp32 on this project's Xeon. AVX512-BF16 on an AMD EPYC (Zen 4;
+    no AMX): 1.6-1.7x at 128 and 256 px. AVX512-BF16 on an Intel CPU without AMX: slower
+    than fp32 (oneDNN capped at AVX512_CORE_BF16 on the Xeon: 0.83x), so not there. CUDA:
     compute capability 8.0 or more (Ampere and later: bf16 tensor cores)."""
     if device.type == "cuda":
         major, minor = torch.cuda.get_device_capability(device)
@@ -134,6 +147,8 @@ def fast_bf16(device: torch.device) -> tuple[bool, str]:
         units = cpu_bf16_units()
         if AMX_BF16 in units:
             return True, "this CPU has AMX bf16 matrix units (amx_bf16)"
+        if AVX512_BF16 in units and cpu_vendor() == "AuthenticAMD":
+            return True, "this AMD CPU has AVX512-BF16 (avx512_bf16; measured faster on Zen 4)"
         if AVX512_BF16 in units:
             return False, "this CPU has AVX512-BF16 but no AMX: bf16 measured no faster there"
         return False, "this CPU has no bf16 units (neither amx_bf16 nor avx512_bf16)"

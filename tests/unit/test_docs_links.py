@@ -13,7 +13,8 @@ ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 MAX_README_LINES = 200
 SETUP = (
-    "```bash\npip install . && nst-tui run\npip install -e '.[test]' && python -m pytest -q -n 2\n```\n"
+    "```bash\npip install . && nst-tui run\n"
+    "pip install -e '.[test]' && python -m pytest -q -n 2\n```\n"
 )
 
 LINK = re.compile(r"!?\[(?:[^\[\]]|\[[^\]]*\])*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")

@@ -105,16 +105,19 @@ def test_bf16_loss_and_gradient_are_close_to_fp32(recipe) -> None:
 
 
 @pytest.mark.parametrize(
-    ("units", "bf16", "why"),
+    ("units", "vendor", "bf16", "why"),
     [
-        (frozenset(), False, "no bf16 units"),
-        (frozenset({acc.AVX512_BF16}), False, "no AMX"),
-        (frozenset({acc.AVX512_BF16, acc.AMX_BF16}), True, "AMX"),
+        (frozenset(), "GenuineIntel", False, "no bf16 units"),
+        (frozenset(), "AuthenticAMD", False, "no bf16 units"),
+        (frozenset({acc.AVX512_BF16}), "GenuineIntel", False, "no AMX"),
+        (frozenset({acc.AVX512_BF16}), "AuthenticAMD", True, "AMD CPU has AVX512-BF16"),
+        (frozenset({acc.AVX512_BF16, acc.AMX_BF16}), "GenuineIntel", True, "AMX"),
     ],
-    ids=["no-bf16-units", "avx512-bf16-only", "amx"],
+    ids=["no-bf16-units", "amd-no-bf16-units", "intel-avx512-bf16-only", "amd-zen4", "amx"],
 )
-def test_auto_picks_bf16_only_on_a_cpu_with_amx(monkeypatch, units, bf16, why) -> None:
+def test_auto_picks_bf16_where_it_measured_faster(monkeypatch, units, vendor, bf16, why) -> None:
     monkeypatch.setattr(acc, "cpu_bf16_units", lambda: units)
+    monkeypatch.setattr(acc, "cpu_vendor", lambda: vendor)
     chosen = acc.choose(tiny_config(precision="auto"), torch.device("cpu"))
     assert chosen.bf16 is bf16 and chosen.precision == ("bf16" if bf16 else "fp32")
     assert chosen.precision_reason.startswith("auto: ") and why in chosen.precision_reason
@@ -146,13 +149,18 @@ def test_auto_on_cuda_wants_compute_capability_8(monkeypatch, capability, bf16) 
 
 def test_cpu_bf16_units_are_read_from_cpuinfo_flags(monkeypatch, tmp_path) -> None:
     info = tmp_path / "cpuinfo"
-    info.write_text("processor : 0\nflags : fpu sse avx512f avx512_bf16 amx_tile\n")
+    info.write_text(
+        "processor : 0\nvendor_id : AuthenticAMD\nflags : fpu sse avx512f avx512_bf16 amx_tile\n"
+    )
     monkeypatch.setattr(acc, "CPUINFO", info)
     acc.cpu_bf16_units.cache_clear()
+    acc.cpu_vendor.cache_clear()
     try:
         assert acc.cpu_bf16_units() == {acc.AVX512_BF16}
+        assert acc.cpu_vendor() == "AuthenticAMD"
     finally:
         acc.cpu_bf16_units.cache_clear()
+        acc.cpu_vendor.cache_clear()
 
 
 def test_the_study_presets_pin_fp32_and_default_is_auto() -> None:
