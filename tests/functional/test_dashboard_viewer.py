@@ -10,6 +10,7 @@ from PIL import Image
 from test_dashboard import SIZE, make_app, wait_for_run, wait_until_running
 from test_dashboard_sweep import sweep_app, write_sweep_preset
 from test_viewer import readout, settled
+from textual.widgets import Label
 
 from nst_tui.tui.screens.viewer import ViewerScreen
 
@@ -94,6 +95,8 @@ async def test_a_run_that_ends_while_the_viewer_follows_it_shows_its_final_image
         assert app.active is None, "the run did not end"
         assert screen.picture is not None and screen.picture.what == "final", screen.picture
         assert app.screen is screen  # still open, on the ended run's final image
+        title = str(screen.query_one("#viewer-title", Label).render())
+        assert title.endswith("· cancelled"), title  # no longer "running"
         await pilot.press("left_square_bracket")  # its frames, now from the GIF
         await pilot.pause(0.3)
         assert "frame " in readout(screen) and "iteration " in readout(screen), readout(screen)

@@ -55,9 +55,13 @@ class ViewSource:
     folder: Path | None = None
     image: Image.Image | None = None  # the dashboard's copy (a preview, a shrunk final)
     running: Callable[[], bool] | None = None  # still being written (a live run)
+    title_now: Callable[[], str] | None = None  # a live run's title as its status changes
 
     def is_running(self) -> bool:
         return self.running is not None and self.running()
+
+    def heading(self) -> str:
+        return self.title_now() if self.title_now is not None else self.title
 
 
 def source_for(job: JobState, cell: int | None = None) -> ViewSource:
@@ -66,19 +70,23 @@ def source_for(job: JobState, cell: int | None = None) -> ViewSource:
     index = job.selected if cell is None else cell
     view = job.cells[index]
     if job.is_sweep:
-        title = f"Sweep {job.run_id} · cell {index}: {view.label} · {view.status}"
         image = view.preview
+
+        def title() -> str:
+            return f"Sweep {job.run_id} · cell {index}: {view.label} · {view.status}"
 
         def running() -> bool:
             return view.status in ("waiting", "running")
     else:
-        title = f"Run {job.run_id} · {job.record.label} · {job.record.status}"
         image = job.final if job.final is not None else view.preview
+
+        def title() -> str:
+            return f"Run {job.run_id} · {job.record.label} · {job.record.status}"
 
         def running() -> bool:
             return job.record.status == "running"
 
-    return ViewSource(title, job.cell_folder(index), image, running)
+    return ViewSource(title(), job.cell_folder(index), image, running, title)
 
 
 @dataclass
@@ -216,6 +224,7 @@ class ViewerScreen(Screen[None]):
         """While the run goes on: its newest frames; once it has ended, a last look (its
         frames moved into the GIF, its final image written), then no more."""
         self.list_frames()
+        self.query_one("#viewer-title", Label).update(visible(self.source.heading()))
         if not self.source.is_running() and self._follow_timer is not None:
             self._follow_timer.stop()
             self._follow_timer = None
