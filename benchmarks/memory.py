@@ -1,7 +1,7 @@
 """The memory plan against measured peaks: does the prediction hold, and does a budget bound
 a run's memory at any size?
 
-    python benchmarks/memory.py [--sections table bounded speed big] [--json FILE]
+    python benchmarks/memory.py [--sections table recompute bounded speed big] [--json FILE]
         [--budget 3GiB] [--big-budget 4GiB] [--untiled-limit 8GiB]
     python benchmarks/memory.py --calibrate [--json FILE]     # the model's constants
 
@@ -16,6 +16,8 @@ Sections:
 - table: predicted against measured for configurations from 128 to 3072 px, untiled and
   in tiles, Adam and L-BFGS, fp32 and bf16 (the default, precision auto, is bf16 on a CPU
   with AMX).
+- recompute: configurations as they are, then in a budget between the plan's peak as it
+  is and its peak recomputing blocks (so the plan recomputes): both peaks and both it/s.
 - bounded: with max_memory = --budget, runs at 512, 1024, 2048 and 3072 px each stay
   under it (measured), while the untiled peak grows with the pixels (measured where the
   plan predicts at most --untiled-limit, predicted beyond).
@@ -47,6 +49,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from nst_tui.memory import HEADROOM  # noqa: E402
 from nst_tui.sizes import GiB, MiB, parse_size, show_bytes  # noqa: E402
 
 IMAGES = Path(os.environ.get("NST_TUI_IMAGES", ROOT / "tests" / "data"))
@@ -194,6 +197,9 @@ QUICK_TABLE = [
 ]  # fmt: skip
 
 
+QUICK_RECOMPUTE = [("256 px, adam, fp32", {"size": 256, "iterations": 2, "precision": "fp32"})]
+
+
 def section_table(out: Path, table: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
     rows = []
     for name, values in table:
@@ -270,6 +276,35 @@ def section_speed(sizes: list[int], iterations: int, repeats: int) -> list[dict[
     return rows
 
 
+# Runs a budget puts between the peak as it is and the peak recomputing blocks.
+RECOMPUTE = [
+    ("768 px, adam, fp32", {"size": 768, "iterations": 3, "precision": "fp32"}),
+    ("1280 px, adam", {"size": 1280, "iterations": 3}),
+    ("1024 px, lbfgs h5, relu taps", {"size": 1024, "iterations": 6, "optimizer": "lbfgs",
+                                      "history": 5, "layer_type": "relu"}),
+]  # fmt: skip
+
+
+def section_recompute(out: Path, table: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Each configuration as it is (a budget of 1 TiB), then with the budget halfway
+    between the plan's two peaks (the plan then recomputes blocks): predicted against
+    measured peak, and both runs' it/s (fresh processes, one after the other)."""
+    rows = []
+    for name, values in table:
+        plain = compare(f"{name}, as it is", {**values, "max_memory": "1TiB"}, out)
+        plan = plain["plan"]
+        between = (plan["untiled_peak_bytes"] + plan["recompute_peak_bytes"]) / 2
+        budget = f"{between / HEADROOM / MiB:.0f}MiB"
+        recomputing = compare(f"{name}, recomputing", {**values, "max_memory": budget}, out)
+        rate = [r["run"].get("it_per_s") or 0 for r in (plain, recomputing)]
+        row = {"name": name, "plain": plain, "recomputing": recomputing, "budget": budget}
+        row["speed_ratio"] = rate[1] / rate[0] if rate[0] else None
+        print(show(plain), flush=True)
+        print(show(recomputing), f"| {row['speed_ratio'] or 0:.2f}x the it/s", flush=True)
+        rows.append(row)
+    return rows
+
+
 def section_big(out: Path, budget: str, size: int) -> dict[str, Any]:
     values = {"size": size, "iterations": 2, "max_memory": budget, "sav_freq": 2}
     row = compare(f"{size} px, 2 iterations, {budget}", values, out)
@@ -324,11 +359,25 @@ def probe(values: dict[str, Any]) -> dict[str, Any]:
     out["step_peak"] = pr.peak_rss()
     out["canvas"] = list(prepared.canvas.shape)
     out["tile"] = prepared.objective.tile
+    out["bf16"] = prepared.objective.accel.bf16
     return out
 
 
 STEP_CONSTANTS = ("BF16_MAPS", "STEP_OVERHEAD")
 TARGET_CONSTANTS = ("NOGRAD_MAPS", "TARGETS_OVERHEAD")
+
+
+def _bf16(row: dict[str, Any]) -> bool:
+    """Whether a probed run computed in bf16 (probes of before this was recorded: what
+    `auto` picks on this machine, the one that probed them)."""
+    if "bf16" in row:
+        return bool(row["bf16"])
+    import torch
+
+    from nst_tui.engine.accel import fast_bf16
+
+    precision = row["settings"].get("precision", "auto")
+    return precision == "bf16" or (precision == "auto" and fast_bf16(torch.device("cpu"))[0])
 
 
 def model_phases(row: dict[str, Any], constants: dict[str, float]) -> dict[str, int]:
@@ -342,7 +391,7 @@ def model_phases(row: dict[str, Any], constants: dict[str, float]) -> dict[str, 
             setattr(mem, k, v)
         cfg = Config.from_dict(row["settings"])
         h, w = row["canvas"][-2:]
-        device = mem.Device("cpu", 64 * GiB, row["start"], False, False, True)
+        device = mem.Device("cpu", 64 * GiB, row["start"], False, False, _bf16(row))
         the_plan = mem.plan(cfg, (w, h), device, [(384, 240)])
         est = the_plan.last.untiled
         if row["tile"]:
@@ -425,7 +474,9 @@ def calibrate(json_out: Path | None, refit: Path | None = None) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sections", nargs="+", default=["table", "bounded", "speed", "big"])
+    parser.add_argument(
+        "--sections", nargs="+", default=["table", "recompute", "bounded", "speed", "big"]
+    )
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--budget", default="3GiB")
     parser.add_argument("--big-budget", default="4GiB")
@@ -450,9 +501,9 @@ def main() -> int:
         return 0
     import torch
 
-    table = TABLE
+    table, recompute = TABLE, RECOMPUTE
     if args.quick:
-        table = QUICK_TABLE
+        table, recompute = QUICK_TABLE, QUICK_RECOMPUTE
         args.bounded_sizes, args.big_size, args.speed_sizes = [64], 128, [64]
         args.speed_iterations, args.speed_repeats = 2, 1
     result: dict[str, Any] = {
@@ -476,6 +527,9 @@ def main() -> int:
         out = Path(folder)
         if "table" in args.sections:
             result["table"] = section_table(out, table)
+            save()
+        if "recompute" in args.sections:
+            result["recompute"] = section_recompute(out, recompute)
             save()
         if "bounded" in args.sections:
             limit = parse_size(args.untiled_limit)

@@ -172,31 +172,24 @@ class Pass:
 
 
 def grad_pass(
-    net: Net, terms: Terms, height: int, width: int, elem: int, packed: bool = True
+    net: Net,
+    terms: Terms,
+    height: int,
+    width: int,
+    elem: int,
+    packed: bool = True,
+    recompute: bool = False,
 ) -> Pass:
     """What a forward pass with grad saves for the backward, per canvas: each ReLU's
     result (the next conv's or the pool's input), max pooling's int64 indices, the taps
     in float32 (cast back from bf16: a copy), the losses' differences, TV's. `packed`
     (CPU, engine/packed.py): a conv saves nothing, its input gradient needs only its
     weights; else (cuDNN) each conv saves its input too: the canvas cast for the network
-    and each pooling's output."""
-    blocks = BLOCKS[net.arch]
-    h, w = height, width
-    saved = 0 if packed else 3 * h * w * elem  # conv1_1's input
-    largest = 3 * h * w * 4
-    for b in range(net.depth + 1):
-        c = WIDTHS[b]
-        if b > 0:
-            h, w = pool_out(h), pool_out(w)
-            c_prev = WIDTHS[b - 1]
-            if net.pooling == "max":
-                saved += c_prev * h * w * 8  # its indices (its input is the ReLU's result)
-            if not packed:
-                saved += c_prev * h * w * elem  # its output, the next conv's input
-        n = c * h * w * elem
-        largest = max(largest, n)
-        if b < net.depth:
-            saved += n * blocks[b]  # each conv's ReLU result
+    and each pooling's output. `recompute` (FeatureExtractor.forward): each block keeps
+    only its input, and one block at a time holds what it saves, run again in the
+    backward pass."""
+    per_block, inputs = network_saves(net, height, width, elem, packed)
+    saved = inputs + max(per_block) if recompute else sum(per_block)
     # The taps and the losses, in float32.
     taps, largest_tap = 0, 0
     for i, (c, th, tw) in net.tap_shapes(height, width).items():
@@ -213,7 +206,33 @@ def grad_pass(
             saved += m  # F - matched, saved by pow
     if terms.tv:
         saved += 2 * 3 * height * width * 4  # the neighbours' differences
-    return Pass(saved, taps, largest_tap, largest, elem == 2)
+    largest = max(c * h * w * elem for c, h, w in _maps(net, height, width)[1:])
+    return Pass(saved, taps, largest_tap, max(largest, 3 * height * width * 4), elem == 2)
+
+
+def network_saves(
+    net: Net, height: int, width: int, elem: int, packed: bool = True
+) -> tuple[list[int], int]:
+    """What each block of the network saves for the backward pass on a height x width
+    canvas (each ReLU's result, then the pooling into the next block: max pooling's int64
+    indices; without packed convs each conv's input too), and the blocks' inputs (the
+    canvas cast for the network, then each pooling's output): what recomputing blocks
+    keeps instead (FeatureExtractor.forward)."""
+    blocks = BLOCKS[net.arch]
+    h, w = height, width
+    inputs = 3 * h * w * elem  # block 0's
+    per_block = []
+    for b in range(net.depth + 1):
+        c = WIDTHS[b]
+        saved = 0 if packed else (3 if b == 0 else WIDTHS[b - 1]) * h * w * elem  # conv's
+        if b < net.depth:
+            saved += c * h * w * elem * blocks[b]  # each conv's ReLU result
+            h, w = pool_out(h), pool_out(w)
+            if net.pooling == "max":
+                saved += c * h * w * 8  # the pooling's indices (its input: the ReLU's)
+            inputs += c * h * w * elem  # its output, the next block's input
+        per_block.append(saved)
+    return per_block, inputs
 
 
 def nograd_pass(net: Net, height: int, width: int, elem: int) -> int:
@@ -356,12 +375,15 @@ class Fit:
     window: tuple[int, int] = (0, 0)  # the largest tile with its margins (h, w)
     estimate: Estimate = field(default_factory=lambda: Estimate({}))
     computed: float = 1.0  # pixels a pass computes, over the canvas's (the margins' cost)
+    recompute: bool = False  # untiled, each block run again in the backward pass
 
     @property
     def peak(self) -> int:
         return self.estimate.peak
 
     def describe(self) -> str:
+        if self.recompute:
+            return RECOMPUTING
         if not self.tile:
             return "untiled"
         return f"{self.rows}×{self.cols} tiles of {self.tile} px"
@@ -379,6 +401,10 @@ class ScalePlan:
     @property
     def tiled(self) -> bool:
         return self.fit is not None and self.fit.tile > 0
+
+    @property
+    def recompute(self) -> bool:
+        return self.fit is not None and self.fit.recompute
 
 
 @dataclass(frozen=True)
@@ -407,6 +433,15 @@ class Plan:
         return max(s.untiled.peak for s in self.scales)
 
     @property
+    def recompute_peak(self) -> int:
+        """The largest scale's predicted peak untiled with each block recomputed."""
+        return self.recomputed(self.last).peak
+
+    def recomputed(self, scale: ScalePlan) -> Estimate:
+        """A scale's estimate untiled with each block recomputed."""
+        return estimate(_at_scale(self.context, scale.size), scale.height, scale.width, None, True)
+
+    @property
     def last(self) -> ScalePlan:
         return self.scales[-1]
 
@@ -427,10 +462,10 @@ class Plan:
         return f"of {show_bytes(self.budget)} budget {where}"
 
     def verdict(self) -> str:
-        """fits | 3×2 tiles of 512 px | does not fit: why."""
+        """fits | fits, recomputing blocks | 3×2 tiles of 512 px | does not fit: why."""
         if not self.fits:
             return "does not fit: " + self.reason()
-        tiled = [s for s in self.scales if s.tiled]
+        tiled = [s for s in self.scales if s.tiled or s.recompute]
         if not tiled:
             return "fits"
         fit = tiled[-1].fit
@@ -450,9 +485,12 @@ class Plan:
         smallest = self.smallest(bad)
         what = f"size {bad.size}" + (f" ({self.batch} canvases)" if self.batch > 1 else "")
         if smallest is None:  # tiles refused, or the canvas is one tile already
-            need = bad.untiled
+            need = self.recomputed(bad)
             why = f", and cannot tile: {self.refused}" if self.refused else ""
-            how = f"needs {show_bytes(need.peak)} untiled ({self.heaviest(need)}){why}"
+            how = (
+                f"needs {show_bytes(need.peak)} even recomputing blocks "
+                f"({self.heaviest(need)}){why}"
+            )
         else:
             need = smallest.estimate
             how = (
@@ -502,9 +540,12 @@ class Plan:
         """The plan's figures as run.json (and `run --plan --json`) keep them."""
         fit = self.last.fit
         out: dict[str, object] = {
+            "recompute": fit is not None and fit.recompute,
             "predicted_peak_bytes": self.peak,
             "predicted_peak": show_bytes(self.peak),
             "untiled_peak_bytes": self.untiled_peak,
+            # What the largest scale needs untiled with each block recomputed.
+            "recompute_peak_bytes": self.recompute_peak,
             "budget": self.budget_text,
             "budget_bytes": self.budget,
             "device": self.device.name,
@@ -525,7 +566,12 @@ class Plan:
             if s.fit is None:
                 out.append(f"{head}: untiled ≈{show_bytes(s.untiled.peak)}; does not fit")
                 continue
-            if s.fit.tile:
+            if s.fit.recompute:
+                out.append(
+                    f"{head}: untiled ≈{show_bytes(s.untiled.peak)}; {RECOMPUTING} "
+                    f"≈{show_bytes(s.fit.peak)}; {work}, and the blocks' forward again"
+                )
+            elif s.fit.tile:
                 work += f", {s.fit.computed:.1f}× the pixels per pass in tiles (margins)"
                 out.append(
                     f"{head}: untiled ≈{show_bytes(s.untiled.peak)}; "
@@ -542,6 +588,9 @@ class Plan:
         out.append(f"memory: {self.line()}")
         return out
 
+
+# How the plan says it runs a canvas untiled with each block recomputed (Fit.recompute).
+RECOMPUTING = "fits, recomputing blocks"
 
 PART_WORDS = {
     "process": "the process (Python, torch, libraries)",
@@ -569,9 +618,16 @@ class _Context:
     style_whs: tuple[tuple[int, int], ...]
 
 
-def estimate(ctx: _Context, height: int, width: int, window: tuple[int, int] | None) -> Estimate:
+def estimate(
+    ctx: _Context,
+    height: int,
+    width: int,
+    window: tuple[int, int] | None,
+    recompute: bool = False,
+) -> Estimate:
     """The peak of one scale at height x width; `window` (h, w): in tiles, each pass over
-    windows of at most that size."""
+    windows of at most that size; `recompute`: untiled, each block run again in the
+    backward pass."""
     cfg = ctx.cfgs[0]
     batch = len(ctx.cfgs)
     elem = element_bytes(cfg.precision, ctx.device)
@@ -634,7 +690,7 @@ def estimate(ctx: _Context, height: int, width: int, window: tuple[int, int] | N
         any(t.tv for t in terms),
     )
     if window is None:
-        p = grad_pass(ctx.net, union, height, width, elem, packed)
+        p = grad_pass(ctx.net, union, height, width, elem, packed, recompute)
         parts["activations"] = batch * p.peak() + STEP_OVERHEAD
     else:
         wh, ww = window
@@ -736,9 +792,11 @@ def within(peak: int, budget: int | None) -> bool:
 
 
 def choose_fit(ctx: _Context, scale: ScalePlan, budget: int | None, refused: str) -> Fit | None:
-    """As it is when it fits (or the budget is not known); else the largest tile whose
-    predicted peak fits; None when even the smallest does not. `tile` set in the config
-    forces that tile (where one tile would not hold the whole canvas)."""
+    """As it is when it fits (or the budget is not known); else untiled with each block
+    recomputed in the backward pass (the same gradient, for one more forward pass: less
+    than tiles' margins and two passes cost); else the largest tile whose predicted peak
+    fits; None when even the smallest does not. `tile` set in the config forces that tile
+    (where one tile would not hold the whole canvas)."""
     forced = ctx.cfgs[0].tile
     whole = max(scale.height, scale.width)
     if forced and not refused and forced < whole:
@@ -746,6 +804,9 @@ def choose_fit(ctx: _Context, scale: ScalePlan, budget: int | None, refused: str
         return fit if within(fit.peak, budget) else None
     if within(scale.untiled.peak, budget):
         return Fit(0, estimate=scale.untiled)
+    recomputed = estimate(ctx, scale.height, scale.width, None, recompute=True)
+    if within(recomputed.peak, budget):
+        return Fit(0, recompute=True, estimate=recomputed)
     unit = _unit(ctx.net)
     lo, hi = max(MIN_TILE, unit) // unit, (whole - 1) // unit
     if refused or hi < lo:  # tiles refused, or even the smallest holds the whole canvas

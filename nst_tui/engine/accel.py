@@ -184,13 +184,16 @@ def choose(cfg: Config, device: torch.device) -> Accel:
 
 
 def features(
-    extractor: torch.nn.Module, canvas: torch.Tensor, accel: Accel
+    extractor: torch.nn.Module, canvas: torch.Tensor, accel: Accel, recompute: bool = False
 ) -> dict[int, torch.Tensor]:
     """The extractor's taps for `canvas` in `accel`'s layout and precision; always float32
-    out, so Grams and losses are computed alike in every mode."""
+    out, so Grams and losses are computed alike in every mode. `recompute`: block by block
+    in the backward pass (FeatureExtractor.forward)."""
     if accel.channels_last:
         canvas = canvas.contiguous(memory_format=torch.channels_last)
-    out: dict[int, torch.Tensor] = extractor(canvas)
+    out: dict[int, torch.Tensor] = (
+        extractor(canvas, recompute=True) if recompute else extractor(canvas)
+    )
     if accel.bf16:
         out = {i: f.float() for i, f in out.items()}
     return out

@@ -18,7 +18,7 @@ from nst_tui import probe
 from nst_tui.config import Config, tiles_refused
 from nst_tui.engine.accel import fast_bf16
 from nst_tui.errors import RunError
-from nst_tui.memory import Device, Plan, arch_of, plan
+from nst_tui.memory import Device, Fit, Plan, arch_of, plan
 from nst_tui.sizes import show_bytes
 
 
@@ -68,13 +68,13 @@ def plan_canvas(
     )
 
 
-def planned_tile(the_plan: Plan) -> int:
-    """The tile the plan chose for its (only) scale; RunError (the plan's one line) when
-    even the smallest tile does not fit."""
+def planned_fit(the_plan: Plan) -> Fit:
+    """How the plan runs its (only) scale: as it is, recomputing blocks or in tiles;
+    RunError (the plan's one line) when even the smallest tile does not fit."""
     scale = the_plan.last
     if scale.fit is None:
         raise RunError(the_plan.refusal())
-    return scale.fit.tile
+    return scale.fit
 
 
 @dataclass

@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from nst_tui.engine.backbones import Backbone
 from nst_tui.engine.packed import ConvPacks
@@ -72,25 +73,45 @@ class FeatureExtractor(nn.Module):
     def n_convs(self) -> int:
         return sum(len(b) for b in self.convs)
 
-    def forward(self, image: torch.Tensor) -> dict[int, torch.Tensor]:
-        """(B, 3, H, W) RGB in [0, 1] -> {tap index: feature map}."""
+    def forward(self, image: torch.Tensor, recompute: bool = False) -> dict[int, torch.Tensor]:
+        """(B, 3, H, W) RGB in [0, 1] -> {tap index: feature map}.
+
+        `recompute`: each block runs under torch.utils.checkpoint, which keeps only the
+        block's input for the backward pass and runs the block again there: the same
+        kernels on the same values, so the same gradient, for about one more forward pass
+        per step and the activations of one block at a time (the memory plan's choice
+        where a canvas does not fit as it is). A block ends with the pooling that starts
+        the next, so what is kept between blocks is a pooled map, a quarter of the last."""
         x = self.preprocess(image)
         if x.dtype != self.dtype:
             x = x.to(self.dtype)
         out: dict[int, torch.Tensor] = {}
-        for b, convs in enumerate(self.convs):
-            if b > 0:
-                x = self.pool(x)
-            for j, conv in enumerate(convs):
-                x = conv(x) if self.packs is None else self.packs[b][j](x)
-                tapped = j == 0 and b in self.taps
-                if tapped and self.layer_type == "conv":
-                    out[b] = x
-                    if b == self.depth:
-                        return out  # the deepest tap's ReLU is never needed
-                # In place where nothing else holds the conv's output (a conv tap does): the
-                # conv saved its input, not its output, for the backward pass.
-                x = F.relu(x, inplace=not (tapped and self.layer_type == "conv"))
-                if tapped and self.layer_type == "relu":
-                    out[b] = x
+        for b in range(len(self.convs)):
+            if recompute and torch.is_grad_enabled():
+                tap, after = checkpoint(self._block, b, x, use_reentrant=False)
+            else:
+                tap, after = self._block(b, x)
+            if tap is not None:
+                out[b] = tap
+            if after is None:
+                break
+            x = after
         return out
+
+    def _block(self, b: int, x: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Block b's convs from its input, then the pooling into block b + 1: (its tap or
+        None, the next block's input or None after the deepest tap)."""
+        tap = None
+        for j, conv in enumerate(self.convs[b]):
+            x = conv(x) if self.packs is None else self.packs[b][j](x)
+            tapped = j == 0 and b in self.taps
+            if tapped and self.layer_type == "conv":
+                tap = x
+                if b == self.depth:
+                    return tap, None  # the deepest tap's ReLU is never needed
+            # In place where nothing else holds the conv's output (a conv tap does): the
+            # conv saved its input, not its output, for the backward pass.
+            x = F.relu(x, inplace=not (tapped and self.layer_type == "conv"))
+            if tapped and self.layer_type == "relu":
+                tap = x
+        return tap, (None if b == self.depth else self.pool(x))

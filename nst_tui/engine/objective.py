@@ -282,13 +282,16 @@ class Objective(nn.Module):
         accel: acc.Accel,
         cells: Sequence[CellTargets],
         tile: int = 0,
+        recompute: bool = False,
     ) -> None:
         super().__init__()
         self.extractor = extractor
         # tile > 0: exact tiled gradients (engine/tiles.py), a Python loop over tiles in
-        # each step, which a CUDA graph does not capture.
+        # each step; recompute: each block run again in the backward pass (the memory
+        # plan's first resort, FeatureExtractor.forward). A CUDA graph captures neither.
         self.tile = tile
-        self.accel = dataclasses.replace(accel, cuda_graphs=False) if tile else accel
+        self.recompute = recompute and not tile
+        self.accel = dataclasses.replace(accel, cuda_graphs=False) if tile or recompute else accel
         self.tile_plans: dict[tuple[int, int], TilePlan] = {}
         self.cells = list(cells)
         device = _device(cells[0])
@@ -369,7 +372,7 @@ class Objective(nn.Module):
         if self.tile:  # the same terms, tile by tile (TV below is the canvas's, as untiled)
             content, style = self._tiled_terms(canvas, pick, relu_mask)
         else:
-            feats = acc.features(self.extractor, canvas, self.accel)
+            feats = acc.features(self.extractor, canvas, self.accel, self.recompute)
             for i, terms in self.terms.items():
                 x = self._typed(feats[i], relu_mask)
                 for term in terms:

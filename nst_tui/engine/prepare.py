@@ -16,7 +16,7 @@ from PIL import Image
 
 from nst_tui.config import INITS, RUN_INIT, Config
 from nst_tui.engine.backbones import Backbone, load_backbone
-from nst_tui.engine.device_memory import device_state, plan_canvas, planned_tile
+from nst_tui.engine.device_memory import device_state, plan_canvas, planned_fit
 from nst_tui.engine.events import StatusFn, quiet
 from nst_tui.engine.images import Note, fit_canvas, load_image
 from nst_tui.engine.objective import Objective, cell_targets, conv_extractor
@@ -171,8 +171,9 @@ def prepare(
         status(text, None)
     backbone = get_backbone(cfgs[0].backbone, status)
     height, width = inputs[0][1].shape[-2:]  # the content's: every canvas's shape
-    # The memory plan on this device: untiled where it fits, else the largest tile that
-    # does (a RunError saying why when nothing does); in tiles the targets are too.
+    # The memory plan on this device: as it is where it fits, else recomputing each block
+    # in the backward pass, else the largest tile that fits (a RunError saying why when
+    # nothing does); in tiles the targets are too.
     planned = plan_canvas(
         cfgs,
         device_state(device, weights_loaded=True),
@@ -182,13 +183,16 @@ def prepare(
         backbone.arch,
     )
     status(f"memory: {planned.line()}", None)
-    tile = effective_tile(cfgs[0], height, width, planned_tile(planned))  # shared by the batch
+    fit = planned_fit(planned)
+    tile = effective_tile(cfgs[0], height, width, fit.tile)  # shared by the batch
     extractor, accel = conv_extractor(backbone, cfgs, device)
     targets, canvases = [], []
     for cfg, content, style, init, extra_styles in inputs:
         targets.append(cell_targets(extractor, accel, cfg, content, style, extra_styles, tile))
         canvases.append(initial_canvas(cfg, content, init))
-    objective = Objective(extractor, accel, targets, tile)
+    objective = Objective(extractor, accel, targets, tile, fit.recompute)
+    if objective.recompute:
+        status("recomputing each VGG block in the backward pass: the same gradient", None)
     if tile:
         status(f"exact tiled gradients: {objective.plan(canvases[0]).describe()}", None)
     return Prepared(device, backbone, objective, canvases, notes)

@@ -80,7 +80,7 @@ def test_tiles_speed_sets_tiled_beside_untiled(tmp_path: Path) -> None:
 
 def test_memory_benchmark_measures_every_section(tmp_path: Path) -> None:
     out = tmp_path / "memory.json"
-    # Eight fresh processes of the command line (torch loads in each): give them time.
+    # Twelve fresh processes of the command line (torch loads in each): give them time.
     printed = run_script("benchmarks/memory.py", "--quick", "--json", str(out), timeout=900)
     result = json.loads(out.read_text())
     for row in result["table"]:
@@ -89,6 +89,11 @@ def test_memory_benchmark_measures_every_section(tmp_path: Path) -> None:
         assert row["run"]["memory"]["measured_peak_bytes"] > 0  # run.json's own record
         assert "error" in row
     assert result["table"][1]["plan"]["tiles"] == "2x2"
+    (recompute,) = result["recompute"]
+    assert recompute["plain"]["plan"]["plan"] == "fits"
+    assert recompute["recomputing"]["plan"]["plan"] == "fits, recomputing blocks"
+    assert recompute["recomputing"]["run"]["status"] == "finished"
+    assert recompute["speed_ratio"] > 0
     bounded = result["bounded"]
     assert [r["settings"]["size"] for r in bounded["rows"]] == [64]
     for row in bounded["rows"]:
