@@ -232,7 +232,7 @@ class RunRecorder:
         if isinstance(event, Placed):
             self.info.update(event.info)
             self._write_record(self._running(), durable=False)
-        elif isinstance(event, Progress):
+        elif isinstance(event, Progress) and event.logged:
             row = {"iteration": event.iteration, "elapsed_s": event.elapsed, **event.losses}
             self.rows.append(row)
             self._append_loss_row(row)

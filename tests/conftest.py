@@ -86,6 +86,16 @@ def _isolated_presets(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pyt
     monkeypatch.setenv("NST_TUI_PRESETS", str(tmp_path_factory.mktemp("user-presets")))
 
 
+@pytest.fixture(autouse=True)
+def _steps_never_slow(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A slow step gets a Progress of its own (engine/optimize.py, SLOW_STEP_S): on a loaded
+    # machine a first step's warm-up can take that long, and a test's events would depend
+    # on the machine. Tests of that rule set the threshold themselves.
+    from nst_tui.engine import optimize
+
+    monkeypatch.setattr(optimize, "SLOW_STEP_S", float("inf"))
+
+
 @pytest.fixture(scope="session")
 def caffe():
     from nst_tui.engine.prepare import get_backbone

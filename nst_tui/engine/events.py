@@ -37,7 +37,8 @@ class Placed:
 
 @dataclass(frozen=True)
 class Progress:
-    """Losses at a logged iteration (every sav_freq and the last).
+    """Losses at a logged iteration (every sav_freq and the last), and, when steps take
+    seconds, at the others too (`logged` False: shown, not written to the loss log).
 
     `losses` holds the weighted terms: total, content, style, tv, then one
     entry per layer ("content/conv4_1", "style/conv1_1", ...), so that total =
@@ -57,6 +58,7 @@ class Progress:
     # window's mean loss was than the one before, as a fraction of it; None before two
     # windows have closed, or with the rule off.
     gain: float | None = None
+    logged: bool = True  # False: a slow step's count between logged ones (no frame)
 
 
 def work_rate(tflop_s: float, of_peak: float | None = None) -> str:

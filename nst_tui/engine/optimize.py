@@ -53,6 +53,9 @@ STATE_OVERFLOW = (
 # Standard deviations (pixels in 0..1) of the Gaussian noise of the mean-noise and
 # content-noise inits: faint enough to leave a flat start (neural-style's own random init
 # is fainter still), and enough to shake a content start off the photo's exact features.
+# When this long (seconds) has passed since the last Progress, a step gets one of its own,
+# logged or not (count_step): a 4096 px step takes minutes.
+SLOW_STEP_S = 5.0
 MEAN_NOISE_STD = 0.01
 CONTENT_NOISE_STD = 0.1
 
@@ -136,6 +139,7 @@ class CellLoop:
         self.gain: float | None = None
         self.converged = False
         self.start = time.perf_counter()
+        self.progress_at = self.start  # when the last Progress went out
 
     def update_average(self) -> None:
         """Fold the canvas into the average; call once per step, after clamping."""
@@ -222,9 +226,33 @@ class CellLoop:
                     self.gain,
                 )
             )
+            self.progress_at = time.perf_counter()
             assert r.image is not None  # every report of this outbox carries its frame
             self.last_frame = r.image
             self.emit(Frame(r.iteration, r.image))
+
+    def count_step(self, values: torch.Tensor) -> None:
+        """A step that is not logged, when steps are slow: a Progress of its own (no frame;
+        not in the loss log), read at once. Waiting for the device costs nothing beside a
+        step of seconds, and sav_freq such steps would pass with nothing on the screen."""
+        losses = dict(zip(self.names, values.detach().float().tolist(), strict=True))
+        elapsed = self.elapsed()
+        it_per_s = self.done / max(elapsed, 1e-9)
+        tflop_s, of_peak = self.throughput.at(it_per_s) if self.throughput else (None, None)
+        self.emit(
+            Progress(
+                self.done,
+                self.cfg.iterations,
+                losses,
+                it_per_s,
+                elapsed,
+                tflop_s,
+                of_peak,
+                self.gain,
+                logged=False,
+            )
+        )
+        self.progress_at = time.perf_counter()
 
     def after_step(self, values: torch.Tensor) -> None:
         """Count the step; report it when logged (`values`: this cell's terms, 1-D)."""
@@ -235,6 +263,8 @@ class CellLoop:
             self.check_gain(values[TOTAL])
         if self.logged(self.done):
             self.queue_report(self.done, values)
+        elif not self.outbox and time.perf_counter() - self.progress_at >= SLOW_STEP_S:
+            self.count_step(values)
         if self.outbox:
             self.deliver(self.outbox.ready())  # finish() drains the rest
 

@@ -162,3 +162,31 @@ def test_nan_in_the_network_weights_is_named_at_the_first_iteration(caffe) -> No
     finished = optimize(prepared.objective, prepared.canvases, [lambda e: None])[0]
     assert finished.status == "failed" and finished.iterations_done == 0
     assert "the network weights or the input images hold NaN or infinite values" in finished.reason
+
+
+def test_slow_steps_each_show_their_count_and_only_logged_ones_are_recorded(
+    monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    # A 4096 px step takes minutes: between sav_freq's logged steps each one still says
+    # where the run is (a Progress without a frame), and the loss log keeps its rows.
+    from conftest import run_single
+
+    from nst_tui.engine import optimize as loop
+
+    monkeypatch.setattr(loop, "SLOW_STEP_S", 0.0)  # every step counts as slow
+    cfg = tiny_config(iterations=6, sav_freq=3)
+    _, events, finished = run(cfg)
+    assert finished.status == "finished"
+    assert [(e.iteration, e.logged) for e in progress(events)] == [
+        (1, False), (2, False), (3, True), (4, False), (5, False), (6, True)
+    ]  # fmt: skip
+    assert [e.iteration for e in events if isinstance(e, Frame)] == [3, 6]
+    assert all(set(e.losses) == set(progress(events)[-1].losses) for e in progress(events))
+    folder = run_single(cfg, out_root=tmp_path).folder
+    rows = (folder / "losses.csv").read_text().splitlines()
+    assert [row.split(",")[0] for row in rows[1:]] == ["3", "6"]
+
+
+def test_fast_steps_wait_for_the_logged_ones() -> None:
+    _, events, _ = run(tiny_config(iterations=6, sav_freq=3))
+    assert [e.iteration for e in progress(events)] == [3, 6]
