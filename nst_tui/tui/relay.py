@@ -118,6 +118,8 @@ class JobRelay:
             news.iteration = event.iteration
             if self.single:
                 self.engine_rate, self.work = event.it_per_s, (event.tflop_s, event.of_peak)
+            if not event.logged and time.monotonic() - self.last_post >= self.pace.interval:
+                self.flush()  # a slow step's count: no frame comes to carry it
         elif isinstance(event, Frame):
             # A cell framed twice since the last message: its batch-mates log less often.
             repeated = index in self.frames

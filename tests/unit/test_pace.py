@@ -85,3 +85,24 @@ def test_the_relay_alone_decides_how_fast_a_job_may_go() -> None:
     sweep = JobRelay(print, 2, expand(tiny_config(), {"content_layers": [[0], [2]]}))
     assert (run.pace.fastest, sweep.pace.fastest) == (FASTEST, SWEEP_FASTEST)
     assert run.box.pace is run.pace and sweep.box.pace is sweep.pace
+
+
+def test_a_slow_steps_count_is_posted_without_waiting_for_a_frame(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Steps of a minute (a 4096 px canvas), a frame every 10: each step's count still
+    # reaches the dashboard, and the logged step's frame with it.
+    wall = Clock()
+    monkeypatch.setattr("nst_tui.tui.relay.time.monotonic", wall)
+    pace = Pace(cpu_clock=Clock())
+    posted: list[Any] = []
+    relay = JobRelay(eager_dashboard(posted), 1, single(tiny_config(iterations=20)), pace)
+    for i in range(1, 11):
+        wall.now += 60.0
+        logged = i == 10
+        relay(CellEvent(0, Progress(i, 20, {"total": float(i)}, 1 / 60, 60.0 * i, logged=logged)))
+        if logged:
+            relay(CellEvent(0, Frame(i, np.zeros((4, 4, 3), np.uint8))))
+        relay.poster.drain()
+    news = [m for m in posted if isinstance(m, JobNews)]
+    assert [m.completed for m in news if m.completed] == list(range(1, 11))
