@@ -211,37 +211,18 @@ class CellLoop:
                 )
             self.check_state(ok, r.iteration)
             self.losses = dict(zip(self.names, r.values, strict=True))
-            elapsed = self.elapsed()  # the device has done this iteration by now
-            it_per_s = r.iteration / max(elapsed, 1e-9)
-            tflop_s, of_peak = self.throughput.at(it_per_s) if self.throughput else (None, None)
-            self.emit(
-                Progress(
-                    r.iteration,
-                    self.cfg.iterations,
-                    self.losses,
-                    it_per_s,
-                    elapsed,
-                    tflop_s,
-                    of_peak,
-                    self.gain,
-                )
-            )
-            self.progress_at = time.perf_counter()
+            self.progress(r.iteration, self.losses)  # the device has done it by now
             assert r.image is not None  # every report of this outbox carries its frame
             self.last_frame = r.image
             self.emit(Frame(r.iteration, r.image))
 
-    def count_step(self, values: torch.Tensor) -> None:
-        """A step that is not logged, when steps are slow: a Progress of its own (no frame;
-        not in the loss log), read at once. Waiting for the device costs nothing beside a
-        step of seconds, and sav_freq such steps would pass with nothing on the screen."""
-        losses = dict(zip(self.names, values.detach().float().tolist(), strict=True))
+    def progress(self, iteration: int, losses: dict[str, float], logged: bool = True) -> None:
         elapsed = self.elapsed()
-        it_per_s = self.done / max(elapsed, 1e-9)
+        it_per_s = iteration / max(elapsed, 1e-9)
         tflop_s, of_peak = self.throughput.at(it_per_s) if self.throughput else (None, None)
         self.emit(
             Progress(
-                self.done,
+                iteration,
                 self.cfg.iterations,
                 losses,
                 it_per_s,
@@ -249,10 +230,17 @@ class CellLoop:
                 tflop_s,
                 of_peak,
                 self.gain,
-                logged=False,
+                logged,
             )
         )
         self.progress_at = time.perf_counter()
+
+    def count_step(self, values: torch.Tensor) -> None:
+        """A step that is not logged, when steps are slow: a Progress of its own (no frame;
+        not in the loss log), read at once. Waiting for the device costs nothing beside a
+        step of seconds, and sav_freq such steps would pass with nothing on the screen."""
+        losses = dict(zip(self.names, values.detach().float().tolist(), strict=True))
+        self.progress(self.done, losses, logged=False)
 
     def after_step(self, values: torch.Tensor) -> None:
         """Count the step; report it when logged (`values`: this cell's terms, 1-D)."""
