@@ -136,7 +136,9 @@ async def test_the_frame_stepper_shows_frame_k_at_iteration_k_times_sav_freq(
 
 
 async def test_play_runs_through_the_frames_at_the_run_s_fps(tmp_path: Path) -> None:
-    folder = fake_run(tmp_path, iterations=100, sav_freq=10, fps=20)
+    # 10 frames at 5 fps: 2 s of play, longer than a loaded machine takes to hand the key
+    # over (at 20 fps CI once saw the play end before the check that it had begun).
+    folder = fake_run(tmp_path, iterations=100, sav_freq=10, fps=5)
     async with Host(ViewSource("run", folder), frames=True).run_test(size=SIZE) as pilot:
         screen = await settled(pilot)
         assert "frame 1/10" in readout(screen)
