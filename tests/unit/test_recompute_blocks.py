@@ -74,15 +74,18 @@ def test_recomputed_blocks_give_the_same_gradient(
 
 def saved_bytes(objective: Objective, canvas: torch.Tensor) -> int:
     """Bytes the forward pass saves for the backward (each storage once)."""
-    seen: dict[int, int] = {}
+    # Each saved tensor is held until the count is done: a storage freed during the forward
+    # pass (a branch whose graph is dropped) could otherwise hand its address to a later
+    # one, and the two would count as one.
+    seen: dict[int, torch.Tensor] = {}
 
     def pack(t: torch.Tensor) -> torch.Tensor:
-        seen[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        seen.setdefault(t.untyped_storage().data_ptr(), t)
         return t
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         objective(canvas.clone().requires_grad_(True))
-    return sum(seen.values())
+    return sum(t.untyped_storage().nbytes() for t in seen.values())
 
 
 @pytest.mark.parametrize("pooling", ["max", "avg"])
