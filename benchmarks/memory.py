@@ -1,7 +1,8 @@
 """The memory plan against measured peaks: does the prediction hold, and does a budget bound
 a run's memory at any size?
 
-    python benchmarks/memory.py [--sections table recompute bounded speed big] [--json FILE]
+    python benchmarks/memory.py [--sections table recompute bounded speed big allocator]
+        [--json FILE]
         [--budget 3GiB] [--big-budget 4GiB] [--untiled-limit 8GiB]
     python benchmarks/memory.py --calibrate [--json FILE]     # the model's constants
 
@@ -24,6 +25,8 @@ Sections:
 - speed: iterations per second untiled against in tiles (2x2) at 512 and 1024 px, side by
   side in this one process, alternating.
 - big: a 4096 px run of two iterations within --big-budget, and how long an iteration took.
+- allocator: the same run at 128 and 256 px with room to spare (the allocator roomy) and
+  in a budget its peak is above TIGHT_SHARE of (tight), interleaved: it/s and peaks.
 
 --calibrate runs the engine in-process per configuration (a fresh process each), resetting
 the peak resident memory between the phases (Linux's clear_refs): loading torch, the
@@ -49,7 +52,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from nst_tui.memory import HEADROOM  # noqa: E402
+from nst_tui.memory import HEADROOM, TIGHT_SHARE  # noqa: E402
 from nst_tui.sizes import GiB, MiB, parse_size, show_bytes  # noqa: E402
 
 IMAGES = Path(os.environ.get("NST_TUI_IMAGES", ROOT / "tests" / "data"))
@@ -305,6 +308,33 @@ def section_recompute(out: Path, table: list[tuple[str, dict[str, Any]]]) -> lis
     return rows
 
 
+def section_allocator(
+    out: Path, sizes: list[int], iterations: int, rounds: int
+) -> list[dict[str, Any]]:
+    """The same run with room to spare (roomy: glibc's reuse) and with a budget that puts
+    its peak above TIGHT_SHARE of it (tight: blocks of 1 MiB or more given back when
+    freed): it/s and predicted against measured peak, fresh processes, interleaved."""
+    rows = []
+    for size in sizes:
+        values = {"size": size, "iterations": iterations, "sav_freq": 10}
+        peak = predicted({**BASE, **values, "max_memory": "1TiB"})["predicted_peak_bytes"]
+        budget = f"{peak / ((HEADROOM + TIGHT_SHARE) / 2) / MiB:.0f}MiB"
+        runs: dict[str, list[dict[str, Any]]] = {"roomy": [], "tight": []}
+        for _ in range(rounds):
+            for mode, limit in (("roomy", "1TiB"), ("tight", budget)):
+                row = compare(f"{size} px, {mode}", {**values, "max_memory": limit}, out)
+                assert row["plan"].get("allocator") == mode, row["plan"]
+                runs[mode].append(row)
+                print(show(row), f"| {row['run'].get('it_per_s')} it/s", flush=True)
+        best = {m: max(r["run"].get("it_per_s") or 0 for r in rs) for m, rs in runs.items()}
+        ratio = best["tight"] / best["roomy"] if best["roomy"] else None
+        rows.append({"size": size, "budget": budget, "runs": runs, "best_it_s": best,
+                     "tight_over_roomy": ratio})  # fmt: skip
+        print(f"{size} px: tight {best['tight']:.2f} it/s, roomy {best['roomy']:.2f}: "
+              f"{ratio or 0:.2f}x", flush=True)  # fmt: skip
+    return rows
+
+
 def section_big(out: Path, budget: str, size: int) -> dict[str, Any]:
     values = {"size": size, "iterations": 2, "max_memory": budget, "sav_freq": 2}
     row = compare(f"{size} px, 2 iterations, {budget}", values, out)
@@ -337,7 +367,7 @@ def probe(values: dict[str, Any]) -> dict[str, Any]:
     them, and what the model predicts for each."""
     from nst_tui import probe as pr
 
-    pr.tame_allocator()  # as nst-tui's command line does, first
+    pr.set_allocator(True)  # each phase's tensors as they are: what the constants model
     before = pr.own_rss()
     import torch  # noqa: F401
 
@@ -475,7 +505,9 @@ def calibrate(json_out: Path | None, refit: Path | None = None) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--sections", nargs="+", default=["table", "recompute", "bounded", "speed", "big"]
+        "--sections",
+        nargs="+",
+        default=["table", "recompute", "bounded", "speed", "big", "allocator"],
     )
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--budget", default="3GiB")
@@ -486,6 +518,9 @@ def main() -> int:
     parser.add_argument("--speed-repeats", type=int, default=2)
     parser.add_argument("--bounded-sizes", type=int, nargs="+", default=[512, 1024, 2048, 3072])
     parser.add_argument("--big-size", type=int, default=4096)
+    parser.add_argument("--allocator-sizes", type=int, nargs="+", default=[128, 256])
+    parser.add_argument("--allocator-iterations", type=int, default=100)
+    parser.add_argument("--allocator-rounds", type=int, default=2)
     parser.add_argument(
         "--quick", action="store_true", help="tiny sizes, every section (the tests' run)"
     )
@@ -506,6 +541,7 @@ def main() -> int:
         table, recompute = QUICK_TABLE, QUICK_RECOMPUTE
         args.bounded_sizes, args.big_size, args.speed_sizes = [64], 128, [64]
         args.speed_iterations, args.speed_repeats = 2, 1
+        args.allocator_sizes, args.allocator_iterations, args.allocator_rounds = [64], 3, 1
     result: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {
@@ -543,6 +579,11 @@ def main() -> int:
             save()
         if "big" in args.sections:
             result["big"] = section_big(out, args.big_budget, args.big_size)
+            save()
+        if "allocator" in args.sections:
+            result["allocator"] = section_allocator(
+                out, args.allocator_sizes, args.allocator_iterations, args.allocator_rounds
+            )
             save()
     errors = [abs(r["error"]) for r in result.get("table", []) if "error" in r]
     if errors:

@@ -101,9 +101,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from nst_tui.probe import tame_allocator
-
-    tame_allocator()  # before torch loads: large blocks go back to the system when freed
     args = build_parser().parse_args(argv)
     # User values (paths, preset names, messages quoting them) print as written: no
     # markup (each is escaped), no :name: emoji, no highlighting.

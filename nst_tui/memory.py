@@ -297,6 +297,10 @@ PACKED_SHAPES = 4
 # The share of a budget the plan fills: the rest is room for the prediction's error
 # (within ±5% of the measured peaks it was fitted to, benchmarks/README.md).
 HEADROOM = 0.9
+# A CPU run whose predicted peak is above this share of its budget (or that recomputes or
+# tiles) holds its memory tightly (probe.set_allocator): the plan's error matters there.
+# Below it, glibc's faster default may overshoot the plan by some 10%, with room to spare.
+TIGHT_SHARE = 0.5
 # How much of what is free `auto` takes: the rest is for everything else on the machine.
 AUTO_SHARE = {"cpu": 0.8, "cuda": 0.9}
 
@@ -432,6 +436,16 @@ class Plan:
         return max((s.fit or Fit(0, estimate=s.untiled)).peak for s in self.scales)
 
     @property
+    def tight(self) -> bool:
+        """Whether a CPU run of this plan needs its memory held as the plan counts it: near
+        its budget (TIGHT_SHARE), or recomputing or in tiles. Not on a GPU (its tensors are
+        the caching allocator's) nor where the budget is not known."""
+        if self.device.cuda or self.budget is None:
+            return False
+        squeezed = any(s.tiled or s.recompute for s in self.scales)
+        return squeezed or self.peak > TIGHT_SHARE * self.budget
+
+    @property
     def untiled_peak(self) -> int:
         return max(s.untiled.peak for s in self.scales)
 
@@ -554,6 +568,8 @@ class Plan:
             "device": self.device.name,
             "device_free_bytes": self.device.free,
             "plan": self.verdict(),
+            # The CPU's allocator as the run sets it (probe.set_allocator): tight or roomy.
+            "allocator": "tight" if self.tight else "roomy",
         }
         if fit is not None and fit.tile:
             out["tile"] = fit.tile

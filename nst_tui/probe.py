@@ -126,32 +126,44 @@ def cpu_fast_bf16() -> bool:
     return False
 
 
-# Allocations at least this large are mapped from the system on their own and given back
-# when freed (glibc's M_MMAP_THRESHOLD; by default it floats up to 32 MiB, and a freed
-# tensor below it stays resident in the heap, often never reused: measured, a run's peak
-# resident memory was 20-40% above what its tensors held at once, and unpredictable).
-MMAP_THRESHOLD = 1 << 20
-_M_MMAP_THRESHOLD = -3  # mallopt's parameter number (malloc.h)
-_tamed: list[bool] = []
+# glibc's malloc, set per run from its memory plan (mallopt). By default its mmap threshold
+# floats up to 32 MiB: a freed tensor below it stays in the heap for the next step to
+# reuse (fast), but a run's peak resident memory can then be 20-40% above what its
+# tensors held at once, and unpredictable. Tight: blocks of 1 MiB or more are mapped on
+# their own and given back when freed, so the peak is what the plan counts, at the price
+# of the kernel zeroing fresh pages every step (measured: 20-25% of the it/s at 128 px,
+# docs/memory.md). Roomy: glibc's own ceilings, held fixed.
+TIGHT_MMAP = 1 << 20
+ROOMY_MMAP = 32 << 20
+ROOMY_TRIM = 64 << 20  # twice the mmap threshold, as glibc's floating trim threshold goes
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt's parameter numbers (malloc.h)
+_allocator: list[str] = []  # the mode set last
 
 
-def tame_allocator() -> bool:
-    """Hand large blocks back to the system as soon as they are freed (glibc only; once per
-    process): what a CPU run's memory plan predicts is then what it holds. False where the
-    C library has no mallopt (not glibc)."""
-    if _tamed:
-        return _tamed[0]
-    ok = False
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
+def set_allocator(tight: bool) -> str | None:
+    """Set this process's allocator tight or roomy (see above; glibc only); going tight
+    gives back what the heap holds free. Returns the mode now in force, None where the C
+    library has no mallopt (not glibc)."""
+    mode = "tight" if tight else "roomy"
+    if _allocator and _allocator[-1] == mode:
+        return mode
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
 
-            libc = ctypes.CDLL(None)
-            ok = bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD))
-        except (OSError, AttributeError):
-            ok = False
-    _tamed.append(ok)
-    return ok
+        libc = ctypes.CDLL(None)
+        ok = bool(libc.mallopt(_M_MMAP_THRESHOLD, TIGHT_MMAP if tight else ROOMY_MMAP))
+        # Tight keeps glibc's trim threshold (128 KiB): the heap's free top goes back too.
+        ok = ok and bool(libc.mallopt(_M_TRIM_THRESHOLD, 128 << 10 if tight else ROOMY_TRIM))
+        if ok and tight:  # what roomy kept for reuse goes back: the plan sees what is live
+            libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        return None
+    if not ok:
+        return None
+    _allocator.append(mode)
+    return mode
 
 
 def nvidia_present() -> bool:

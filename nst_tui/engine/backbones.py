@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torchvision.models as tv_models
 from torch import nn
 
 from nst_tui.engine.events import StatusFn, quiet
@@ -43,11 +42,13 @@ from nst_tui.errors import BackboneError
 BLOCKS = {"vgg16": (2, 2, 3, 3, 3), "vgg19": (2, 2, 4, 4, 4)}
 WIDTHS = (64, 128, 256, 512, 512)
 
-# Where torchvision's own weights API says its ImageNet VGGs live; their files land
-# in torch's hub cache under the URL's base name, as torchvision itself caches them.
+# Where torchvision's own weights API says its ImageNet VGGs live (VGG19_Weights and
+# VGG16_Weights.IMAGENET1K_V1.url; test_backbones checks), written out: importing
+# torchvision.models imports torch._dynamo, seconds at every start. Their files land in
+# torch's hub cache under the URL's base name, as torchvision itself caches them.
 TORCHVISION_URLS: dict[str, str] = {
-    "vgg19": tv_models.VGG19_Weights.IMAGENET1K_V1.url,
-    "vgg16": tv_models.VGG16_Weights.IMAGENET1K_V1.url,
+    "vgg19": "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth",
+    "vgg16": "https://download.pytorch.org/models/vgg16-397923af.pth",
 }
 PROBE_TIMEOUT_S = 3.0
 

@@ -31,7 +31,7 @@ from nst_tui.errors import NSTError, RunError
 from nst_tui.job.events import BatchStarted, CellEvent, Listener, not_run
 from nst_tui.job.plan import Batch, Cell
 from nst_tui.memory import Plan, batch_fits, plan
-from nst_tui.probe import tame_allocator
+from nst_tui.probe import set_allocator
 from nst_tui.sizes import show_bytes
 
 
@@ -69,15 +69,20 @@ def run_batch(
                 run_batch(index, sub, part, emit, cancel)
             return
     emit(BatchStarted(index, batch.cells, batch.batched))
-    tame_allocator()  # a Ray worker's process too: freed tensors leave its memory
     seen = {c.index: _Seen() for c in cells}
     meter: PeakMeter | None = None
     predicted: Plan | None = None
     try:  # the plan on this device (a Ray worker's own GPU), and its peak from here on
         meter = PeakMeter(resolve_device(cells[0].config.device)).start()
         predicted = run_plan([c.config for c in cells], meter.device)
+        # Before the weights load: memory held as the plan counts it where the run is near
+        # its budget, else glibc's faster reuse (a Ray worker's process too). Going tight
+        # gives back what the heap kept: planned again from what is left.
+        if set_allocator(predicted.tight) == "tight":
+            meter.start()
+            predicted = run_plan([c.config for c in cells], meter.device)
     except NSTError:
-        pass  # a bad device or image: prepare says so, and the cells' records with it
+        set_allocator(False)  # a bad device or image: prepare says so, and the records
 
     def cell_emit(i: int) -> Callable[[Event], None]:
         def send(event: Event) -> None:

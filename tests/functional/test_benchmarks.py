@@ -102,4 +102,6 @@ def test_memory_benchmark_measures_every_section(tmp_path: Path) -> None:
     assert speed["untiled_it_s"] > 0 and speed["tiled_it_s"] > 0 and speed["tile"] == 32
     assert result["big"]["run"]["status"] == "finished"
     assert result["big"]["seconds_per_iteration"] > 0
+    (allocator,) = result["allocator"]
+    assert allocator["best_it_s"]["tight"] > 0 and allocator["best_it_s"]["roomy"] > 0
     assert "largest |predicted / measured - 1|" in printed

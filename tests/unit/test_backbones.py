@@ -160,3 +160,14 @@ def test_a_float16_export_of_vgg16_caffe_loads_in_its_place(tmp_path, monkeypatc
     monkeypatch.setenv(backbones.CAFFE_WEIGHTS_ENV, str(tmp_path / "bad.pt"))
     with pytest.raises(backbones.BackboneError, match="not a vgg16-caffe export"):
         backbones.load_backbone("vgg16-caffe")
+
+
+def test_the_download_addresses_are_torchvisions_own() -> None:
+    # Written out so that loading the engine does not import torchvision (and torch._dynamo
+    # with it); they must stay what torchvision's weights API says.
+    import torchvision.models as tv_models
+
+    urls = backbones.TORCHVISION_URLS
+    assert urls["vgg19"] == tv_models.VGG19_Weights.IMAGENET1K_V1.url
+    assert urls["vgg16"] == tv_models.VGG16_Weights.IMAGENET1K_V1.url
+    assert sorted(urls) == ["vgg16", "vgg19"]

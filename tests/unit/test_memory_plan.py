@@ -200,6 +200,21 @@ def test_the_largest_tile_whose_peak_fits() -> None:
     assert f"{fit.rows}×{fit.cols} tiles of {fit.tile} px" in p.line()
 
 
+def test_memory_is_held_tightly_only_near_the_budget() -> None:
+    # Where the plan's error matters (above TIGHT_SHARE of the budget, recomputing or in
+    # tiles) the run holds its memory as the plan counts it; elsewhere glibc's reuse.
+    roomy = plan(cfg(size=512, max_memory="8GiB"), PHOTO, CPU, [PAINTING])
+    assert roomy.peak < memory.TIGHT_SHARE * 8 * GiB and not roomy.tight
+    assert roomy.record()["allocator"] == "roomy"
+    near = plan(cfg(size=512, max_memory=f"{roomy.peak * 1.5:.0f}B"), PHOTO, CPU, [PAINTING])
+    assert near.verdict() == "fits" and near.tight and near.record()["allocator"] == "tight"
+    tiled = plan(cfg(size=1024, tile=256, max_memory="64GiB"), PHOTO, CPU)
+    assert tiled.peak < memory.TIGHT_SHARE * 64 * GiB and tiled.tight
+    gpu = Device("cuda:0", 1 * GiB, 0, torch_loaded=True)
+    assert not plan(cfg(size=512, max_memory="1GiB"), PHOTO, gpu).tight  # tensors: not malloc's
+    assert not plan(cfg(size=512), PHOTO, Device("cpu")).tight  # no budget known
+
+
 def test_a_forced_tile_is_planned_as_asked() -> None:
     p = plan(cfg(size=1024, tile=256, max_memory="64GiB"), PHOTO, CPU)
     assert p.last.fit is not None and p.last.fit.tile == 256

@@ -4,6 +4,8 @@ GIF's, the previews') downscaled from a large canvas while final.png stays whole
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -12,10 +14,11 @@ import torch
 from conftest import tiny_config
 from PIL import Image
 
+from nst_tui import probe
 from nst_tui.engine.tensors import FRAME_EDGE, frame_on_device, to_uint8
 from nst_tui.job.plan import single
 from nst_tui.job.run import run_job
-from nst_tui.probe import peak_rss, reset_peak, tame_allocator
+from nst_tui.probe import peak_rss, reset_peak, set_allocator
 from nst_tui.records import Hurried, write_gif
 
 
@@ -27,6 +30,7 @@ def test_run_json_records_the_plan_and_the_measured_peak(tmp_path: Path) -> None
     assert memory["predicted_peak_bytes"] >= memory["untiled_peak_bytes"] > 0
     assert memory["measured_peak_bytes"] > 100 << 20  # the process: torch and all
     assert memory["measured_by"].startswith("peak RSS of the process")
+    assert memory["allocator"] == "roomy"  # far below its budget: glibc's faster reuse
 
 
 def test_a_forced_tile_is_recorded(tmp_path: Path) -> None:
@@ -35,6 +39,9 @@ def test_a_forced_tile_is_recorded(tmp_path: Path) -> None:
     memory = json.loads((result.folder / "run.json").read_text())["memory"]
     assert memory["tile"] == 32 and memory["tiles"] == "2x2"
     assert memory["plan"] == "2×2 tiles of 32 px"
+    assert memory["allocator"] == "tight"  # in tiles: memory held as the plan counts it
+    assert probe._allocator[-1] == "tight"  # as the run set it
+    set_allocator(False)
 
 
 def test_frames_of_a_large_canvas_are_downscaled_and_final_png_is_whole(tmp_path: Path) -> None:
@@ -86,7 +93,6 @@ def test_a_hurry_mid_gif_leaves_no_file(tmp_path: Path) -> None:
 
 
 def test_the_peak_can_be_measured_afresh() -> None:
-    assert tame_allocator() is tame_allocator()  # once per process, then the same answer
     if not reset_peak():
         pytest.skip("this system cannot reset a process's peak resident memory")
     before = peak_rss()
@@ -115,3 +121,41 @@ def test_a_worker_splits_a_batch_its_device_cannot_hold(monkeypatch) -> None:
     assert [(e.cells, e.batched) for e in started] == [((0, 1), True), ((2,), False)]
     ended = [e.cell for e in events if isinstance(e, CellEvent) and isinstance(e.event, Finished)]
     assert sorted(ended) == [0, 1, 2]
+
+
+def test_tight_memory_goes_back_when_freed_and_roomy_is_kept_for_reuse() -> None:
+    # What set_allocator changes, seen in the resident memory of a fresh process (in this
+    # one, earlier runs' free blocks would serve the allocation from the heap): a freed
+    # 16 MiB block goes back to the system when tight and stays in the heap for the next
+    # step when roomy; going tight again gives back what roomy kept.
+    script = """
+from nst_tui.probe import own_rss, set_allocator
+
+def touched():
+    block = bytearray(16 << 20)  # malloc'd (CPython hands large objects to malloc)
+    block[::4096] = b"x" * len(block[::4096])  # resident, all of it
+    return block
+
+def given_back_when_freed():
+    block = touched()
+    held = own_rss()
+    del block
+    return held - own_rss()
+
+if set_allocator(True) is None:
+    print("no mallopt")
+else:
+    tight = given_back_when_freed()
+    set_allocator(False)
+    roomy = given_back_when_freed()
+    kept = own_rss()
+    set_allocator(True)
+    print(tight >> 20, roomy >> 20, (kept - own_rss()) >> 20)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
+    if done.stdout.strip() == "no mallopt":
+        pytest.skip("not glibc: no mallopt")
+    tight, roomy, trimmed = map(int, done.stdout.split())
+    assert tight >= 15 and roomy < 4 and trimmed >= 12
