@@ -75,9 +75,9 @@ def style_weight(cfg: Config, layer: int, channels: int) -> float:
     return w * style_width_factor(channels, cfg.normalize_style_weights)
 
 
-def typed(features: torch.Tensor, layer_type: str) -> torch.Tensor:
-    """A conv tap as the cell reads it: itself, or its ReLU."""
-    return F.relu(features) if layer_type == "relu" else features
+def typed(features: torch.Tensor, layer_type: str, inplace: bool = False) -> torch.Tensor:
+    """A conv tap as the cell reads it: itself, or its ReLU (`inplace`: over the tap)."""
+    return F.relu(features, inplace=inplace) if layer_type == "relu" else features
 
 
 @dataclass
@@ -158,8 +158,10 @@ def cell_targets(
     style_layers = list(cfg.style_layers) if uses_style(cfg.mode) else []
 
     def feats(image: torch.Tensor) -> dict[int, torch.Tensor]:
+        # The ReLU in place: the taps are this pass's own (no grad), and a copy of each
+        # would hold every tap twice at the pass's peak (measured: +11% at 768 px).
         return {
-            i: typed(f, cfg.layer_type).float()
+            i: typed(f, cfg.layer_type, inplace=True).float()
             for i, f in acc.features(extractor, image, accel).items()
         }
 
