@@ -131,13 +131,13 @@ def cpu_fast_bf16() -> bool:
 # reuse (fast), but a run's peak resident memory can then be 20-40% above what its
 # tensors held at once, and unpredictable. Tight: blocks of 1 MiB or more are mapped on
 # their own and given back when freed, so the peak is what the plan counts, at the price
-# of the kernel zeroing fresh pages every step (measured: 20-25% of the it/s at 128 px,
-# docs/memory.md). Roomy: glibc's own ceilings, held fixed.
+# of the kernel zeroing fresh pages every step (measured: 0.89x roomy's it/s at 128 px,
+# 0.76x at 256 px; docs/memory.md). Roomy: glibc's own ceilings, held fixed.
 TIGHT_MMAP = 1 << 20
 ROOMY_MMAP = 32 << 20
 ROOMY_TRIM = 64 << 20  # twice the mmap threshold, as glibc's floating trim threshold goes
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt's parameter numbers (malloc.h)
-_allocator: list[str] = []  # the mode set last
+_allocator: list[str] = []  # the mode set last (one at most)
 
 
 def set_allocator(tight: bool) -> str | None:
@@ -162,7 +162,7 @@ def set_allocator(tight: bool) -> str | None:
         return None
     if not ok:
         return None
-    _allocator.append(mode)
+    _allocator[:] = [mode]
     return mode
 
 

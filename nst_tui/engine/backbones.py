@@ -44,7 +44,7 @@ WIDTHS = (64, 128, 256, 512, 512)
 
 # Where torchvision's own weights API says its ImageNet VGGs live (VGG19_Weights and
 # VGG16_Weights.IMAGENET1K_V1.url; test_backbones checks), written out: importing
-# torchvision.models imports torch._dynamo, seconds at every start. Their files land in
+# torchvision.models for two strings cost 0.2-0.3 s at every start. Their files land in
 # torch's hub cache under the URL's base name, as torchvision itself caches them.
 TORCHVISION_URLS: dict[str, str] = {
     "vgg19": "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth",

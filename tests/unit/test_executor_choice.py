@@ -76,8 +76,8 @@ def test_plan_gives_every_worker_a_batch() -> None:
 
 
 def test_engine_and_local_path_never_import_ray_or_torchvision() -> None:
-    # Ray is the Ray executor's alone; torchvision (and the torch._dynamo it imports, seconds
-    # at every start) is not needed to run at all.
+    # Ray is the Ray executor's alone; torchvision (0.2-0.3 s at every start) is not needed
+    # to run at all.
     code = (
         "import sys, nst_tui.cli, nst_tui.job.run, nst_tui.job.local, nst_tui.job.lifecycle, "
         "nst_tui.engine.optimize; from nst_tui.job.executor import executor_named; "
