@@ -123,13 +123,14 @@ def test_a_worker_splits_a_batch_its_device_cannot_hold(monkeypatch) -> None:
     assert sorted(ended) == [0, 1, 2]
 
 
-def test_tight_memory_goes_back_when_freed_and_roomy_is_kept_for_reuse() -> None:
+def test_tight_memory_goes_back_when_freed_and_roomy_is_kept_until_the_run_ends() -> None:
     # What set_allocator changes, seen in the resident memory of a fresh process (in this
     # one, earlier runs' free blocks would serve the allocation from the heap): a freed
     # 16 MiB block goes back to the system when tight and stays in the heap for the next
-    # step when roomy; going tight again gives back what roomy kept.
+    # step when roomy, until the run's end gives it back (give_back_heap) or going tight
+    # again does.
     script = """
-from nst_tui.probe import own_rss, set_allocator
+from nst_tui.probe import give_back_heap, own_rss, set_allocator
 
 def touched():
     block = bytearray(16 << 20)  # malloc'd (CPython hands large objects to malloc)
@@ -149,13 +150,18 @@ else:
     set_allocator(False)
     roomy = given_back_when_freed()
     kept = own_rss()
+    give_back_heap()
+    at_the_end = kept - own_rss()
+    roomy_again = given_back_when_freed()
+    kept = own_rss()
     set_allocator(True)
-    print(tight >> 20, roomy >> 20, (kept - own_rss()) >> 20)
+    print(tight >> 20, roomy >> 20, at_the_end >> 20, roomy_again >> 20, (kept - own_rss()) >> 20)
 """
     done = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
     )
     if done.stdout.strip() == "no mallopt":
         pytest.skip("not glibc: no mallopt")
-    tight, roomy, trimmed = map(int, done.stdout.split())
-    assert tight >= 15 and roomy < 4 and trimmed >= 12
+    tight, roomy, at_the_end, roomy_again, trimmed = map(int, done.stdout.split())
+    assert tight >= 15 and roomy < 4 and at_the_end >= 12
+    assert roomy_again < 4 and trimmed >= 12
