@@ -366,8 +366,9 @@ def probe(values: dict[str, Any]) -> dict[str, Any]:
     """In this (fresh) process: each phase's peak resident memory, the peak reset between
     them, and what the model predicts for each."""
     from nst_tui import probe as pr
+    from nst_tui.heap import set_allocator
 
-    pr.set_allocator(True)  # each phase's tensors as they are: what the constants model
+    set_allocator(True)  # each phase's tensors as they are: what the constants model
     before = pr.own_rss()
     import torch  # noqa: F401
 

@@ -298,7 +298,7 @@ PACKED_SHAPES = 4
 # (within ±5% of the measured peaks it was fitted to, benchmarks/README.md).
 HEADROOM = 0.9
 # A CPU run whose predicted peak is above this share of its budget (or that recomputes or
-# tiles) holds its memory tightly (probe.set_allocator): the plan's error matters there.
+# tiles) holds its memory tightly (heap.set_allocator): the plan's error matters there.
 # Below it, glibc's faster default may overshoot the plan by some 10%, with room to spare.
 TIGHT_SHARE = 0.5
 # How much of what is free `auto` takes: the rest is for everything else on the machine.
@@ -568,7 +568,7 @@ class Plan:
             "device": self.device.name,
             "device_free_bytes": self.device.free,
             "plan": self.verdict(),
-            # The CPU's allocator as the run sets it (probe.set_allocator): tight or roomy.
+            # The CPU's allocator as the run sets it (heap.set_allocator): tight or roomy.
             "allocator": "tight" if self.tight else "roomy",
         }
         if fit is not None and fit.tile:

@@ -19,7 +19,6 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from nst_tui.memory import Device
 
@@ -125,65 +124,6 @@ def cpu_fast_bf16() -> bool:
     except OSError:
         return False
     return False
-
-
-# glibc's malloc, set per run from its memory plan (mallopt). By default its mmap threshold
-# floats up to 32 MiB: a freed tensor below it stays in the heap for the next step to
-# reuse (fast), but a run's peak resident memory can then be 20-40% above what its
-# tensors held at once, and unpredictable. Tight: blocks of 1 MiB or more are mapped on
-# their own and given back when freed, so the peak is what the plan counts, at the price
-# of the kernel zeroing fresh pages every step (measured: 0.89x roomy's it/s at 128 px,
-# 0.76x at 256 px; docs/memory.md). Roomy: glibc's own ceilings, held fixed.
-TIGHT_MMAP = 1 << 20
-ROOMY_MMAP = 32 << 20
-ROOMY_TRIM = 64 << 20  # twice the mmap threshold, as glibc's floating trim threshold goes
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt's parameter numbers (malloc.h)
-_allocator: list[str] = []  # the mode set last (one at most)
-
-
-def _glibc() -> Any | None:
-    """The C library, where it is glibc on Linux (mallopt, malloc_trim); else None."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None)
-    except OSError:
-        return None
-    return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
-
-
-def set_allocator(tight: bool) -> str | None:
-    """Set this process's allocator tight or roomy (see above; glibc only); going tight
-    gives back what the heap holds free. Returns the mode now in force, None where the C
-    library has no mallopt (not glibc)."""
-    mode = "tight" if tight else "roomy"
-    if _allocator and _allocator[-1] == mode:
-        return mode
-    libc = _glibc()
-    if libc is None:
-        return None
-    ok = bool(libc.mallopt(_M_MMAP_THRESHOLD, TIGHT_MMAP if tight else ROOMY_MMAP))
-    # Tight keeps glibc's trim threshold (128 KiB): the heap's free top goes back too.
-    ok = ok and bool(libc.mallopt(_M_TRIM_THRESHOLD, 128 << 10 if tight else ROOMY_TRIM))
-    if not ok:
-        return None
-    if tight:  # what roomy kept for reuse goes back: the plan sees what is live
-        libc.malloc_trim(0)
-    _allocator[:] = [mode]
-    return mode
-
-
-def give_back_heap() -> bool:
-    """Hand the heap's free memory back to the system (glibc's malloc_trim, every arena):
-    what a roomy run kept for its next step is not held by an idle dashboard or worker.
-    False where the C library cannot (not glibc)."""
-    libc = _glibc()
-    if libc is None:
-        return False
-    libc.malloc_trim(0)
-    return True
 
 
 def nvidia_present() -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -133,3 +134,15 @@ def eager_dashboard(posted: list):
             posted.append(news)
 
     return post
+
+
+def lasting_toasts(app: Any) -> Any:
+    """The app, its toasts kept until the snapshot is taken: one lasts 2-5 s, and on a
+    loaded machine (CI failed so) it was gone before the picture was."""
+    notify = app.notify
+
+    def lasting_notify(*args: Any, **kwargs: Any) -> None:
+        notify(*args, **{**kwargs, "timeout": 600})
+
+    app.notify = lasting_notify
+    return app

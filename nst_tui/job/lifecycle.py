@@ -28,10 +28,10 @@ from nst_tui.engine.prepare import Prepared, prepare, resolve_device, weights_he
 from nst_tui.engine.scales import optimize_scales, scale_configs
 from nst_tui.engine.tensors import to_uint8
 from nst_tui.errors import NSTError, RunError
+from nst_tui.heap import give_back_heap, set_allocator
 from nst_tui.job.events import BatchStarted, CellEvent, Listener, not_run
 from nst_tui.job.plan import Batch, Cell
 from nst_tui.memory import Plan, batch_fits, plan
-from nst_tui.probe import give_back_heap, set_allocator
 from nst_tui.sizes import show_bytes
 
 

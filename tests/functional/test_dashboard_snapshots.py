@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import lasting_toasts
 from conftest import snapshot_config as tiny_config
 from PIL import Image
 from textual.pilot import Pilot
@@ -98,10 +99,13 @@ class TestDashboardSnapshots:
         assert snap_compare(make_app(), terminal_size=SIZE, run_before=open_help)
 
     def test_layer_toggles(self, snap_compare) -> None:
-        # The form's Layers section, scrolled to by f3: ten labelled checkboxes, two on.
+        # The form's Layers section, scrolled to by f3: ten labelled checkboxes, two on,
+        # and the toasts that say so.
+        app = lasting_toasts(make_app())
+
         async def focus_layers(pilot: Pilot) -> None:
             await settle(pilot)
             await pilot.press("f3", "2", "exclamation_mark")
             await pilot.pause()
 
-        assert snap_compare(make_app(), terminal_size=SIZE, run_before=focus_layers)
+        assert snap_compare(app, terminal_size=SIZE, run_before=focus_layers)

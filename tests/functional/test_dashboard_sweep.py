@@ -12,7 +12,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import STARRY, TUBINGEN, eager_dashboard, snapshot_config, tiny_config
+from conftest import (
+    STARRY,
+    TUBINGEN,
+    eager_dashboard,
+    lasting_toasts,
+    snapshot_config,
+    tiny_config,
+)
 from test_dashboard import wait_for_run, wait_until_running
 from textual.pilot import Pilot
 from textual.widgets import Input, OptionList, Sparkline
@@ -438,6 +445,7 @@ class TestSweepSnapshot:
         base = snapshot_config(iterations=10, sav_freq=2)
         table = {"optimizer": ["adam", "lbfgs"], "content_layers": [[0], [3]]}
         app = NSTApp(base, preset_name="grid", outputs=Path("outputs"), warm_up=False, sweep=table)
+        lasting_toasts(app)
         assert snap_compare(app, terminal_size=SIZE, run_before=replay_finished_sweep)
 
 

@@ -30,7 +30,7 @@ WARM = 10  # runs before the baseline: caches, first draws, torch's allocator
 # keys (fixed in tui/widgets/footer.py) made it 87 MB: 2 MB a run. 30 runs (for the
 # suite's time) leave 20 to measure: the bound allows about 3x the noise and catches a
 # leak of 0.75 MB a run (a 256 px canvas kept per run). The heap's free memory goes
-# back at every batch's end (probe.give_back_heap): before, glibc kept what a roomy run
+# back at every batch's end (heap.give_back_heap): before, glibc kept what a roomy run
 # freed, and the growth went from -56 to +64 MB between runs of this test.
 RSS_GROWTH_BOUND_MB = 15
 

@@ -14,11 +14,12 @@ import torch
 from conftest import tiny_config
 from PIL import Image
 
-from nst_tui import probe
+from nst_tui import heap
 from nst_tui.engine.tensors import FRAME_EDGE, frame_on_device, to_uint8
+from nst_tui.heap import set_allocator
 from nst_tui.job.plan import single
 from nst_tui.job.run import run_job
-from nst_tui.probe import peak_rss, reset_peak, set_allocator
+from nst_tui.probe import peak_rss, reset_peak
 from nst_tui.records import Hurried, write_gif
 
 
@@ -40,7 +41,7 @@ def test_a_forced_tile_is_recorded(tmp_path: Path) -> None:
     assert memory["tile"] == 32 and memory["tiles"] == "2x2"
     assert memory["plan"] == "2×2 tiles of 32 px"
     assert memory["allocator"] == "tight"  # in tiles: memory held as the plan counts it
-    assert probe._allocator[-1] == "tight"  # as the run set it
+    assert heap._allocator[-1] == "tight"  # as the run set it
     set_allocator(False)
 
 
@@ -130,7 +131,8 @@ def test_tight_memory_goes_back_when_freed_and_roomy_is_kept_until_the_run_ends(
     # step when roomy, until the run's end gives it back (give_back_heap) or going tight
     # again does.
     script = """
-from nst_tui.probe import give_back_heap, own_rss, set_allocator
+from nst_tui.heap import give_back_heap, set_allocator
+from nst_tui.probe import own_rss
 
 def touched():
     block = bytearray(16 << 20)  # malloc'd (CPython hands large objects to malloc)
@@ -165,3 +167,37 @@ else:
     tight, roomy, at_the_end, roomy_again, trimmed = map(int, done.stdout.split())
     assert tight >= 15 and roomy < 4 and at_the_end >= 12
     assert roomy_again < 4 and trimmed >= 12
+
+
+def test_tight_memory_after_roomy_runs_is_mapped_on_its_own() -> None:
+    # A roomy run leaves its blocks' address space as a hole in the heap (a live block
+    # above keeps the heap from shrinking). Going tight, the hole is held (heap.plug_holes),
+    # so a tight block is mapped on its own and goes back when freed, as in a fresh
+    # process; cut from the hole, it would stay resident (0 MiB back, measured).
+    script = """
+from nst_tui.heap import set_allocator
+from nst_tui.probe import own_rss
+
+def touched(n):
+    block = bytearray(n)
+    block[::4096] = b"x" * len(block[::4096])
+    return block
+
+if set_allocator(False) is None:
+    print("no mallopt")
+else:
+    blocks = [touched(8 << 20) for _ in range(8)]  # 64 MiB from the heap (roomy)
+    above = [bytearray(256 << 10) for _ in range(10)]  # live, above them
+    del blocks
+    set_allocator(True)
+    block = touched(16 << 20)
+    held = own_rss()
+    del block
+    print((held - own_rss()) >> 20)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
+    if done.stdout.strip() == "no mallopt":
+        pytest.skip("not glibc: no mallopt")
+    assert int(done.stdout) >= 15
