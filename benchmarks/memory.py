@@ -203,13 +203,16 @@ QUICK_TABLE = [
 QUICK_RECOMPUTE = [("256 px, adam, fp32", {"size": 256, "iterations": 2, "precision": "fp32"})]
 
 
-def section_table(out: Path, table: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
-    rows = []
+def section_table(
+    out: Path, table: list[tuple[str, dict[str, Any]]], rows: list[dict[str, Any]], save: Any
+) -> None:
+    """Each configuration's row, appended to `rows` and saved as it comes: a run cut short
+    (a 3072 px row takes most of an hour on 2 cores) leaves the rows it measured."""
     for name, values in table:
         row = compare(name, values, out)
         print(show(row), flush=True)
         rows.append(row)
-    return rows
+        save()
 
 
 def section_bounded(
@@ -563,8 +566,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="nst-memory-") as folder:
         out = Path(folder)
         if "table" in args.sections:
-            result["table"] = section_table(out, table)
-            save()
+            result["table"] = []
+            section_table(out, table, result["table"], save)
         if "recompute" in args.sections:
             result["recompute"] = section_recompute(out, recompute)
             save()
