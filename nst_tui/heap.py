@@ -13,6 +13,7 @@ held fixed.
 from __future__ import annotations
 
 import ctypes
+import functools
 import sys
 
 TIGHT_MMAP = 1 << 20
@@ -34,6 +35,7 @@ class _MallInfo2(ctypes.Structure):
     ]
 
 
+@functools.cache
 def _glibc() -> ctypes.CDLL | None:
     """The C library, where it is glibc on Linux (mallopt, malloc_trim); else None."""
     if not sys.platform.startswith("linux"):
@@ -77,9 +79,9 @@ def set_allocator(tight: bool) -> str | None:
     return mode
 
 
-def plug_holes(libc: ctypes.CDLL) -> int:
+def plug_holes(libc: ctypes.CDLL) -> None:
     """Hold the heap's free holes of TIGHT_MMAP or more, untouched (resident: a page of
-    malloc's header each); returns how many bytes.
+    malloc's header each).
 
     Why: roomy runs leave their blocks' address space as free holes in the heap (708 MiB
     after a 384 px run, given back to the system but still in malloc's bins). A tight
@@ -87,20 +89,17 @@ def plug_holes(libc: ctypes.CDLL) -> int:
     they free would stay resident until the run ends: a 768 px run after three roomy ones
     peaked 6-20% above its plan, 1-2% off with the holes held (docs/memory.md)."""
     if not hasattr(libc, "mallinfo2"):
-        return 0
-    held = 0
+        return
     size = libc.mallinfo2().fordblks
     while size >= TIGHT_MMAP and len(_plugs) < _MAX_PLUGS:
         before = libc.mallinfo2().fordblks
         block = libc.malloc(size)
         if block and libc.mallinfo2().fordblks < before:  # cut from a hole: keep it
             _plugs.append(block)
-            held += size
             continue
         if block:  # mapped on its own (no hole this big): untouched, it goes straight back
             libc.free(block)
         size //= 2
-    return held
 
 
 def give_back_heap() -> bool:

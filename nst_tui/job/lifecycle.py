@@ -289,5 +289,5 @@ def release_memory(device: torch.device | None) -> None:
         torch.cuda.empty_cache()
     # What a roomy heap kept for its next step: an idle dashboard holds what is live, not
     # its last run's peak. Measured in test_soak (20 runs): growth of -56..+64 MB without
-    # it, 6.6-6.9 MB with; it costs 4-40 ms a batch (a full gc.collect here cost 0.45 s).
+    # it, 5.9-7.3 MB with; it costs 4-40 ms a batch (a full gc.collect here cost 0.45 s).
     give_back_heap()
