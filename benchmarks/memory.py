@@ -45,6 +45,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -204,7 +205,10 @@ QUICK_RECOMPUTE = [("256 px, adam, fp32", {"size": 256, "iterations": 2, "precis
 
 
 def section_table(
-    out: Path, table: list[tuple[str, dict[str, Any]]], rows: list[dict[str, Any]], save: Any
+    out: Path,
+    table: list[tuple[str, dict[str, Any]]],
+    rows: list[dict[str, Any]],
+    save: Callable[[], None],
 ) -> None:
     """Each configuration's row, appended to `rows` and saved as it comes: a run cut short
     (a 3072 px row takes most of an hour on 2 cores) leaves the rows it measured."""
