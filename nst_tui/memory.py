@@ -278,8 +278,9 @@ NOGRAD_MAPS = 0.6
 # scratch, the images being read).
 TARGETS_OVERHEAD = 40 * MiB
 STEP_OVERHEAD = 64 * MiB
-# Adam's step: its two moments, and the temporaries of its update (the denominator).
-ADAM_VECTORS = 3
+# Adam: its two moments. (The temporaries of its update, the denominator, come after the
+# backward pass, when the activations are gone: not at the peak.)
+ADAM_VECTORS = 2
 # L-BFGS beside its history (two vectors a pair): the flat gradient, the last one, the
 # direction and the two-loop recursion's work vector.
 LBFGS_VECTORS = 4
@@ -501,7 +502,14 @@ class Plan:
             return ""
         smallest = self.smallest(bad)
         what = f"size {bad.size}" + (f" ({self.batch} canvases)" if self.batch > 1 else "")
-        if smallest is None:  # tiles refused, or the canvas is one tile already
+        forced = self.forced_tile(bad)
+        if forced is not None:
+            need = forced.estimate
+            how = (
+                f"needs {show_bytes(need.peak)} in tiles of {forced.tile} px (tile = "
+                f"{forced.tile}: {self.heaviest(need)})"
+            )
+        elif smallest is None:  # tiles refused, or the canvas is one tile already
             need = self.recomputed(bad)
             why = f", and cannot tile: {self.refused}" if self.refused else ""
             how = (
@@ -527,12 +535,25 @@ class Plan:
         if self.refused:
             return "set histogram = 0 (tiles then serve it), lower size or raise max_memory"
         scale = next((s for s in self.scales if s.fit is None), self.last)
+        if self.forced_tile(scale) is not None:
+            return "lower tile, or set tile = 0 and the plan chooses"
         smallest = self.smallest(scale)
         parts = (smallest.estimate if smallest is not None else scale.untiled).parts
         cfg = self.context.cfgs[0]
         if cfg.optimizer == "lbfgs" and parts.get("optimizer", 0) * 2 >= max(parts.values()):
             return "lower history, use adam, lower size or raise max_memory"
         return "lower size or raise max_memory"
+
+    def forced_tile(self, scale: ScalePlan) -> Fit | None:
+        """The fit of the tile the config forces, where that tile is what does not fit
+        and smaller ones would (so the remedy is the tile, not the budget)."""
+        forced = self.context.cfgs[0].tile
+        if not forced or self.refused or forced >= max(scale.height, scale.width):
+            return None
+        smallest = self.smallest(scale)
+        if smallest is None or not within(smallest.peak, self.budget):
+            return None
+        return fit_tiles_at(_at_scale(self.context, scale.size), scale, forced)
 
     def smallest(self, scale: ScalePlan) -> Fit | None:
         """The smallest tiles' fit of a scale (None where tiles are refused, or where the
@@ -683,14 +704,17 @@ def estimate(
         kept = taps_bytes(ctx.net, ch, cw, layers) + taps_bytes(ctx.net, *window)
         passing = nograd_pass(ctx.net, *window, elem)
     parts["targets pass"] = (kept + passing + TARGETS_OVERHEAD) * batch
-    # Per cell: the canvas, its gradient and the EMA's average (the first step also
-    # keeps the start, in case the first loss is not finite).
+    # Per cell, at the step's peak (its backward pass): the canvas, and a second one, the
+    # objective's input (the cells' canvases concatenated) while the pass runs, the
+    # gradient once it is done; the EMA's average; the original colours. (The first step
+    # also keeps the start, in case the first loss is not finite: while the optimizer has
+    # no state yet, so it never adds to the peak.)
     state = 0
     optimizer = 0
     targets = 0
     taps = ctx.net.tap_shapes(height, width)
     for c, t in zip(ctx.cfgs, terms, strict=True):
-        state += canvas * (3 + (1 if c.ema else 0) + (1 if c.original_colors else 0))
+        state += canvas * (2 + (1 if c.ema else 0) + (1 if c.original_colors else 0))
         if c.optimizer == "lbfgs":
             optimizer += canvas * (2 * c.history + LBFGS_VECTORS)
         else:
@@ -714,9 +738,11 @@ def estimate(
     else:
         wh, ww = window
         # One window's pass with grad (no TV: the objective computes it on the whole
-        # canvas, its differences saved), the canvas's gradient assembled beside it.
+        # canvas, and its backward runs first: its gradient waits, its differences are
+        # gone), the canvas's gradient assembled beside it (measured at 3072 px:
+        # benchmarks/README.md).
         p = grad_pass(ctx.net, _no_tv(union), wh, ww, elem, packed)
-        tv = 2 * canvas if union.tv else 0
+        tv = canvas if union.tv else 0
         parts["activations"] = batch * (p.peak() + tv + canvas) + STEP_OVERHEAD
     return Estimate(parts)
 

@@ -87,7 +87,7 @@ def test_memory_benchmark_measures_every_section(tmp_path: Path) -> None:
         assert row["run"]["rc"] == 0 and row["run"]["status"] == "finished"
         assert row["plan"]["predicted_peak_bytes"] > 0 and row["run"]["peak_rss_bytes"] > 0
         assert row["run"]["memory"]["measured_peak_bytes"] > 0  # run.json's own record
-        assert "error" in row
+        assert "error" in row and "run_error" in row
     assert result["table"][1]["plan"]["tiles"] == "2x2"
     (recompute,) = result["recompute"]
     assert recompute["plain"]["plan"]["plan"] == "fits"

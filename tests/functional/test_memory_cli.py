@@ -93,3 +93,19 @@ def test_a_budget_below_the_smallest_tile_says_what_to_change(tmp_path: Path) ->
     line = one_error_line(proc)
     assert "even in tiles of 16 px" in line
     assert line.endswith("; lower size or raise max_memory")
+
+
+def test_a_forced_tile_too_large_for_the_budget_says_to_lower_the_tile() -> None:
+    # Before: "needs 1.7 GiB even in tiles of 16 px, a budget of 1.8 GiB or more" with a
+    # 3 GiB budget: the smallest tile's figures, when the forced tile was what did not fit.
+    proc = run_cli(
+        "run", *CPU, "--set", "size=2048", "--set", "tile=768", "--set", "max_memory=3GiB"
+    )
+    line = one_error_line(proc)
+    assert "needs" in line and "in tiles of 768 px (tile = 768" in line
+    assert "even in tiles of 16 px" not in line
+    assert line.endswith("; lower tile, or set tile = 0 and the plan chooses")
+    # The same budget without the forced tile: the plan picks tiles that fit.
+    ok = run_cli("run", *CPU, "--set", "size=2048", "--set", "max_memory=3GiB", "--plan")
+    assert ok.returncode == 0, ok.stderr
+    assert "tiles of" in ok.stdout
