@@ -24,6 +24,7 @@ from nst_tui.engine.optimize import initial_canvas
 from nst_tui.engine.tensors import to_tensor
 from nst_tui.engine.tiles import effective_tile
 from nst_tui.errors import RunError
+from nst_tui.memory import Plan
 
 _cache: dict[str, Backbone] = {}
 _cache_lock = threading.Lock()
@@ -67,6 +68,9 @@ class Prepared:
     objective: Objective
     canvases: list[torch.Tensor]
     notes: list[str] = field(default_factory=list)  # what was done unasked (a GIF's 1st frame)
+    # The memory plan this batch runs by: made once the weights are in, so its tiles may
+    # differ from a plan made before (the one a user saw first).
+    plan: Plan | None = None
 
     @property
     def canvas(self) -> torch.Tensor:
@@ -195,4 +199,4 @@ def prepare(
         status("recomputing each VGG block in the backward pass: the same gradient", None)
     if tile:
         status(f"exact tiled gradients: {objective.plan(canvases[0]).describe()}", None)
-    return Prepared(device, backbone, objective, canvases, notes)
+    return Prepared(device, backbone, objective, canvases, notes, planned)

@@ -115,6 +115,11 @@ def run_batch(
     try:
         prepared = prepare([scale_configs(c.config)[0] for c in cells], note)
         device = prepared.device
+        if prepared.plan is not None and not cells[0].config.scales:
+            # The plan the run keeps beside its peak is the one it runs by: made once the
+            # weights were in, its tiles may differ from the first one's (a multi-scale
+            # run keeps the first: it covers every scale).
+            predicted = prepared.plan
         if cancel.is_set():  # while it was loading: no step was taken, no canvas to keep
             for cell in cells:
                 emits[cell.index](not_run("cancelled", "cancelled before its first step"))

@@ -45,6 +45,24 @@ def test_a_forced_tile_is_recorded(tmp_path: Path) -> None:
     set_allocator(False)
 
 
+def test_the_plan_recorded_is_the_one_the_run_ran_by(tmp_path: Path, monkeypatch) -> None:
+    # The batch is planned before the weights load (the allocator's choice), and again once
+    # they are in (the tiles). Before, run.json kept the first plan: at 2048 px in 3 GiB it
+    # said 3×4 tiles of 512 px where the run went in 4×5 of 416. Here the first plan is
+    # made to say other tiles than the second.
+    from nst_tui.job import lifecycle
+
+    run_plan = lifecycle.run_plan
+    monkeypatch.setattr(
+        lifecycle, "run_plan", lambda cfgs, device: run_plan([cfgs[0].replace(tile=48)], device)
+    )
+    config = tiny_config(size=64, tile=32, iterations=2, sav_freq=1)
+    result = run_job(single(config), out_root=tmp_path)
+    memory = json.loads((result.folder / "run.json").read_text())["memory"]
+    assert memory["tile"] == 32 and memory["plan"] == "2×2 tiles of 32 px"
+    set_allocator(False)
+
+
 def test_frames_of_a_large_canvas_are_downscaled_and_final_png_is_whole(tmp_path: Path) -> None:
     config = tiny_config(
         size=FRAME_EDGE + 76, content_layers=[0], style_layers=[0], iterations=2, sav_freq=1
