@@ -87,6 +87,17 @@ def history_row(app: NSTApp, run_id: int) -> dict[str, str]:
     return dict(zip(COLUMNS, (str(c) for c in cells), strict=True))
 
 
+async def laid_out(pilot: Pilot, app: NSTApp, timeout: float = 10.0) -> None:
+    """Until every tile has its size (tiles made while the grid comes back start at 0: on
+    a loaded machine one pause may not reach the layout)."""
+    waited = 0.0
+    while not all(t.size.width for t in tiles(app)):
+        assert waited < timeout, "the tiles were not laid out in time"
+        await pilot.pause(0.05)
+        waited += 0.05
+    await pilot.pause()  # their resize handlers, which pick the titles
+
+
 def grid_shown(app: NSTApp) -> bool:
     return app.query_one("#canvas-pane").has_class("-sweep") and app.query_one(SweepGrid).display
 
@@ -206,6 +217,7 @@ async def test_the_history_brings_a_sweep_back(tmp_path: Path) -> None:
         app.history.move_cursor(row=0)
         await pilot.pause()
         assert grid_shown(app) and app.query_one(SweepGrid).state is app.session.jobs[1]
+        await laid_out(pilot, app)  # a tile's title fits its width: known once laid out
         assert [t.border_title for t in tiles(app)] == LABELS
         assert len(app.query_one(LossPanel).series["total"]) == 1
         app.history.move_cursor(row=1)
