@@ -44,6 +44,7 @@ from nst_tui.engine.graphs import StepRunner
 from nst_tui.engine.objective import TOTAL, CellTargets, Objective
 from nst_tui.engine.outbox import Outbox, Report
 from nst_tui.engine.tensors import frame_on_device, to_uint8
+from nst_tui.engine.tiles import Interrupted
 
 NOT_FINITE_AT_START = "the loss is not finite at the first iteration, before any step: "
 BROKEN_INPUTS = "the network weights or the input images hold NaN or infinite values"
@@ -377,19 +378,23 @@ def optimize(
         CellLoop(t, c, e, cancel, throughput)
         for t, c, e in zip(cells, canvases, emits, strict=True)
     ]
-    if any(t.cfg.optimizer == "lbfgs" for t in cells):
-        if len(loops) != 1:
-            raise ValueError("only Adam cells can share a batch; L-BFGS's line steps are per run")
-        return [_lbfgs(objective, loops[0])]
+    if any(t.cfg.optimizer == "lbfgs" for t in cells) and len(loops) != 1:
+        raise ValueError("only Adam cells can share a batch; L-BFGS's line steps are per run")
     if moments is not None and len(loops) != 1:
         raise ValueError("Adam's moments are carried for a run of one cell")
-    adam = _Adam(objective, loops, cancel)
-    if moments is not None:
-        moments.load(adam.opt, loops[0].canvas)
-    results = adam.run()
-    if moments is not None:
-        moments.save(adam.opt, loops[0].canvas)
-    return results
+    objective.cancel = cancel  # tiles read it between tiles (tiles.Interrupted)
+    try:
+        if cells[0].cfg.optimizer == "lbfgs":
+            return [_lbfgs(objective, loops[0])]
+        adam = _Adam(objective, loops, cancel)
+        if moments is not None:
+            moments.load(adam.opt, loops[0].canvas)
+        results = adam.run()
+        if moments is not None:
+            moments.save(adam.opt, loops[0].canvas)
+        return results
+    finally:
+        objective.cancel = None
 
 
 def _lbfgs(objective: Objective, loop: CellLoop) -> Finished:
@@ -412,10 +417,12 @@ def _lbfgs(objective: Objective, loop: CellLoop) -> Finished:
         loop.check_cancel()
         with torch.no_grad():
             loop.canvas.clamp_(0, 1)
-        loop.update_average()  # each evaluation is an iteration, at the point it evaluates
         opt.zero_grad(set_to_none=True)
         terms: torch.Tensor = objective(loop.canvas)[0]  # nn.Module's call is typed Any
         terms[TOTAL].backward()
+        # Each evaluation is an iteration, at the point it evaluates; folded once it has
+        # passed (an evaluation cancelled between tiles is not one).
+        loop.update_average()
         loop.after_step(terms.index_select(0, columns))
         return terms[TOTAL]
 
@@ -425,6 +432,9 @@ def _lbfgs(objective: Objective, loop: CellLoop) -> Finished:
             loop.canvas.clamp_(0, 1)
     except _Stop:
         pass
+    except Interrupted:  # cancelled between tiles: the evaluation is dropped
+        with contextlib.suppress(_Stop):  # it marks the loop cancelled
+            loop.check_cancel()
     except torch.OutOfMemoryError:
         loop.status, loop.reason = (
             "failed",
@@ -516,6 +526,8 @@ class _Adam:
                     full_step.close()
                     full_step = None
                 self.iterate(full_step)
+        except Interrupted:  # cancelled between tiles: the step is dropped, nothing applied
+            self.cancel_all()
         except torch.OutOfMemoryError:
             for k in [k for k in self.active if k not in self.results]:
                 loop = self.loops[k]

@@ -155,12 +155,14 @@ def prepare(
     cfgs: Config | Sequence[Config],
     status: StatusFn = quiet,
     init_canvas: torch.Tensor | None = None,
+    cancel: threading.Event | None = None,
 ) -> Prepared:
     """Device, weights, images, targets and canvases of one batch (a single run: a
     batch of one). The cells share the network: equal batch_key (nst_tui.job.plan).
 
     `init_canvas` (a coarser scale's canvas, 1x3xHxW in 0..1; a batch of one only)
-    overrides cfg.init: it is resized to this size's canvas and optimized from.
+    overrides cfg.init: it is resized to this size's canvas and optimized from. `cancel`
+    set during a targets' pass in tiles raises tiles.Interrupted between two windows.
     """
     cfgs = [cfgs] if isinstance(cfgs, Config) else list(cfgs)
     device = resolve_device(cfgs[0].device)
@@ -192,7 +194,9 @@ def prepare(
     extractor, accel = conv_extractor(backbone, cfgs, device)
     targets, canvases = [], []
     for cfg, content, style, init, extra_styles in inputs:
-        targets.append(cell_targets(extractor, accel, cfg, content, style, extra_styles, tile))
+        targets.append(
+            cell_targets(extractor, accel, cfg, content, style, extra_styles, tile, cancel)
+        )
         canvases.append(initial_canvas(cfg, content, init))
     objective = Objective(extractor, accel, targets, tile, fit.recompute)
     if objective.recompute:

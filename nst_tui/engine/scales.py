@@ -3,6 +3,7 @@ canvas upsampled, as one run with one iteration count and one record."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 
@@ -12,6 +13,7 @@ from nst_tui.config import Config
 from nst_tui.engine.events import Emit, Event, Finished, Frame, Progress, StatusFn, quiet
 from nst_tui.engine.optimize import Moments, optimize
 from nst_tui.engine.prepare import Prepared, prepare
+from nst_tui.engine.tiles import Interrupted
 
 
 def scale_configs(cfg: Config) -> list[Config]:
@@ -44,8 +46,9 @@ def optimize_scales(
     prepared = first
     del first  # only `prepared` refers to the scale being run, so the switch frees it
     moments = Moments() if cfg.carry_moments and cfg.optimizer == "adam" else None
+    fin: Finished | None = None  # the last scale's end
     for k, scale_cfg in enumerate(configs):
-        if k:
+        if fin is not None:
             canvas = prepared.canvas.detach()
             device = prepared.device
             del prepared  # the coarser scale's objective goes before the finer one comes
@@ -53,7 +56,13 @@ def optimize_scales(
                 # Its memory (its graph's private pool among it) goes back to the device:
                 # the allocator would keep it reserved, and the finer scale needs more.
                 torch.cuda.empty_cache()
-            prepared = prepare(scale_cfg, status, init_canvas=canvas)
+            with contextlib.suppress(Interrupted):  # in the targets' pass in tiles
+                prepared = prepare(scale_cfg, status, init_canvas=canvas, cancel=cancel)
+            if cancel is not None and cancel.is_set():
+                # Before this scale's first step: the run ends with the last scale's picture.
+                reason = f"cancelled at iteration {offset} (before scale {scale_cfg.size} px)"
+                fin = dataclasses.replace(fin, status="cancelled", converged=False)
+                return _ended(emit, fin, reason, offset, wall)
         status(f"scale {k + 1}/{len(configs)}: {scale_cfg.size} px", None)
         ended: list[Finished] = []
         shift = _shifted(emit, ended, offset, wall, total)
@@ -63,16 +72,17 @@ def optimize_scales(
         wall += fin.wall_time
         if fin.status != "finished" or k == len(configs) - 1:
             reason = fin.reason + (f" (scale {scale_cfg.size} px)" if fin.reason else "")
-            whole = dataclasses.replace(
-                fin,
-                reason=reason,
-                iterations_done=offset,
-                wall_time=wall,
-                it_per_s=offset / max(wall, 1e-9),
-            )
-            emit(whole)
-            return whole
+            return _ended(emit, fin, reason, offset, wall)
     raise AssertionError("unreachable: the last scale returns")  # pragma: no cover
+
+
+def _ended(emit: Emit, fin: Finished, reason: str, done: int, wall: float) -> Finished:
+    """The whole run's Finished, from the scale it ended in, emitted."""
+    whole = dataclasses.replace(
+        fin, reason=reason, iterations_done=done, wall_time=wall, it_per_s=done / max(wall, 1e-9)
+    )
+    emit(whole)
+    return whole
 
 
 def _shifted(emit: Emit, ended: list[Finished], offset: int, wall: float, total: int) -> Emit:

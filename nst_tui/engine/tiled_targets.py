@@ -14,6 +14,7 @@ sorted values whole: tiles refuse it (config.tiles_refused).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -21,7 +22,7 @@ import torch
 
 from nst_tui.engine import accel as acc
 from nst_tui.engine.features import FeatureExtractor
-from nst_tui.engine.tiles import extractor_fields, feature_cells, plan_tiles
+from nst_tui.engine.tiles import extractor_fields, feature_cells, plan_tiles, tiles_until
 
 Typed = Callable[[torch.Tensor], torch.Tensor]  # a conv tap as the cell reads it (its ReLU)
 
@@ -35,6 +36,7 @@ class Windows:
     accel: acc.Accel
     tile: int
     typed: Typed
+    cancel: threading.Event | None = None  # read between windows (tiles.Interrupted)
 
     def interiors(
         self, image: torch.Tensor, layers: Sequence[int]
@@ -44,7 +46,7 @@ class Windows:
         h, w = image.shape[-2:]
         fields = extractor_fields(self.extractor)
         plan = plan_tiles(h, w, self.tile, fields)
-        for r, c in plan.tiles():
+        for r, c in tiles_until(plan, self.cancel):
             feats = acc.features(self.extractor, image[:, :, r.lo : r.hi, c.lo : c.hi], self.accel)
             for layer in layers:
                 field = fields[layer]

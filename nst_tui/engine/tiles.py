@@ -35,6 +35,7 @@ over the whole canvas, which no tile sees: tiles refuse it (config.tiles_refused
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -379,6 +380,20 @@ def _outer(v: torch.Tensor) -> torch.Tensor:
     return v[..., :, None] * v[..., None, :]
 
 
+class Interrupted(Exception):
+    """A cancel seen between two tiles: the pass ends where it stood, nothing applied."""
+
+
+def tiles_until(plan: TilePlan, cancel: threading.Event | None) -> Iterator[tuple[Span, Span]]:
+    """The plan's tiles in turn; raises Interrupted before a tile once `cancel` is set. A
+    pass in tiles takes minutes at 4096 px: a cancel is read between tiles, not only
+    between steps (a CUDA graph never captures tiles, so the check always runs)."""
+    for r, c in plan.tiles():
+        if cancel is not None and cancel.is_set():
+            raise Interrupted
+        yield r, c
+
+
 class TiledTerms:
     """The loss terms of one batch, computed tile by tile: `__call__(canvas)` gives the
     (A, 2 * N_LAYERS) matrix [content term of each layer, style term of each layer] and
@@ -391,9 +406,11 @@ class TiledTerms:
         plan: TilePlan,
         terms: dict[int, list[Any]],  # layer -> [Term], picked for the cells stepped
         typed: Typed,
+        cancel: threading.Event | None = None,
     ) -> None:
         self.extractor, self.accel, self.plan, self.typed = extractor, accel, plan, typed
         self.terms = terms
+        self.cancel = cancel
         for layer_terms in terms.values():
             for term in layer_terms:
                 if term.kind not in ("content", "gram", "w2"):
@@ -404,7 +421,7 @@ class TiledTerms:
         return out
 
     def windows(self) -> Iterator[tuple[Span, Span]]:
-        return self.plan.tiles()
+        return tiles_until(self.plan, self.cancel)
 
     def cells(self, layer: int, r: Span, c: Span) -> tuple[slice, slice, slice, slice]:
         """Global (interior rows, cols, surrogate rows, cols) of a layer in a tile."""

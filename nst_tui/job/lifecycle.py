@@ -27,6 +27,7 @@ from nst_tui.engine.optimize import optimize
 from nst_tui.engine.prepare import Prepared, prepare, resolve_device, weights_held
 from nst_tui.engine.scales import optimize_scales, scale_configs
 from nst_tui.engine.tensors import to_uint8
+from nst_tui.engine.tiles import Interrupted
 from nst_tui.errors import NSTError, RunError
 from nst_tui.heap import give_back_heap, set_allocator
 from nst_tui.job.events import BatchStarted, CellEvent, Listener, not_run
@@ -113,17 +114,19 @@ def run_batch(
     device: torch.device | None = None  # whose memory to release at the end
     started: float | None = None  # when the loop started
     try:
-        prepared = prepare([scale_configs(c.config)[0] for c in cells], note)
+        with contextlib.suppress(Interrupted):  # in the targets' pass in tiles: cancel set
+            prepared = prepare([scale_configs(c.config)[0] for c in cells], note, cancel=cancel)
+        if prepared is None or cancel.is_set():
+            # While it was loading: no step was taken, no canvas to keep.
+            for cell in cells:
+                emits[cell.index](not_run("cancelled", "cancelled before its first step"))
+            return
         device = prepared.device
         if prepared.plan is not None and not cells[0].config.scales:
             # The plan the run keeps beside its peak is the one it runs by: made once the
             # weights were in, its tiles may differ from the first one's (a multi-scale
             # run keeps the first: it covers every scale).
             predicted = prepared.plan
-        if cancel.is_set():  # while it was loading: no step was taken, no canvas to keep
-            for cell in cells:
-                emits[cell.index](not_run("cancelled", "cancelled before its first step"))
-            return
         for k, cell in enumerate(cells):
             emits[cell.index](placed(prepared, cell.config, k, predicted))
         started = time.perf_counter()
