@@ -22,7 +22,7 @@ MIN_BAR = 8
 # Dropped first to last when the line would not fit the terminal: the stop rule's last
 # gain (how much the loss improved over its last window), the work rate, then the time so
 # far, then the loss, then the rate; the count and the ETA stay.
-DROP_ORDER = ("gain", "work", "elapsed", "loss", "rate", "eta")
+DROP_ORDER = ("gain", "work", "elapsed", "loss", "rate", "eta", "detail")
 
 
 def clock(seconds: float | None) -> str:
@@ -41,6 +41,10 @@ class FieldsColumn(ProgressColumn):
         self.console = console
 
     def fields(self, task: Task) -> dict[str, str]:
+        if task.fields.get("part"):  # a slow part's bar: what it is at, and its times
+            remaining = 0.0 if task.finished else task.time_remaining
+            part = {"detail": task.fields.get("detail", ""), "eta": f"ETA {clock(remaining)}"}
+            return {k: v for k, v in part.items() if v}
         total = int(task.total or 0)
         done = f"{int(task.completed):>{len(str(total))}}/{total}"
         elapsed = task.finished_time if task.finished else task.elapsed
@@ -94,7 +98,7 @@ class ProgressView:
             transient=False,
         )
         self.task = self.progress.add_task("starting", total=total, rate="-", loss="-", work="")
-        self.download: TaskID | None = None
+        self.bars: dict[str, TaskID] = {}  # a slow part's own bar, by its label
 
     def __enter__(self) -> ProgressView:
         self.progress.start()
@@ -114,12 +118,12 @@ class ProgressView:
                 self.progress.update(self.task, description="loading")
                 self.progress.console.print(f"[dim]{escape(event.message)}[/]")
                 return
-            # A download: one bar updated in place, not a line per chunk.
-            if self.download is None:
-                self.download = self.progress.add_task(
-                    "download", total=1.0, rate="-", loss="-", work=""
-                )
-            self.progress.update(self.download, completed=event.fraction, description="download")
+            # A download, a pass in tiles: a bar of its own updated in place, not a line
+            # per chunk or tile.
+            label, _, detail = event.message.partition(": ")
+            if label not in self.bars:
+                self.bars[label] = self.progress.add_task(label, total=1.0, part=True)
+            self.progress.update(self.bars[label], completed=event.fraction, detail=detail)
         elif isinstance(event, events.Progress):
             self.progress.update(
                 self.task,
@@ -195,7 +199,7 @@ class JobView:
                                          elapsed))  # fmt: skip
 
     def _status(self, event: events.Status) -> None:
-        if self.count.completed == 0:
+        if self.count.completed == 0 or event.fraction is not None:
             self.bar(event)
         else:  # after the bar has started: just the line
             self.console.print(f"[dim]{escape(event.message)}[/]")

@@ -128,7 +128,7 @@ def download(url: str, dest: Path, status: StatusFn) -> None:
                 out.write(chunk)
                 done += len(chunk)
                 if total:
-                    status(f"downloading {dest.name}", done / total)
+                    status(f"download: {dest.name}", done / total)
                 elif done % (32 << 20) < len(chunk):  # size unknown: a line every 32 MB
                     status(f"downloading {dest.name}: {done >> 20} MB so far", None)
         os.replace(tmp, dest)

@@ -10,10 +10,14 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Status:
-    """Something slow is happening before the loop (loading weights, downloading)."""
+    """Something slow is happening: loading weights, downloading, a pass in tiles.
+
+    With a fraction (0..1, how much is done) it is a part's progress, updated in place:
+    `message` reads "<label>: <where it is>", the label (download, targets, tiles) short
+    enough for a bar's name."""
 
     message: str
-    fraction: float | None = None  # 0..1 when the progress is known
+    fraction: float | None = None
 
 
 # How slow work before the loop reports itself (a Status's two fields): loading weights,

@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -44,7 +43,14 @@ from nst_tui.engine.losses import (
     tv_loss,
     w2_loss,
 )
-from nst_tui.engine.tiles import TiledTerms, TilePlan, extractor_fields, plan_tiles
+from nst_tui.engine.tiles import (
+    UNWATCHED,
+    TiledTerms,
+    TilePlan,
+    TileWatch,
+    extractor_fields,
+    plan_tiles,
+)
 
 # Columns of the loss matrix: the four sums, then every layer's content and style
 # term; a cell reads the columns of its own layers, in its own order (term_names).
@@ -152,11 +158,11 @@ def cell_targets(
     style: torch.Tensor,
     extra_styles: Sequence[torch.Tensor] = (),
     tile: int = 0,
-    cancel: threading.Event | None = None,
+    watch: TileWatch = UNWATCHED,
 ) -> CellTargets:
     """Encode the content and the styles once: the targets of every iteration. `tile` > 0:
-    window by window (engine/tiled_targets.py), as a tiled run's memory plan needs, and a
-    `cancel` set meanwhile raises tiles.Interrupted between two windows."""
+    window by window (engine/tiled_targets.py), as a tiled run's memory plan needs, answering
+    to `watch` between two windows (a cancel raises tiles.Interrupted)."""
     content_layers = list(cfg.content_layers) if uses_content(cfg.mode) else []
     style_layers = list(cfg.style_layers) if uses_style(cfg.mode) else []
 
@@ -191,7 +197,7 @@ def cell_targets(
     with torch.no_grad():
         styles = [style, *extra_styles] if style_layers else []
         if tile:
-            windows = tiled.Windows(extractor, accel, tile, typed_f, cancel)
+            windows = tiled.Windows(extractor, accel, tile, typed_f, watch)
             cf = windows.features(content, content_layers)
             sfs: list[dict[int, torch.Tensor]] = []
             sstats = [windows.statistics(s, style_layers, cfg.style_stats) for s in styles]
@@ -298,8 +304,8 @@ class Objective(nn.Module):
         self.recompute = recompute and not tile
         self.accel = dataclasses.replace(accel, cuda_graphs=False) if tile or recompute else accel
         self.tile_plans: dict[tuple[int, int], TilePlan] = {}
-        # optimize() sets it for the run's length: tiled steps read it between tiles.
-        self.cancel: threading.Event | None = None
+        # optimize() sets it for the run's length: the cancel and the progress of tiled steps.
+        self.watch = UNWATCHED
         self.cells = list(cells)
         device = _device(cells[0])
         relu = [c.cfg.layer_type == "relu" for c in cells]
@@ -410,9 +416,7 @@ class Objective(nn.Module):
             for i, ts in self.terms.items()
         }
         typed = functools.partial(self._typed, relu_mask=relu_mask)
-        tiled = TiledTerms(
-            self.extractor, self.accel, self.plan(canvas), picked, typed, self.cancel
-        )
+        tiled = TiledTerms(self.extractor, self.accel, self.plan(canvas), picked, typed, self.watch)
         columns = tiled(canvas).unbind(1)
         return list(columns[:N_LAYERS]), list(columns[N_LAYERS:])
 

@@ -44,7 +44,7 @@ from nst_tui.engine.graphs import StepRunner
 from nst_tui.engine.objective import TOTAL, CellTargets, Objective
 from nst_tui.engine.outbox import Outbox, Report
 from nst_tui.engine.tensors import frame_on_device, to_uint8
-from nst_tui.engine.tiles import Interrupted
+from nst_tui.engine.tiles import UNWATCHED, Interrupted, TileWatch
 
 NOT_FINITE_AT_START = "the loss is not finite at the first iteration, before any step: "
 BROKEN_INPUTS = "the network weights or the input images hold NaN or infinite values"
@@ -382,7 +382,9 @@ def optimize(
         raise ValueError("only Adam cells can share a batch; L-BFGS's line steps are per run")
     if moments is not None and len(loops) != 1:
         raise ValueError("Adam's moments are carried for a run of one cell")
-    objective.cancel = cancel  # tiles read it between tiles (tiles.Interrupted)
+    # A step in tiles reads the cancel between tiles (tiles.Interrupted), and tells the
+    # first cell's listeners how far a slow pass is.
+    objective.watch = TileWatch(cancel, lambda text, f: loops[0].emit(Status(text, f)))
     try:
         if cells[0].cfg.optimizer == "lbfgs":
             return [_lbfgs(objective, loops[0])]
@@ -394,7 +396,7 @@ def optimize(
             moments.save(adam.opt, loops[0].canvas)
         return results
     finally:
-        objective.cancel = None
+        objective.watch = UNWATCHED
 
 
 def _lbfgs(objective: Objective, loop: CellLoop) -> Finished:

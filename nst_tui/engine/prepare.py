@@ -22,7 +22,7 @@ from nst_tui.engine.images import Note, fit_canvas, load_image
 from nst_tui.engine.objective import Objective, cell_targets, conv_extractor
 from nst_tui.engine.optimize import initial_canvas
 from nst_tui.engine.tensors import to_tensor
-from nst_tui.engine.tiles import effective_tile
+from nst_tui.engine.tiles import TileWatch, effective_tile
 from nst_tui.errors import RunError
 from nst_tui.memory import Plan
 
@@ -161,8 +161,9 @@ def prepare(
     batch of one). The cells share the network: equal batch_key (nst_tui.job.plan).
 
     `init_canvas` (a coarser scale's canvas, 1x3xHxW in 0..1; a batch of one only)
-    overrides cfg.init: it is resized to this size's canvas and optimized from. `cancel`
-    set during a targets' pass in tiles raises tiles.Interrupted between two windows.
+    overrides cfg.init: it is resized to this size's canvas and optimized from. A targets'
+    pass in tiles reports its progress to `status`, and raises tiles.Interrupted between two
+    windows once `cancel` is set.
     """
     cfgs = [cfgs] if isinstance(cfgs, Config) else list(cfgs)
     device = resolve_device(cfgs[0].device)
@@ -192,10 +193,11 @@ def prepare(
     fit = planned_fit(planned)
     tile = effective_tile(cfgs[0], height, width, fit.tile)  # shared by the batch
     extractor, accel = conv_extractor(backbone, cfgs, device)
+    watch = TileWatch(cancel, status)
     targets, canvases = [], []
     for cfg, content, style, init, extra_styles in inputs:
         targets.append(
-            cell_targets(extractor, accel, cfg, content, style, extra_styles, tile, cancel)
+            cell_targets(extractor, accel, cfg, content, style, extra_styles, tile, watch)
         )
         canvases.append(initial_canvas(cfg, content, init))
     objective = Objective(extractor, accel, targets, tile, fit.recompute)

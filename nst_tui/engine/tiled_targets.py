@@ -14,7 +14,6 @@ sorted values whole: tiles refuse it (config.tiles_refused).
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -22,7 +21,7 @@ import torch
 
 from nst_tui.engine import accel as acc
 from nst_tui.engine.features import FeatureExtractor
-from nst_tui.engine.tiles import extractor_fields, feature_cells, plan_tiles, tiles_until
+from nst_tui.engine.tiles import UNWATCHED, TileWatch, extractor_fields, feature_cells, plan_tiles
 
 Typed = Callable[[torch.Tensor], torch.Tensor]  # a conv tap as the cell reads it (its ReLU)
 
@@ -36,17 +35,18 @@ class Windows:
     accel: acc.Accel
     tile: int
     typed: Typed
-    cancel: threading.Event | None = None  # read between windows (tiles.Interrupted)
+    watch: TileWatch = UNWATCHED  # a cancel read between windows, the pass's progress
 
     def interiors(
-        self, image: torch.Tensor, layers: Sequence[int]
+        self, image: torch.Tensor, layers: Sequence[int], what: str
     ) -> Iterator[tuple[int, torch.Tensor, slice, slice]]:
         """(layer, its features over a window's interior cells (1, C, h, w) in float32, the
-        global rows and columns of those cells), window by window, for each of `layers`."""
+        global rows and columns of those cells), window by window, for each of `layers`;
+        `what` the image is names the pass to the watch (content, style)."""
         h, w = image.shape[-2:]
         fields = extractor_fields(self.extractor)
         plan = plan_tiles(h, w, self.tile, fields)
-        for r, c in tiles_until(plan, self.cancel):
+        for r, c in self.watch.tiles(plan, f"targets: {what}, "):
             feats = acc.features(self.extractor, image[:, :, r.lo : r.hi, c.lo : c.hi], self.accel)
             for layer in layers:
                 field = fields[layer]
@@ -72,7 +72,7 @@ class Windows:
         interiors: what acc.features gives there, up to float rounding."""
         h, w = image.shape[-2:]
         out: dict[int, torch.Tensor] = {}
-        for layer, f, rows, cols in self.interiors(image, layers):
+        for layer, f, rows, cols in self.interiors(image, layers, "content"):
             if layer not in out:
                 lh, lw = self.layer_size(h, w, layer)
                 out[layer] = f.new_empty(1, f.shape[1], lh, lw)
@@ -91,7 +91,7 @@ class Windows:
         mean: dict[int, torch.Tensor] = {}
         m2: dict[int, torch.Tensor] = {}
         channels: dict[int, int] = {}
-        for layer, f, _, _ in self.interiors(image, layers):
+        for layer, f, _, _ in self.interiors(image, layers, "style"):
             n = f.shape[-2] * f.shape[-1]
             channels[layer] = f.shape[1]
             if n == 0:

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -45,6 +46,7 @@ import torch
 from nst_tui.config import N_LAYERS, Config, tiles_refused
 from nst_tui.engine import accel as acc
 from nst_tui.engine.backbones import BLOCKS
+from nst_tui.engine.events import StatusFn, quiet
 from nst_tui.engine.features import FeatureExtractor
 from nst_tui.engine.losses import gram_distance, w2_distance
 
@@ -384,14 +386,37 @@ class Interrupted(Exception):
     """A cancel seen between two tiles: the pass ends where it stood, nothing applied."""
 
 
-def tiles_until(plan: TilePlan, cancel: threading.Event | None) -> Iterator[tuple[Span, Span]]:
-    """The plan's tiles in turn; raises Interrupted before a tile once `cancel` is set. A
-    pass in tiles takes minutes at 4096 px: a cancel is read between tiles, not only
-    between steps (a CUDA graph never captures tiles, so the check always runs)."""
-    for r, c in plan.tiles():
-        if cancel is not None and cancel.is_set():
-            raise Interrupted
-        yield r, c
+SLOW_S = 2.0  # a pass in tiles tells how far it is once it has run this long ...
+EVERY_S = 1.0  # ... then at most this often: a fast pass says nothing
+
+
+@dataclass(frozen=True)
+class TileWatch:
+    """What a pass in tiles answers to between two tiles. A pass takes minutes at 4096 px
+    (the targets' pass, each step's two): a cancel is read before every tile, not only
+    between steps (a CUDA graph never captures tiles, so the check always runs), and a
+    slow pass reports its tiles as a Status ("<label>: ...", the fraction done)."""
+
+    cancel: threading.Event | None = None
+    status: StatusFn = quiet
+
+    def tiles(self, plan: TilePlan, label: str) -> Iterator[tuple[Span, Span]]:
+        """The plan's tiles in turn; raises Interrupted before a tile once cancelled."""
+        n, start = plan.n_tiles, time.perf_counter()
+        told = None  # when it last reported
+        for k, (r, c) in enumerate(plan.tiles()):
+            if self.cancel is not None and self.cancel.is_set():
+                raise Interrupted
+            now = time.perf_counter()
+            if now - start >= SLOW_S and (told is None or now - told >= EVERY_S):
+                self.status(f"{label}tile {k + 1} of {n}", k / n)
+                told = now
+            yield r, c
+        if told is not None:  # a bar it drove ends full
+            self.status(f"{label}{n} tiles done", 1.0)
+
+
+UNWATCHED = TileWatch()  # no cancel, no one told: a pass outside a run (tests, probes)
 
 
 class TiledTerms:
@@ -406,11 +431,11 @@ class TiledTerms:
         plan: TilePlan,
         terms: dict[int, list[Any]],  # layer -> [Term], picked for the cells stepped
         typed: Typed,
-        cancel: threading.Event | None = None,
+        watch: TileWatch = UNWATCHED,
     ) -> None:
         self.extractor, self.accel, self.plan, self.typed = extractor, accel, plan, typed
         self.terms = terms
-        self.cancel = cancel
+        self.watch = watch
         for layer_terms in terms.values():
             for term in layer_terms:
                 if term.kind not in ("content", "gram", "w2"):
@@ -420,8 +445,9 @@ class TiledTerms:
         out: torch.Tensor = _TiledFunction.apply(canvas, self)
         return out
 
-    def windows(self) -> Iterator[tuple[Span, Span]]:
-        return tiles_until(self.plan, self.cancel)
+    def windows(self, k: int) -> Iterator[tuple[Span, Span]]:
+        """The tiles of pass k (1 or 2), watched."""
+        return self.watch.tiles(self.plan, f"tiles: pass {k} of 2, ")
 
     def cells(self, layer: int, r: Span, c: Span) -> tuple[slice, slice, slice, slice]:
         """Global (interior rows, cols, surrogate rows, cols) of a layer in a tile."""
@@ -451,7 +477,7 @@ class TiledTerms:
         if (h, w) != (self.plan.height, self.plan.width):
             raise ValueError(f"a tile plan for {self.plan.height}x{self.plan.width}, got {h}x{w}")
         stats = [_Stat(t, i) for i, ts in self.terms.items() for t in ts]
-        for r, c in self.windows():
+        for r, c in self.windows(1):
             feats = self.features(canvas[:, :, r.stat_lo : r.stat_hi, c.stat_lo : c.stat_hi])
             for stat in stats:
                 f = feats[stat.layer]
@@ -481,7 +507,7 @@ class TiledTerms:
         grad = torch.zeros_like(canvas)
         if not ups:
             return grad
-        for r, c in self.windows():
+        for r, c in self.windows(2):
             window = canvas[:, :, r.lo : r.hi, c.lo : c.hi].detach().requires_grad_(True)
             outputs, upstream = [], []
             with torch.enable_grad():

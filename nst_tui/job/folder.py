@@ -22,7 +22,7 @@ from nst_tui.job.events import JobResult
 from nst_tui.job.labels import describe
 from nst_tui.job.plan import Batch, Job
 from nst_tui.presets import sweep_toml
-from nst_tui.records import write_atomic
+from nst_tui.records import rate, write_atomic
 
 
 def write_plan(job: Job, folder: Path, folders: Sequence[Path], batches: Sequence[Batch]) -> None:
@@ -113,7 +113,7 @@ def summary(
                 "iterations": cell.config.total_iterations,
                 "iterations_done": fin.iterations_done,
                 "wall_time_s": round(fin.wall_time, 4),
-                "it_per_s": round(fin.it_per_s, 3),
+                "it_per_s": rate(fin.it_per_s),
                 "final_losses": fin.losses,
             }
         cells.append(entry)
@@ -152,7 +152,7 @@ def summary(
             "backbone": result.backbone,
             "wall_time_s": round(result.wall_time, 4),
             "cell_iterations": result.cell_iterations,
-            "cell_it_per_s": round(result.cell_it_per_s, 3),
+            "cell_it_per_s": rate(result.cell_it_per_s),
             **({"sheet": "sheet.png"} if gif is not None else {}),
             **({"animation": "sheet.gif"} if gif else {}),
             "started_at": started_at,

@@ -22,8 +22,11 @@ def rendered(width: int, *extra: object) -> list[str]:
     return console.export_text().splitlines()
 
 
+PARTS = (Status("download: vgg16.pth", 0.4), Status("tiles: pass 2 of 2, tile 37 of 176", 0.2))
+
+
 @pytest.mark.parametrize("width", [40, 60, 80, 100, 120, 200])
-@pytest.mark.parametrize("extra", [(), (Status("downloading", 0.4),)])
+@pytest.mark.parametrize("extra", [(), PARTS[:1], PARTS])
 def test_every_line_fits_and_no_field_is_cut(width: int, extra: tuple[object, ...]) -> None:
     lines = rendered(width, *extra)
     assert lines and all(len(line) <= width for line in lines), lines
@@ -46,3 +49,12 @@ def test_a_finished_bar_still_fits() -> None:
 
 def test_clock() -> None:
     assert (clock(None), clock(0), clock(3725.9)) == ("-:--:--", "0:00:00", "1:02:05")
+
+
+def test_a_slow_part_has_its_own_bar_under_the_runs() -> None:
+    # A download, a pass in tiles: each its own bar, named by its label, updated in place.
+    lines = rendered(100, *PARTS, Status("tiles: pass 2 of 2, tile 38 of 176", 0.21))
+    assert len(lines) == 3 and "80/3000" in lines[0]
+    assert lines[1].startswith("download") and "vgg16.pth" in lines[1]
+    assert lines[2].startswith("tiles") and "pass 2 of 2, tile 38 of 176" in lines[2]
+    assert "it/s" not in lines[2] and "loss" not in lines[2]  # a part has no rate or loss

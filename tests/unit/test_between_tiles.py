@@ -1,7 +1,8 @@
-"""A cancel stops a tiled step between two tiles (engine/tiles.py), not at the step's end:
-at 4096 px one step in tiles takes minutes, and a user who presses escape (or ctrl+c)
-should not wait for it. The step cut short applies nothing; the run is recorded cancelled
-at the last step it finished. The targets' pass in tiles (in prepare) stops alike."""
+"""A pass in tiles answers between two tiles (engine/tiles.py TileWatch). At 4096 px one
+step in tiles takes minutes: a cancel (escape, ctrl+c) stops it at the next tile, not at
+the step's end, and a slow pass says how far it is. The step cut short applies nothing;
+the run is recorded cancelled at the last step it finished. The targets' pass in tiles
+(in prepare) answers alike."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ import torch
 from conftest import run_single, snapshot_config, tiny_config
 from PIL import Image
 
+from nst_tui.engine import tiles
+from nst_tui.engine.events import Status
 from nst_tui.engine.optimize import optimize
 from nst_tui.engine.prepare import prepare
 from nst_tui.engine.tiles import TiledTerms, TilePlan
@@ -129,3 +132,38 @@ def test_a_cancel_before_a_tiled_scale_keeps_the_coarser_scales_picture(
     assert handed == [1]
     with Image.open(result.folder / "final.png") as final:
         assert max(final.size) == 32  # the picture it stood at: the 32 px scale's
+
+
+def test_a_slow_pass_in_tiles_says_how_far_it_is(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(tiles, "SLOW_S", 0.0)  # every pass counts as slow, every tile told
+    monkeypatch.setattr(tiles, "EVERY_S", 0.0)
+    seen: list[Status] = []
+    cfg = snapshot_config(**SMALL_TILED, iterations=2)
+    listen = [lambda e: seen.append(e) if isinstance(e, Status) and e.fraction is not None else 0]
+    run_single(cfg, out_root=tmp_path, listeners=listen)
+    first = [s for s in seen if s.message.startswith("tiles: pass 1 of 2, ")]
+    second = [s for s in seen if s.message.startswith("tiles: pass 2 of 2, ")]
+    n = int(first[0].message.rsplit(" of ", 1)[1])
+    assert n >= 6
+    assert len(first) == len(second) == 2 * (n + 1)  # every tile, then "done", each step
+    assert first[:2] == [
+        Status(f"tiles: pass 1 of 2, tile 1 of {n}", 0.0),
+        Status(f"tiles: pass 1 of 2, tile 2 of {n}", 1 / n),
+    ]
+    assert first[n] == Status(f"tiles: pass 1 of 2, {n} tiles done", 1.0)
+    assert [s.fraction for s in second[: n + 1]] == [k / n for k in range(n)] + [1.0]
+    # Before the steps, the targets' pass in tiles: the content's, then the style's.
+    targets = seen[: seen.index(first[0])]
+    assert targets[0] == Status(f"targets: content, tile 1 of {n}", 0.0)
+    assert targets[n] == Status(f"targets: content, {n} tiles done", 1.0)
+    assert targets[-1].message.startswith("targets: style, ") and targets[-1].fraction == 1.0
+
+
+def test_a_fast_pass_in_tiles_says_nothing(tmp_path: Path) -> None:
+    seen: list[Status] = []
+    cfg = snapshot_config(**SMALL_TILED, iterations=2)
+    listen = [lambda e: seen.append(e) if isinstance(e, Status) and e.fraction is not None else 0]
+    run_single(cfg, out_root=tmp_path, listeners=listen)
+    assert seen == []  # its passes take milliseconds: no bar flickers past
