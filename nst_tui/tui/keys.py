@@ -25,7 +25,8 @@ APP_BINDINGS: list[Binding] = [
         "Run (or rerun) the form; a sweep: every cell. Blocked while a value or an input "
         "is invalid, with the field's message")),
     Binding("escape", "cancel_run", "Cancel", tooltip=(
-        "Cancel: it stops within one iteration; what it made is saved, marked *cancelled*")),
+        "Cancel: it stops within one iteration (one tile in tiles); what it made is saved, "
+        "marked *cancelled*")),
     Binding("ctrl+o", "pick_preset", "Preset", priority=True, tooltip=(
         "Load a preset (a picker)")),
     Binding("ctrl+s", "save_preset", "Save", priority=True, tooltip=(
