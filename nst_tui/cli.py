@@ -242,6 +242,7 @@ def cmd_run(args: argparse.Namespace, err: Console) -> int:
         return print_plan(job, args.json)
     check_inputs(cell.config for cell in job.cells)
     from nst_tui.cli_progress import JobView
+    from nst_tui.engine.events import pace
     from nst_tui.job.executor import executor_named
     from nst_tui.job.run import run_job  # loads torch
 
@@ -268,7 +269,7 @@ def cmd_run(args: argparse.Namespace, err: Console) -> int:
                 err.print(f"[yellow]{label}: failed:[/] {reason}")
         err.print(
             f"[dim]{result.status}: {result.cell_iterations} cell-iterations in "
-            f"{result.wall_time:.1f} s ({result.cell_it_per_s:.1f} cell-it/s)[/]"
+            f"{result.wall_time:.1f} s ({pace(result.cell_it_per_s, 'cell-it')})[/]"
         )
         converged = sum(c.finished.converged for c in result.cells)
         if converged:

@@ -13,7 +13,7 @@ from rich.progress_bar import ProgressBar
 from rich.text import Text
 
 from nst_tui.engine import events
-from nst_tui.engine.events import work_rate
+from nst_tui.engine.events import pace, work_rate
 from nst_tui.job.events import CellEvent, IterationCount, JobEvent, JobFinished, JobStarted
 from nst_tui.job.plan import Job
 
@@ -49,7 +49,7 @@ class FieldsColumn(ProgressColumn):
         done = f"{int(task.completed):>{len(str(total))}}/{total}"
         elapsed = task.finished_time if task.finished else task.elapsed
         remaining = 0.0 if task.finished else task.time_remaining
-        out = {"count": done, "rate": f"{task.fields['rate']:>7} it/s"}
+        out = {"count": done, "rate": f"{task.fields['rate']:>9}"}
         out["work"] = task.fields["work"]
         out["eta"] = f"ETA {clock(remaining)}"
         out["elapsed"] = clock(elapsed)
@@ -97,8 +97,9 @@ class ProgressView:
             console=console,
             transient=False,
         )
-        self.task = self.progress.add_task("starting", total=total, rate="-", loss="-", work="")
+        self.task = self.progress.add_task("starting", total=total, rate=pace(0), loss="-", work="")
         self.bars: dict[str, TaskID] = {}  # a slow part's own bar, by its label
+        self.parts: dict[str, float] = {}  # and how far it is
 
     def __enter__(self) -> ProgressView:
         self.progress.start()
@@ -123,14 +124,20 @@ class ProgressView:
             label, _, detail = event.message.partition(": ")
             if label not in self.bars:
                 self.bars[label] = self.progress.add_task(label, total=1.0, part=True)
-            self.progress.update(self.bars[label], completed=event.fraction, detail=detail)
+            bar = self.bars[label]
+            if event.fraction < self.parts.get(label, 0.0):
+                # The next pass under the same label (the style's after the content's, the
+                # next step's): its own ETA, not one from a bar that went backwards.
+                self.progress.reset(bar)
+            self.parts[label] = event.fraction
+            self.progress.update(bar, completed=event.fraction, detail=detail)
         elif isinstance(event, events.Progress):
             self.progress.update(
                 self.task,
                 description="running",
                 completed=event.iteration,
                 total=event.total,  # a sweep's shrinks as cells converge early
-                rate=f"{event.it_per_s:.1f}",
+                rate=pace(event.it_per_s),
                 work="" if event.tflop_s is None else work_rate(event.tflop_s, event.of_peak),
                 loss=f"{event.losses['total']:.4g}",
                 gain="" if event.gain is None else f"gain {event.gain:+.1%}",

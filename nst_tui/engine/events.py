@@ -72,6 +72,17 @@ def work_rate(tflop_s: float, of_peak: float | None = None) -> str:
     return rate if of_peak is None else f"{rate} ({of_peak:.1%} of peak)"
 
 
+def pace(per_s: float, unit: str = "it") -> str:
+    """How fast iterations go, as the status line and the headless bar say it: per second,
+    or, for a step slower than ten seconds (a large canvas in tiles), seconds per step, so
+    the digits say something ("16.1 it/s", "0.45 it/s", "638 s/it")."""
+    if per_s >= 1:
+        return f"{per_s:.1f} {unit}/s"
+    if per_s >= 0.1:
+        return f"{per_s:.2f} {unit}/s"
+    return f"{1 / per_s:.0f} s/{unit}" if per_s > 0 else f"- {unit}/s"
+
+
 @dataclass(frozen=True)
 class Frame:
     """The canvas after `iteration` steps, full size, HxWx3 uint8."""

@@ -58,3 +58,14 @@ def test_a_slow_part_has_its_own_bar_under_the_runs() -> None:
     assert lines[1].startswith("download") and "vgg16.pth" in lines[1]
     assert lines[2].startswith("tiles") and "pass 2 of 2, tile 38 of 176" in lines[2]
     assert "it/s" not in lines[2] and "loss" not in lines[2]  # a part has no rate or loss
+
+
+def test_a_parts_next_pass_starts_its_bar_and_eta_again() -> None:
+    console = Console(width=100, record=True, file=io.StringIO())
+    view = ProgressView(console, 10)
+    for k in range(1, 6):  # the content's pass, nearly done, at 0.2 per tick
+        view(Status(f"targets: content, tile {k} of 5", k / 5 - 0.01))
+    view(Status("targets: style, tile 1 of 5", 0.0))  # the style's pass begins
+    (task,) = [t for t in view.progress.tasks if t.description == "targets"]
+    assert task.completed == 0.0 and task.fields["detail"] == "style, tile 1 of 5"
+    assert task.time_remaining is None  # no speed from the content's pass carried over

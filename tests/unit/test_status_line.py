@@ -48,3 +48,15 @@ def test_headless_bar_reads_the_same_work() -> None:
     assert shown(0.0913, None) == "91.3 GFLOP/s"
     assert shown(12.345, 0.02495) == "12.35 TFLOP/s (2.5% of peak)"
     assert shown(None, None) == ""
+
+
+def test_a_slow_run_says_seconds_per_iteration() -> None:
+    # A 4096 px run in tiles: 0.0016 it/s would read "0.0 it/s".
+    slow = RunState("running", iteration=1, total=2, it_per_s=1 / 638, tflop_s=0.0079)
+    assert "1/2  638 s/it  7.9 GFLOP/s  ETA 10:38" in describe(slow).plain
+    assert "0.45 it/s" in describe(RunState("running", total=9, it_per_s=0.45)).plain
+    console = Console(width=100, record=True, file=io.StringIO())
+    view = ProgressView(console, 2)
+    view(Progress(1, 2, {"total": 6.7e7}, 1 / 84.2, 84.2))
+    console.print(view.progress.get_renderable())
+    assert "84 s/it" in console.export_text()

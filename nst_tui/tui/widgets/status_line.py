@@ -13,7 +13,7 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import Static
 
-from nst_tui.engine.events import work_rate
+from nst_tui.engine.events import pace, work_rate
 from nst_tui.text import visible
 
 STATE_STYLES = {
@@ -69,7 +69,7 @@ def describe(s: RunState) -> Text:
         text.append(f" {visible(s.detail)}")  # a reason quotes paths and values
     if s.total:
         text.append(f"  {s.iteration}/{s.total}")
-        text.append(f"  {s.it_per_s:.1f} {s.unit}/s" if s.it_per_s else "")
+        text.append(f"  {pace(s.it_per_s, s.unit)}" if s.it_per_s else "")
         if s.it_per_s and s.tflop_s is not None:
             text.append(f"  {work_rate(s.tflop_s, s.of_peak)}")
         if s.state == "running":
