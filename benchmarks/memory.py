@@ -239,13 +239,22 @@ def section_bounded(
         untiled_values = {**BASE, "size": size, "iterations": 2, "max_memory": "1TiB"}
         untiled = predicted(untiled_values)
         row["untiled_predicted_bytes"] = untiled.get("predicted_peak_bytes")
-        if (untiled.get("predicted_peak_bytes") or limit + 1) <= limit:
+        # A row that fits its budget as it is, with the allocator it would have without
+        # the budget, is already the untiled run: measured once.
+        plan = row["plan"]
+        row["untiled_same_run"] = plan.get("plan") == untiled.get("plan") == "fits" and (
+            plan.get("allocator") == untiled.get("allocator")
+        )
+        if row["untiled_same_run"]:
+            row["untiled_measured_bytes"] = row["run"].get("peak_rss_bytes")
+        elif (untiled.get("predicted_peak_bytes") or limit + 1) <= limit:
             measure = measured(untiled_values, out)
             row["untiled_measured_bytes"] = measure.get("peak_rss_bytes")
         print(
             show(row),
             f"| untiled: pred {show_bytes(row['untiled_predicted_bytes'] or 0)}",
             f"meas {show_bytes(row.get('untiled_measured_bytes') or 0)}"
+            + (" (the same run)" if row["untiled_same_run"] else "")
             if row.get("untiled_measured_bytes")
             else "(not measured: above the limit)",
             flush=True,

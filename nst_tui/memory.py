@@ -292,6 +292,8 @@ TORCH_BYTES = 680 * MiB
 # budget must leave room for the CUDA context and the caching allocator's rounding.
 CUDA_CONTEXT_BYTES = 512 * MiB
 # Loading the weights: the file (or the ONNX model) is read whole, then the convs are kept.
+# vgg16-caffe's is the ONNX model's, read on the first run; later runs read a 59 MB copy
+# (engine/backbones.caffe_cache_path): the larger is counted (the plan does not look).
 WEIGHT_FILE_BYTES = {"vgg16": 528 * MiB, "vgg19": 548 * MiB, "vgg16-caffe": 150 * MiB}
 # Input shapes a packed convolution keeps its weights packed for (engine/packed.SHAPES_KEPT).
 PACKED_SHAPES = 4

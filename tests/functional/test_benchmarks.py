@@ -98,6 +98,11 @@ def test_memory_benchmark_measures_every_section(tmp_path: Path) -> None:
     assert [r["settings"]["size"] for r in bounded["rows"]] == [64]
     for row in bounded["rows"]:
         assert row["untiled_predicted_bytes"] > 0 and row["untiled_measured_bytes"] > 0
+    # 64 px fits 3 GiB as it is, roomy as without a budget: its row is the untiled run.
+    assert bounded["rows"][0]["untiled_same_run"]
+    assert (
+        bounded["rows"][0]["untiled_measured_bytes"] == result["table"][0]["run"]["peak_rss_bytes"]
+    )
     (speed,) = result["speed"]
     assert speed["untiled_it_s"] > 0 and speed["tiled_it_s"] > 0 and speed["tile"] == 32
     assert result["big"]["run"]["status"] == "finished"

@@ -171,3 +171,42 @@ def test_the_download_addresses_are_torchvisions_own() -> None:
     assert urls["vgg19"] == tv_models.VGG19_Weights.IMAGENET1K_V1.url
     assert urls["vgg16"] == tv_models.VGG16_Weights.IMAGENET1K_V1.url
     assert sorted(urls) == ["vgg16", "vgg19"]
+
+
+def test_vgg16_caffe_is_read_from_onnx_once_then_from_its_cached_copy(
+    tmp_path, monkeypatch, caffe
+) -> None:
+    from nst_tui.engine import backbones
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    onnx_reads: list[Path] = []
+    read_onnx = backbones._read_caffe_onnx
+    monkeypatch.setattr(
+        backbones, "_read_caffe_onnx", lambda path: onnx_reads.append(path) or read_onnx(path)
+    )
+
+    def same_as_onnx(loaded: backbones.Backbone) -> None:
+        for (w, b), (w0, b0) in zip(loaded.convs, caffe.convs, strict=True):
+            assert w.dtype == torch.float32 and torch.equal(w, w0) and torch.equal(b, b0)
+
+    first = backbones.load_caffe_vgg16()
+    cache = backbones.caffe_cache_path(backbones.caffe_onnx_path())
+    assert cache.parent.parent == tmp_path / "torch" / "hub" and cache.is_file()
+    assert len(onnx_reads) == 1
+    same_as_onnx(first)
+    same_as_onnx(backbones.load_caffe_vgg16())
+    assert len(onnx_reads) == 1, "the second load read the ONNX file again"
+    assert [p.name for p in cache.parent.iterdir()] == [cache.name]  # no temporary left
+
+    cache.write_bytes(cache.read_bytes()[: cache.stat().st_size // 2])  # cut short
+    same_as_onnx(backbones.load_caffe_vgg16())
+    assert len(onnx_reads) == 2 and backbones._read_caffe_cache(cache) is not None  # rewritten
+
+    # A folder that cannot be written (here a file in its place: root writes anywhere):
+    # the weights load all the same, uncached.
+    for stale in cache.parent.iterdir():
+        stale.unlink()
+    cache.parent.rmdir()
+    cache.parent.write_text("not a folder")
+    same_as_onnx(backbones.load_caffe_vgg16())
+    assert len(onnx_reads) == 3 and cache.parent.read_text() == "not a folder"
