@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import json
 import os
+import queue
 import re
 import signal
 import sys
@@ -104,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # User values (paths, preset names, messages quoting them) print as written: no
     # markup (each is escaped), no :name: emoji, no highlighting.
-    err = Console(stderr=True, highlight=False, emoji=False)
+    err = QuietWhenGone(stderr=True, highlight=False, emoji=False)
     try:
         check_not_empty(args)
         if args.command == "run":
@@ -281,10 +282,20 @@ def cmd_run(args: argparse.Namespace, err: Console) -> int:
     if args.json:
         record = "sweep.json" if job.is_sweep else "run.json"
         summary = json.loads((result.folder / record).read_text())
-        print(json.dumps({**summary, "folder": str(result.folder)}))
+        answer(json.dumps({**summary, "folder": str(result.folder)}))
     else:
-        print(result.folder)
+        answer(str(result.folder))
     return {"finished": 0, "cancelled": EXIT_CANCELLED}.get(result.status, EXIT_FAILED)
+
+
+def answer(text: str) -> None:
+    """The command's answer on stdout. Where its reader is gone (a closed pipe, a dropped
+    session), nothing, and the exit status stays the run's: Python's note on SIGPIPE
+    (stdout pointed at /dev/null, so that flushing it at exit does not fail too)."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def print_plan(job: Job, as_json: bool) -> int:
@@ -354,22 +365,50 @@ def _probe_cuda(job: Job) -> None:
             device_state(device)
 
 
+class QuietWhenGone(Console):
+    """A console that falls silent when its terminal goes (an SSH session dropping: the
+    pipe breaks). Rich's own raises SystemExit(1) from wherever that write was, in the
+    middle of a step or of saving the record the run must still write."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+
+
 def _on_signals(cancel: threading.Event, hurry: threading.Event, err: Console) -> Any:
     """Ctrl-C, SIGTERM and SIGHUP stop the job as nst_tui/job/stop.py says: cancel, then
-    hurry, then at once (KeyboardInterrupt, where it is)."""
+    hurry, then at once (KeyboardInterrupt, where it is).
+
+    The handler only takes the step and queues what to say; a thread of its own says it.
+    Printing in the handler, which runs wherever the main thread was, could wait forever
+    on a console lock: the main thread may hold it mid-write while the bar's refresh
+    thread holds the bar's lock and waits for the console's."""
     sigs = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    notices: queue.SimpleQueue[str | None] = queue.SimpleQueue()  # put() is reentrant
 
     def handler(signum: int, frame: FrameType | None) -> None:
         step = escalate(cancel, hurry)
         if step == NOW:
             raise KeyboardInterrupt
-        with contextlib.suppress(OSError):  # SIGHUP: the terminal may be gone
-            err.print(f"[yellow]{signal.Signals(signum).name}: {SAYS[step]}[/]")
+        notices.put(f"{signal.Signals(signum).name}: {SAYS[step]}")
 
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
+    def say() -> None:
+        while (notice := notices.get()) is not None:
+            with contextlib.suppress(OSError):  # SIGHUP: the terminal may be gone
+                err.print(f"[yellow]{escape(notice)}[/]")
+
+    teller = threading.Thread(target=say, name="signal-notices", daemon=True)
+    teller.start()
     old = {s: signal.signal(s, handler) for s in sigs}
-    return lambda: [signal.signal(s, h) for s, h in old.items()]
+
+    def restore() -> None:
+        for sig, was in old.items():
+            signal.signal(sig, was)
+        notices.put(None)
+        teller.join(timeout=2)  # what is queued is said before the command's last lines
+
+    return restore
 
 
 if __name__ == "__main__":  # pragma: no cover
