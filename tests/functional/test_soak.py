@@ -36,8 +36,9 @@ CYCLE = 5  # the session repeats five kinds of run; memory is compared a cycle a
 # the median of the four cycles is bounded: a leak in any kind of run grows every cycle,
 # while one-off jumps move one cycle and come back (CI once saw +46 MB over 20 runs in
 # a worker that had run other tests, 7 MB alone; then +2.2 +47.1 -43.7 +1.4 MB a cycle
-# with the heap trimmed; steady cycles are +1.4..+2.3 MB: the session's history). 3.75 MB a cycle catches a
-# leak of 0.75 MB a run (a 256 px canvas kept per run), or 3.75 MB in one kind of run.
+# with the heap trimmed; steady cycles are +1.4..+2.3 MB: the session's history).
+# 3.75 MB a cycle catches a leak of 0.75 MB a run (a 256 px canvas kept per run), or
+# 3.75 MB in one kind of run.
 CYCLE_GROWTH_BOUND_MB = 3.75
 
 
